@@ -1,0 +1,248 @@
+//! The Redis cache level (L2): version-checked reads and writes under
+//! `cache:{key}`, with short timeouts and a health state.
+//!
+//! Redis is an optimisation, never a dependency: every operation here either
+//! answers within `REDIS_TIMEOUT_MS` or fails, and a failure flips the cache
+//! to "unusable" at once, so that later requests skip Redis instead of
+//! waiting on it. The [`supervisor`] decides when Redis may be used again: only
+//! after it answers *and* the writes it missed have been replayed from the
+//! store's outbox, so that a value written during an outage is never served
+//! stale from Redis afterwards.
+
+mod entry;
+mod scripts;
+pub mod supervisor;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use platform::domain::{Key, Record};
+use platform::store::OutboxEntry;
+use redis::aio::ConnectionManager;
+use tokio::sync::Notify;
+
+pub use entry::Entry;
+
+use crate::metrics::{CacheOperation, Metrics};
+
+/// The prefix of every cache key; `cleanup` walks `cache:*`.
+pub const KEY_PREFIX: &str = "cache:";
+
+/// How long a tombstone refuses older fills. It must outlast any request
+/// (a reader loads from the store and fills within one request, bounded by
+/// `REQUEST_TIMEOUT_SECONDS`, at most 50 s).
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("redis is not in use until it is back and repaired")]
+    Unusable,
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("redis command failed: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// The Redis cache level.
+#[derive(Debug)]
+pub struct RedisCache {
+    connection: ConnectionManager,
+    timeout: Duration,
+    max_ttl: Duration,
+    usable: AtomicBool,
+    trouble: Notify,
+    metrics: Arc<Metrics>,
+}
+
+pub fn cache_key(key: &str) -> String {
+    let mut cache_key = String::with_capacity(KEY_PREFIX.len() + key.len());
+    cache_key.push_str(KEY_PREFIX);
+    cache_key.push_str(key);
+    cache_key
+}
+
+impl RedisCache {
+    /// A cache over `connection`; unusable until the supervisor has seen
+    /// Redis answer.
+    pub fn new(
+        connection: ConnectionManager,
+        timeout: Duration,
+        max_ttl: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        metrics.set_redis_connected(false);
+        Self {
+            connection,
+            timeout,
+            max_ttl,
+            usable: AtomicBool::new(false),
+            trouble: Notify::new(),
+            metrics,
+        }
+    }
+
+    pub fn is_usable(&self) -> bool {
+        self.usable.load(Ordering::Acquire)
+    }
+
+    /// What Redis holds for `key`.
+    pub async fn get(&self, key: &Key) -> Result<Option<Entry>, CacheError> {
+        let cache_key = cache_key(key.as_str());
+        let raw: Option<String> = self
+            .run(CacheOperation::Get, |mut connection| async move {
+                redis::cmd("GET")
+                    .arg(cache_key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(raw.and_then(|raw| match entry::decode(&raw) {
+            Ok(entry) => Some(entry),
+            Err(error) => {
+                // Something else wrote this key; treat it as a miss and let
+                // the next fill replace it.
+                tracing::warn!(%key, %error, "ignoring a cache entry this service did not write");
+                None
+            }
+        }))
+    }
+
+    /// Caches `record` unless Redis already holds a newer version of `key`.
+    /// Returns whether it was written. Records that have lapsed at `now_ms`
+    /// are not cached.
+    pub async fn put(&self, key: &Key, record: &Record, now_ms: i64) -> Result<bool, CacheError> {
+        let remaining = record
+            .expires_at_ms
+            .map(|expires| u64::try_from(expires.saturating_sub(now_ms)).unwrap_or(0));
+        let ttl_ms = remaining.map_or(self.max_ttl_ms(), |left| left.min(self.max_ttl_ms()));
+        if ttl_ms == 0 {
+            return Ok(false);
+        }
+        let entry = entry::encode_live(record);
+        self.set_unless_newer(CacheOperation::Set, key, record.version, entry, ttl_ms)
+            .await
+    }
+
+    /// After a delete: refuse every version below `floor` for a while, so
+    /// that a slow reader cannot put the deleted value back.
+    pub async fn bury(&self, key: &Key, floor: i64) -> Result<bool, CacheError> {
+        let entry = entry::encode_tombstone(floor);
+        self.set_unless_newer(CacheOperation::Del, key, floor, entry, millis(TOMBSTONE_TTL))
+            .await
+    }
+
+    async fn set_unless_newer(
+        &self,
+        operation: CacheOperation,
+        key: &Key,
+        version: i64,
+        entry: String,
+        ttl_ms: u64,
+    ) -> Result<bool, CacheError> {
+        let cache_key = cache_key(key.as_str());
+        self.run(operation, |mut connection| async move {
+            scripts::SET_UNLESS_NEWER
+                .key(cache_key)
+                .arg(version)
+                .arg(entry)
+                .arg(ttl_ms)
+                .invoke_async(&mut connection)
+                .await
+        })
+        .await
+    }
+
+    /// Makes sure Redis holds nothing older than each entry's version
+    /// (one pipelined round trip). Used to replay the outbox.
+    pub(crate) async fn raise_floors(&self, entries: &[OutboxEntry]) -> Result<(), CacheError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.connection.clone();
+        let work = async {
+            let hash = scripts::RAISE_FLOOR
+                .prepare_invoke()
+                .load_async(&mut connection)
+                .await?;
+            let mut pipeline = redis::pipe();
+            for outboxed in entries {
+                pipeline
+                    .cmd("EVALSHA")
+                    .arg(&hash)
+                    .arg(1)
+                    .arg(cache_key(&outboxed.key))
+                    .arg(outboxed.version)
+                    .arg(entry::encode_tombstone(outboxed.version))
+                    .arg(millis(TOMBSTONE_TTL))
+                    .ignore();
+            }
+            pipeline.query_async::<()>(&mut connection).await
+        };
+        // A page is a few hundred commands: allow it more than one command.
+        let limit = self.timeout * 10;
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result.map_err(CacheError::from),
+            Err(_) => Err(CacheError::Timeout(limit)),
+        }
+    }
+
+    /// One PING, whatever the health state: a real round trip.
+    pub async fn ping(&self) -> Result<Duration, CacheError> {
+        let started = Instant::now();
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        match tokio::time::timeout(self.timeout, ping).await {
+            Ok(Ok(_)) => Ok(started.elapsed()),
+            Ok(Err(error)) => Err(error.into()),
+            Err(_) => Err(CacheError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Runs one command if Redis is usable, within the timeout, timing it.
+    /// Any failure marks Redis unusable until the supervisor repairs it.
+    async fn run<T, F, Fut>(&self, operation: CacheOperation, command: F) -> Result<T, CacheError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, redis::RedisError>>,
+    {
+        if !self.is_usable() {
+            return Err(CacheError::Unusable);
+        }
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(self.timeout, command(self.connection.clone())).await;
+        self.metrics
+            .observe_cache_operation(operation, started.elapsed().as_secs_f64());
+        let error = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => CacheError::Redis(error),
+            Err(_) => CacheError::Timeout(self.timeout),
+        };
+        self.mark_unusable(&error);
+        Err(error)
+    }
+
+    fn mark_unusable(&self, error: &CacheError) {
+        if self.usable.swap(false, Ordering::AcqRel) {
+            tracing::warn!(%error, "redis failed; serving from the store until it is back");
+            self.metrics.set_redis_connected(false);
+        }
+        self.trouble.notify_one();
+    }
+
+    fn mark_usable(&self) {
+        if !self.usable.swap(true, Ordering::AcqRel) {
+            self.metrics.set_redis_connected(true);
+        }
+    }
+
+    fn max_ttl_ms(&self) -> u64 {
+        millis(self.max_ttl)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,157 @@
+//! Watches Redis and decides when the cache may be used.
+//!
+//! While Redis is usable, the supervisor checks it every second and replays
+//! outbox entries older than the retention window (covering writes whose
+//! cache update was lost, e.g. because a replica died right after its
+//! commit), then removes them. When Redis has failed, or restarted (its
+//! `run_id` changed, so it may have come back with older data), the
+//! supervisor keeps trying; once Redis answers it replays the *whole* outbox
+//! and only then lets requests use Redis again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::clock::Clock;
+use platform::store::Store;
+
+use super::{CacheError, RedisCache};
+
+/// How often Redis is checked while healthy, and retried while not.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Outbox entries replayed per round trip.
+const PAGE_SIZE: u32 = 500;
+
+#[derive(Debug)]
+pub struct Supervisor {
+    cache: Arc<RedisCache>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    retention: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// Every entry: after an outage nothing in Redis can be trusted.
+    All,
+    /// Entries older than the retention window, which are then removed.
+    Aged,
+}
+
+impl Supervisor {
+    pub fn new(
+        cache: Arc<RedisCache>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        retention: Duration,
+    ) -> Self {
+        Self {
+            cache,
+            store,
+            clock,
+            retention,
+        }
+    }
+
+    /// Runs until the task is aborted.
+    pub async fn run(self) {
+        let mut known_run_id: Option<String> = None;
+        loop {
+            if self.cache.is_usable() {
+                if let Err(error) = self.check_healthy(&mut known_run_id).await {
+                    self.cache.mark_unusable(&error);
+                }
+            } else {
+                match self.repair(&mut known_run_id).await {
+                    Ok(()) => {
+                        self.cache.mark_usable();
+                        tracing::info!("redis is available; cache in use");
+                    }
+                    Err(error) => tracing::debug!(%error, "redis still unavailable"),
+                }
+            }
+            // A failed command wakes the supervisor early.
+            tokio::select! {
+                () = tokio::time::sleep(CHECK_INTERVAL) => {}
+                () = self.cache.trouble.notified() => {}
+            }
+        }
+    }
+
+    async fn check_healthy(&self, known_run_id: &mut Option<String>) -> Result<(), CacheError> {
+        let run_id = self.run_id().await?;
+        if known_run_id.as_ref().is_some_and(|known| *known != run_id) {
+            tracing::warn!("redis restarted; repairing the cache before using it again");
+            return Err(CacheError::Unusable);
+        }
+        *known_run_id = Some(run_id);
+        self.replay(Replay::Aged).await
+    }
+
+    async fn repair(&self, known_run_id: &mut Option<String>) -> Result<(), CacheError> {
+        let run_id = self.run_id().await?;
+        self.replay(Replay::All).await?;
+        *known_run_id = Some(run_id);
+        Ok(())
+    }
+
+    /// The identity of the running Redis process; it changes on restart.
+    async fn run_id(&self) -> Result<String, CacheError> {
+        let mut connection = self.cache.connection.clone();
+        let mut command = redis::cmd("INFO");
+        command.arg("server");
+        let info = command.query_async::<String>(&mut connection);
+        let info = match tokio::time::timeout(self.cache.timeout, info).await {
+            Ok(result) => result?,
+            Err(_) => return Err(CacheError::Timeout(self.cache.timeout)),
+        };
+        Ok(info
+            .lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned())
+    }
+
+    async fn replay(&self, which: Replay) -> Result<(), CacheError> {
+        let cutoff_ms = self
+            .clock
+            .now_ms()
+            .saturating_sub(i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX));
+        let written_before_ms = match which {
+            Replay::All => i64::MAX,
+            Replay::Aged => cutoff_ms,
+        };
+        let mut after = String::new();
+        loop {
+            let page = match self.store.outbox_page(&after, written_before_ms, PAGE_SIZE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    // The store being down is not Redis' fault: keep the
+                    // cache state, try again on the next tick.
+                    tracing::warn!(%error, "cannot read the cache outbox");
+                    return if which == Replay::All {
+                        Err(CacheError::Unusable)
+                    } else {
+                        Ok(())
+                    };
+                }
+            };
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after.clone_from(&last.key);
+            let full_page = page.len() == PAGE_SIZE as usize;
+            self.cache.raise_floors(&page).await?;
+            for entry in page.iter().filter(|entry| entry.written_at_ms < cutoff_ms) {
+                if let Err(error) = self.store.outbox_remove(entry, cutoff_ms).await {
+                    tracing::warn!(%error, "cannot trim the cache outbox");
+                    return Ok(());
+                }
+            }
+            if !full_page {
+                return Ok(());
+            }
+        }
+    }
+}

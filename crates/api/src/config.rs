@@ -1,0 +1,108 @@
+//! The API's configuration: environment variables, each also a `--flag`.
+//!
+//! `api --help` lists them all. Names are contracts (manifests and scripts
+//! use them); see `docs/configuration.md`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use platform::config::{ConfigError, RedisArgs, StoreArgs};
+
+/// The API's version, as `/api/v1/config` reports it.
+pub const VERSION: &str = "v0.2.0";
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "api", version = VERSION, about = "Cache-aside HTTP API over a SQL store with Redis as the cache.")]
+pub struct Config {
+    /// TCP port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Address to listen on.
+    #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+
+    /// Deployment environment, reported by /api/v1/config.
+    #[arg(long, env = "APP_ENV", default_value = "development")]
+    pub app_env: String,
+
+    /// Name of this replica, the `pod` label of `redis_connected`
+    /// (the downward API sets it in Kubernetes). Default: the host name.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Longest time a value stays in Redis, in seconds. A record with a
+    /// shorter remaining lifetime is cached for that lifetime only.
+    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub cache_ttl_seconds: u64,
+
+    /// How long the cache outbox keeps a write, in seconds: a Redis restart
+    /// that loses up to this much of its latest data is repaired. Keep it
+    /// above Redis' fsync interval (1 s with `appendfsync everysec`).
+    #[arg(long, env = "CACHE_OUTBOX_RETENTION_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub cache_outbox_retention_seconds: u64,
+
+    /// Largest value accepted, in bytes (413 above it).
+    #[arg(long, env = "MAX_VALUE_BYTES", default_value_t = 1_048_576,
+          value_parser = clap::value_parser!(u64).range(1..=67_108_864))]
+    pub max_value_bytes: u64,
+
+    /// Longest time one request may take, in seconds (408 after it).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=50))]
+    pub request_timeout_seconds: u64,
+
+    /// On SIGTERM, how long to keep serving while /ready answers 503, so
+    /// that load balancers stop sending traffic first, in seconds.
+    #[arg(long, env = "SHUTDOWN_DRAIN_SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub shutdown_drain_seconds: u64,
+}
+
+impl Config {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_secs(self.shutdown_drain_seconds)
+    }
+
+    pub fn max_value_bytes(&self) -> usize {
+        usize::try_from(self.max_value_bytes).unwrap_or(usize::MAX)
+    }
+
+    /// The replica name: `POD_NAME`, else the host name, else "unknown".
+    pub fn pod_name(&self) -> String {
+        self.pod_name
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|name| !name.is_empty()))
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|name| name.trim().to_owned())
+                    .filter(|name| !name.is_empty())
+            })
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    /// Checks that clap cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.app_env.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                variable: "APP_ENV",
+                message: "must not be empty".into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! Every error the API answers with, and its one JSON shape:
+//! `{"error":{"code":"...","message":"..."}}`.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use platform::domain::{KeyError, TtlError};
+use platform::store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidKey(#[from] KeyError),
+    /// A key in a request body: a bad field, like a bad ttl.
+    #[error("{0}")]
+    InvalidKeyField(KeyError),
+    #[error("{0}")]
+    InvalidTtl(#[from] TtlError),
+    #[error("value is {len} bytes long; the limit is {limit}")]
+    ValueTooLarge { len: usize, limit: usize },
+    #[error("{message}")]
+    BadRequestBody { status: StatusCode, message: String },
+    #[error("{0}")]
+    InvalidPath(String),
+    #[error("no record under key {0:?}")]
+    RecordNotFound(String),
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("method not allowed for this route")]
+    MethodNotAllowed,
+    #[error("the store is unavailable")]
+    Store(#[from] StoreError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code, e.g. `invalid_key`.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidKey(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidKeyField(_) | Self::InvalidTtl(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ValueTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BadRequestBody { status, .. } => *status,
+            Self::RecordNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidKey(_) | Self::InvalidKeyField(_) => "invalid_key",
+            Self::InvalidTtl(_) => "invalid_ttl",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::ValueTooLarge { .. } => "value_too_large",
+            Self::BadRequestBody { status, .. } => match *status {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::UNPROCESSABLE_ENTITY => "invalid_field",
+                _ => "malformed_json",
+            },
+            Self::RecordNotFound(_) => "not_found",
+            Self::RouteNotFound(_) => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Store(_) => "store_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            // The store's error text can name hosts and tables; log it, do
+            // not send it.
+            Self::Store(error) => tracing::error!(%error, "store failure"),
+            Self::Internal(detail) => tracing::error!(%detail, "internal error"),
+            _ => {}
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let message = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "expected a body with content type application/json".to_owned()
+            }
+            _ => rejection.body_text(),
+        };
+        Self::BadRequestBody {
+            status: rejection.status(),
+            message,
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::InvalidPath(rejection.body_text())
+    }
+}

@@ -1,0 +1,18 @@
+//! The `api` binary: read the configuration, start logging, serve until
+//! SIGTERM. Everything else lives in the library so that tests run the very
+//! same code.
+
+use std::sync::Arc;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Parse first: a wrong variable stops the program with clap's message,
+    // which names the variable, before anything else happens.
+    let config = api::Config::parse();
+    platform::telemetry::init("info,sqlx=warn");
+    let application =
+        api::Application::build(config, Arc::new(platform::clock::SystemClock)).await?;
+    application.run_until(platform::shutdown::signal()).await
+}

@@ -1,0 +1,172 @@
+//! The data endpoints: write, read and delete records.
+
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use platform::domain::{Key, Record, Ttl};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// `axum::Json`, answering bad bodies with our JSON errors.
+#[derive(Debug, FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
+pub struct JsonBody<T>(pub T);
+
+/// `axum::extract::Path`, answering bad paths with our JSON errors.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(Path), rejection(ApiError))]
+pub struct PathParam<T>(pub T);
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteRequest {
+    /// 1 to 256 bytes of printable UTF-8, no whitespace.
+    #[schema(example = "user:123", min_length = 1, max_length = 256)]
+    pub key: String,
+    /// Any UTF-8 text up to MAX_VALUE_BYTES (1 MiB by default).
+    #[schema(example = "John Doe")]
+    pub value: String,
+    /// Lifetime in seconds (1 to 315360000); absent or null: no expiry.
+    #[schema(example = 3600, minimum = 1, maximum = 315_360_000)]
+    #[serde(default)]
+    pub ttl: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredRecord {
+    pub key: String,
+    pub value: String,
+    /// The lifetime requested, in seconds.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+    /// When the value was written (RFC 3339, UTC).
+    pub timestamp: String,
+    /// When the record expires (RFC 3339, UTC), if it does.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Grows with every write of the key.
+    pub version: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadRecord {
+    pub key: String,
+    pub value: String,
+    /// True when a cache level answered, false when the store did.
+    pub cached: bool,
+    /// When the value was last written (RFC 3339, UTC).
+    pub timestamp: String,
+    /// When the record expires (RFC 3339, UTC), if it does.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    pub version: i64,
+}
+
+/// Write a record (store first, then cache).
+#[utoipa::path(post, path = "/api/v1/data", tag = "data", request_body = WriteRequest,
+    responses(
+        (status = 201, description = "Stored", body = StoredRecord),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Value or body too large", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<WriteRequest>,
+) -> Result<(StatusCode, Json<StoredRecord>), ApiError> {
+    let key = Key::parse(request.key).map_err(ApiError::InvalidKeyField)?;
+    let ttl = request
+        .ttl
+        .map(|seconds| Ttl::from_seconds(seconds.into()))
+        .transpose()?;
+    let limit = state.config.max_value_bytes;
+    if request.value.len() > limit {
+        return Err(ApiError::ValueTooLarge {
+            len: request.value.len(),
+            limit,
+        });
+    }
+    let record = state.service.put(&key, &request.value, ttl).await?;
+    let stored = StoredRecord {
+        timestamp: rfc3339(record.updated_at_ms),
+        expires_at: record.expires_at_ms.map(rfc3339),
+        version: record.version,
+        key: key.as_str().to_owned(),
+        value: record.value,
+        ttl: ttl.map(Ttl::seconds),
+    };
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// Read a record: cache first, then the store.
+#[utoipa::path(get, path = "/api/v1/data/{key}", tag = "data",
+    params(("key" = String, Path, description = "The record's key")),
+    responses(
+        (status = 200, description = "Found", body = ReadRecord),
+        (status = 400, description = "Invalid key", body = ErrorBody),
+        (status = 404, description = "Absent or expired", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ))]
+pub async fn read(
+    State(state): State<AppState>,
+    PathParam(raw): PathParam<String>,
+) -> Result<Json<ReadRecord>, ApiError> {
+    let key = Key::parse(raw)?;
+    let served = state
+        .service
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::RecordNotFound(key.as_str().to_owned()))?;
+    let Record {
+        value,
+        version,
+        updated_at_ms,
+        expires_at_ms,
+    } = served.record;
+    Ok(Json(ReadRecord {
+        key: key.as_str().to_owned(),
+        value,
+        cached: served.cached,
+        timestamp: rfc3339(updated_at_ms),
+        expires_at: expires_at_ms.map(rfc3339),
+        version,
+    }))
+}
+
+/// Delete a record from the store and the cache.
+#[utoipa::path(delete, path = "/api/v1/data/{key}", tag = "data",
+    params(("key" = String, Path, description = "The record's key")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid key", body = ErrorBody),
+        (status = 404, description = "Absent or expired", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    ))]
+pub async fn remove(
+    State(state): State<AppState>,
+    PathParam(raw): PathParam<String>,
+) -> Result<StatusCode, ApiError> {
+    let key = Key::parse(raw)?;
+    if state.service.delete(&key).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::RecordNotFound(key.as_str().to_owned()))
+    }
+}
+
+/// Unix milliseconds as RFC 3339 in UTC, e.g. `2025-10-28T10:00:00.123Z`.
+fn rfc3339(unix_ms: i64) -> String {
+    let nanos = i128::from(unix_ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}

@@ -1,0 +1,90 @@
+//! The HTTP surface: routes, shared state, and the layers around them.
+
+mod data;
+mod docs;
+mod health;
+mod middleware;
+mod ops;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::routing::get;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use docs::ApiDoc;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::service::DataService;
+
+/// What `/api/v1/config` may show: nothing secret is ever put in here.
+#[derive(Debug, Clone)]
+pub struct PublicConfig {
+    pub app_env: String,
+    pub redis_host: Option<String>,
+    pub redis_port: u16,
+    pub pod: String,
+    pub cache_ttl_seconds: u64,
+    pub max_value_bytes: usize,
+}
+
+/// Everything a handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub service: DataService,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<PublicConfig>,
+    /// Set on SIGTERM: `/ready` answers 503 from then on.
+    pub draining: Arc<AtomicBool>,
+}
+
+/// The whole application as one `Router`.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    // JSON escapes can make a body larger than the value it carries; the
+    // value's own limit is checked after parsing, with a clearer message.
+    let body_limit = state.config.max_value_bytes.saturating_mul(2).saturating_add(64 * 1024);
+    let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+
+    let api = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/cache/test", get(ops::cache_test))
+        .route("/api/v1/config", get(ops::config))
+        .route("/api/v1/data", axum::routing::post(data::create))
+        .route("/api/v1/data/{key}", get(data::read).delete(data::remove))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            middleware::record_metrics,
+        ))
+        .with_state(state);
+
+    Router::new()
+        .merge(docs::swagger_ui())
+        .merge(api)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+async fn route_not_found(uri: Uri) -> ApiError {
+    ApiError::RouteNotFound(uri.path().to_owned())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

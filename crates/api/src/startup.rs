@@ -1,0 +1,148 @@
+//! Wiring: from a [`Config`] to a listening server, and a graceful stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use platform::clock::Clock;
+use platform::store::Store;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::cache::RedisCache;
+use crate::cache::supervisor::Supervisor;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::routes::{self, AppState, PublicConfig};
+use crate::service::DataService;
+
+/// A built application: listening, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    request_timeout: Duration,
+    drain_delay: Duration,
+    supervisor: Option<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Connects to the store (migrating it), prepares the Redis connection
+    /// (which may be down: the service starts anyway) and binds the port.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        config.validate()?;
+        let redis = config.redis.settings()?;
+        let pod = config.pod_name();
+        let metrics = Arc::new(Metrics::new(pod.clone()));
+
+        let store = Store::connect(
+            &config.store.database_url,
+            config.store.database_max_connections,
+        )
+        .await
+        .context("DATABASE_URL")?;
+        tracing::info!(engine = store.engine().name(), "store ready");
+
+        let (cache, supervisor) = match &redis {
+            None => {
+                tracing::warn!("REDIS_HOST is not set: running without a shared cache");
+                (None, None)
+            }
+            Some(settings) => {
+                let connection = platform::redis::connection_manager(settings)
+                    .context("REDIS_HOST / REDIS_PORT")?;
+                let cache = Arc::new(RedisCache::new(
+                    connection,
+                    settings.timeout,
+                    Duration::from_secs(config.cache_ttl_seconds),
+                    metrics.clone(),
+                ));
+                let supervisor = Supervisor::new(
+                    cache.clone(),
+                    store.clone(),
+                    clock.clone(),
+                    Duration::from_secs(config.cache_outbox_retention_seconds),
+                );
+                tracing::info!(host = %settings.host, port = settings.port, "using redis");
+                (Some(cache), Some(tokio::spawn(supervisor.run())))
+            }
+        };
+
+        let address = SocketAddr::new(config.bind_address, config.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("PORT: cannot listen on {address}"))?;
+
+        let state = AppState {
+            service: DataService::new(store, cache, clock, metrics.clone()),
+            metrics,
+            config: Arc::new(PublicConfig {
+                app_env: config.app_env.clone(),
+                redis_host: redis.map(|settings| settings.host),
+                redis_port: config.redis.redis_port,
+                pod,
+                cache_ttl_seconds: config.cache_ttl_seconds,
+                max_value_bytes: config.max_value_bytes(),
+            }),
+            draining: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(Self {
+            listener,
+            state,
+            request_timeout: config.request_timeout(),
+            drain_delay: config.drain_delay(),
+            supervisor,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The read and write rules, as the handlers use them.
+    pub fn service(&self) -> &DataService {
+        &self.state.service
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.state.metrics
+    }
+
+    /// Serves until `shutdown` completes, then drains: `/ready` turns 503,
+    /// requests are still served for the drain delay (so that endpoints stop
+    /// routing here), then the listener closes, in-flight requests finish,
+    /// and connections to Redis and the store are closed.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let address = self.local_addr()?;
+        let draining = self.state.draining.clone();
+        let drain_delay = self.drain_delay;
+        let store = self.state.service.store().clone();
+        let router = routes::router(self.state, self.request_timeout);
+        tracing::info!(%address, "serving");
+
+        let stop = async move {
+            shutdown.await;
+            draining.store(true, Ordering::Release);
+            tracing::info!(?drain_delay, "draining: readiness is now 503");
+            tokio::time::sleep(drain_delay).await;
+            tracing::info!("closing the listener; finishing in-flight requests");
+        };
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+            .context("serving HTTP")?;
+
+        if let Some(supervisor) = self.supervisor {
+            supervisor.abort();
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

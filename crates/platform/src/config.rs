@@ -1,0 +1,145 @@
+//! Configuration pieces shared by every program: how to reach Redis and the
+//! store, and a type for secrets that never prints its value.
+//!
+//! Each program builds its own `clap` parser and flattens these groups into
+//! it, so every variable is also a `--flag` and shows up in `--help`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A secret value (a password). `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that needs it (the connection).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+/// A configuration value that passed clap's parsing but is still wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("REDIS_PASSWORD_FILE: cannot read {path}: {source}")]
+    PasswordFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("REDIS_PASSWORD_FILE: {path} is empty")]
+    EmptyPasswordFile { path: PathBuf },
+    #[error("{variable}: {message}")]
+    Invalid {
+        variable: &'static str,
+        message: String,
+    },
+}
+
+/// How to reach Redis.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// Redis host name or address. Unset or empty: run without Redis.
+    #[arg(long, env = "REDIS_HOST")]
+    pub redis_host: Option<String>,
+
+    /// Redis TCP port.
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
+    pub redis_port: u16,
+
+    /// Redis password. Prefer REDIS_PASSWORD_FILE (a mounted Secret).
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<Secret>,
+
+    /// File holding the Redis password (trailing newline ignored).
+    #[arg(long, env = "REDIS_PASSWORD_FILE", conflicts_with = "redis_password")]
+    pub redis_password_file: Option<PathBuf>,
+
+    /// Longest wait for any one Redis command, in milliseconds. When Redis is
+    /// slow or gone a request waits at most this long before it is served
+    /// from the store instead.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_timeout_ms: u64,
+}
+
+/// Where Redis is and how to log in, after files have been read.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub host: String,
+    pub port: u16,
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+}
+
+impl RedisArgs {
+    /// `None` when no Redis host is configured.
+    pub fn settings(&self) -> Result<Option<RedisSettings>, ConfigError> {
+        let Some(host) = self.redis_host.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if host.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(RedisSettings {
+            host: host.to_owned(),
+            port: self.redis_port,
+            password: self.password()?,
+            timeout: Duration::from_millis(self.redis_timeout_ms),
+        }))
+    }
+
+    fn password(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(path) = &self.redis_password_file {
+            let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::PasswordFile {
+                path: path.clone(),
+                source,
+            })?;
+            let password = raw.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err(ConfigError::EmptyPasswordFile { path: path.clone() });
+            }
+            return Ok(Some(Secret::new(password)));
+        }
+        Ok(self
+            .redis_password
+            .clone()
+            .filter(|password| !password.expose().is_empty()))
+    }
+}
+
+/// Where the durable store is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// The store: `sqlite://PATH` (created if missing) or `postgres://...`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://api.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Most connections the store pool opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+}

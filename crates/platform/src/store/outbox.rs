@@ -1,0 +1,93 @@
+//! The cache outbox: which keys were written recently, at which version.
+//!
+//! A row is written in the same transaction as the record. The cache layer
+//! replays rows against Redis (making sure Redis holds nothing older than the
+//! noted version) after Redis was unreachable, and drops them once they are
+//! older than a retention window, by which time any Redis restart that could
+//! bring back older data would have been noticed.
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError};
+use crate::domain::Key;
+
+const NOTE: &str = "\
+INSERT INTO cache_outbox (key, version, written_at_ms) VALUES ($1, $2, $3)
+ON CONFLICT (key) DO UPDATE SET
+    version = CASE WHEN cache_outbox.version > excluded.version
+                   THEN cache_outbox.version ELSE excluded.version END,
+    written_at_ms = excluded.written_at_ms";
+
+const PAGE_AFTER: &str = "\
+SELECT key, version, written_at_ms FROM cache_outbox
+WHERE key > $1 AND written_at_ms < $2 ORDER BY key LIMIT $3";
+
+const REMOVE: &str = "\
+DELETE FROM cache_outbox WHERE key = $1 AND version = $2 AND written_at_ms < $3";
+
+/// One key the cache must not hold below `version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub key: String,
+    pub version: i64,
+    pub written_at_ms: i64,
+}
+
+pub(super) async fn note(
+    transaction: &mut Transaction<'static, Any>,
+    key: &Key,
+    version: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(NOTE)
+        .bind(key.as_str())
+        .bind(version)
+        .bind(now_ms)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Up to `limit` outbox entries written before `written_before_ms`,
+    /// with keys after `after`, in key order; start with `""` and continue
+    /// from the last key returned.
+    pub async fn outbox_page(
+        &self,
+        after: &str,
+        written_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = sqlx::query(PAGE_AFTER)
+            .bind(after)
+            .bind(written_before_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(OutboxEntry {
+                    key: row.try_get(0)?,
+                    version: row.try_get(1)?,
+                    written_at_ms: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes `entry` if it was written before `cutoff_ms` and no newer
+    /// write of its key has replaced it since it was read.
+    pub async fn outbox_remove(
+        &self,
+        entry: &OutboxEntry,
+        cutoff_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(REMOVE)
+            .bind(entry.key.as_str())
+            .bind(entry.version)
+            .bind(cutoff_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
