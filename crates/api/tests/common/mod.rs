@@ -1,0 +1,280 @@
+//! `spawn_app()`: the real application on a free port, against a real
+//! `redis-server` and a fresh store (an SQLite file or a new PostgreSQL
+//! database), with a clock the test controls.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api::metrics::Metrics;
+use api::service::DataService;
+use api::{Application, Config};
+use platform::clock::ManualClock;
+use platform::config::{RedisArgs, StoreArgs};
+use serde_json::Value;
+use testkit::{Persistence, RedisServer, TestDatabase};
+
+/// Which engine a test's store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub engine: Engine,
+    /// Start a redis-server for the app (else the app runs without Redis).
+    pub redis: Option<Persistence>,
+    pub redis_password: Option<&'static str>,
+    pub max_value_bytes: u64,
+}
+
+impl Options {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            redis: Some(Persistence::None),
+            redis_password: None,
+            max_value_bytes: 1_048_576,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub http: reqwest::Client,
+    pub redis: Option<RedisServer>,
+    pub clock: ManualClock,
+    pub service: DataService,
+    pub metrics: Arc<Metrics>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _database: Option<TestDatabase>,
+    _sqlite_dir: Option<tempfile::TempDir>,
+}
+
+/// Test configuration: everything explicit, nothing read from the
+/// environment of the machine running the tests.
+pub fn config(database_url: String, redis: Option<(&RedisServer, Option<&str>)>, options: &Options) -> Config {
+    Config {
+        port: 0,
+        bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        app_env: "test".into(),
+        pod_name: Some("test-pod".into()),
+        redis: RedisArgs {
+            redis_host: redis.map(|_| "127.0.0.1".to_owned()),
+            redis_port: redis.map_or(6379, |(server, _)| server.port()),
+            redis_password: redis
+                .and_then(|(_, password)| password)
+                .map(platform::config::Secret::new),
+            redis_password_file: None,
+            redis_timeout_ms: 200,
+        },
+        store: StoreArgs {
+            database_url,
+            database_max_connections: 5,
+        },
+        cache_ttl_seconds: 3600,
+        cache_outbox_retention_seconds: 10,
+        max_value_bytes: options.max_value_bytes,
+        request_timeout_seconds: 10,
+        shutdown_drain_seconds: 0,
+    }
+}
+
+/// A database URL for `engine`, and what must live as long as it.
+pub async fn fresh_store(engine: Engine) -> (String, Option<TestDatabase>, Option<tempfile::TempDir>) {
+    match engine {
+        Engine::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("api.db").display());
+            (url, None, Some(dir))
+        }
+        Engine::Postgres => {
+            let database = TestDatabase::create().await;
+            (database.url().to_owned(), Some(database), None)
+        }
+    }
+}
+
+pub async fn spawn_app(options: Options) -> TestApp {
+    let (database_url, database, sqlite_dir) = fresh_store(options.engine).await;
+    let redis = options
+        .redis
+        .map(|persistence| RedisServer::start_with(options.redis_password, persistence));
+    let config = config(
+        database_url,
+        redis.as_ref().map(|server| (server, options.redis_password)),
+        &options,
+    );
+    let clock = ManualClock::default();
+    let application = Application::build(config, Arc::new(clock.clone()))
+        .await
+        .expect("the application builds");
+    let address = application.local_addr().unwrap();
+    let service = application.service().clone();
+    let metrics = application.metrics().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    let app = TestApp {
+        base_url: format!("http://{address}"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        redis,
+        clock,
+        service,
+        metrics,
+        stop: Some(stop),
+        server: Some(server),
+        _database: database,
+        _sqlite_dir: sqlite_dir,
+    };
+    if app.redis.is_some() {
+        app.wait_for_redis(true).await;
+    }
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn post_json(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/data"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs `key` = `value` and checks it was stored.
+    pub async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Value {
+        let mut body = serde_json::json!({"key": key, "value": value});
+        if let Some(ttl) = ttl {
+            body["ttl"] = ttl.into();
+        }
+        let response = self.post_json(&body).await;
+        assert_eq!(response.status(), 201, "POST {key}");
+        response.json().await.unwrap()
+    }
+
+    /// GET /api/v1/data/{key}: the status and the JSON body.
+    pub async fn get(&self, key: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(&format!("/api/v1/data/{key}")))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    pub async fn delete(&self, key: &str) -> u16 {
+        self.http
+            .delete(self.url(&format!("/api/v1/data/{key}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub fn redis(&self) -> &RedisServer {
+        self.redis.as_ref().expect("this test app has a redis-server")
+    }
+
+    pub fn redis_mut(&mut self) -> &mut RedisServer {
+        self.redis.as_mut().expect("this test app has a redis-server")
+    }
+
+    /// A direct connection to the test's redis-server, to look behind the
+    /// API's back.
+    pub async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
+        self.redis()
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// The `redis_connected` gauge as `/metrics` shows it.
+    pub async fn redis_connected_metric(&self) -> Option<u8> {
+        let body = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.lines()
+            .find(|line| line.starts_with("redis_connected{"))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+    }
+
+    /// Waits (at most 15 s) until `redis_connected` is `connected`.
+    pub async fn wait_for_redis(&self, connected: bool) {
+        let want = u8::from(connected);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.redis_connected_metric().await != Some(want) {
+            assert!(
+                Instant::now() < deadline,
+                "redis_connected did not become {want} within 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// Declares one `#[tokio::test]` per engine for an `async fn(Engine)`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Engine::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Engine::Postgres).await;
+                }
+            )+
+        }
+    };
+}
