@@ -85,7 +85,11 @@ impl Config {
         self.pod_name
             .clone()
             .filter(|name| !name.trim().is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok().filter(|name| !name.is_empty()))
+            .or_else(|| {
+                std::env::var("HOSTNAME")
+                    .ok()
+                    .filter(|name| !name.is_empty())
+            })
             .or_else(|| {
                 std::fs::read_to_string("/etc/hostname")
                     .ok()

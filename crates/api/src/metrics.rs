@@ -87,11 +87,13 @@ impl Metrics {
         let redis_connected = redis_connected_family
             .get_or_create(&PodLabels { pod })
             .clone();
-        let cache_operation_duration =
-            Family::<OperationLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let cache_operation_duration = Family::<OperationLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let http_requests = Family::<RequestLabels, Counter>::default();
-        let http_request_duration =
-            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let http_request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
 
         registry.register(
             "cache_hits",

@@ -63,9 +63,10 @@ impl DataService {
                     self.metrics.cache_hit();
                     // Redis' own expiry is close but not exact; the record's
                     // expiry time decides.
-                    return Ok(record
-                        .is_live_at(now_ms)
-                        .then_some(Served { record, cached: true }));
+                    return Ok(record.is_live_at(now_ms).then_some(Served {
+                        record,
+                        cached: true,
+                    }));
                 }
                 Ok(Some(Entry::Tombstone { .. }) | None) => self.metrics.cache_miss(),
                 Err(CacheError::Unusable) => {}
@@ -101,7 +102,12 @@ impl DataService {
 
     /// Stores `value` under `key` and caches it. The cache update may fail;
     /// the store's outbox entry repairs Redis later in that case.
-    pub async fn put(&self, key: &Key, value: &str, ttl: Option<Ttl>) -> Result<Record, StoreError> {
+    pub async fn put(
+        &self,
+        key: &Key,
+        value: &str,
+        ttl: Option<Ttl>,
+    ) -> Result<Record, StoreError> {
         let now_ms = self.clock.now_ms();
         let record = self.store.put(key, value, ttl, now_ms).await?;
         self.fill(key, &record).await;

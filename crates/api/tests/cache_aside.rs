@@ -70,7 +70,11 @@ async fn a_record_is_gone_once_its_ttl_lapses(engine: Engine) {
     assert_eq!(body["error"]["code"], "not_found");
     assert_eq!(app.get("session:2").await.0, 404, "expired in the store");
     assert_eq!(app.get("keeper").await.0, 200);
-    assert_eq!(app.delete("session:1").await, 404, "an expired record cannot be deleted");
+    assert_eq!(
+        app.delete("session:1").await,
+        404,
+        "an expired record cannot be deleted"
+    );
 
     // Writing an expired key again brings it back.
     app.put("session:1", "again", Some(30)).await;

@@ -95,7 +95,12 @@ async fn killing_redis_under_load_loses_nothing(engine: Engine) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut load = Vec::new();
     for seed in 0..3 {
-        load.push(tokio::spawn(read_loop(app.clone(), tally.clone(), stop.clone(), seed)));
+        load.push(tokio::spawn(read_loop(
+            app.clone(),
+            tally.clone(),
+            stop.clone(),
+            seed,
+        )));
     }
     load.push(tokio::spawn(write_loop(
         app.clone(),
@@ -125,9 +130,20 @@ async fn killing_redis_under_load_loses_nothing(engine: Engine) {
         "{reads} reads, {writes} writes ({writes_during_outage} during the outage), slowest request {} ms",
         tally.slowest_ms.load(Ordering::Relaxed)
     );
-    assert!(writes_during_outage > 0, "the outage saw no writes; the test proved nothing");
-    assert_eq!(tally.failed_reads.load(Ordering::Relaxed), 0, "failed reads");
-    assert_eq!(tally.failed_writes.load(Ordering::Relaxed), 0, "failed writes");
+    assert!(
+        writes_during_outage > 0,
+        "the outage saw no writes; the test proved nothing"
+    );
+    assert_eq!(
+        tally.failed_reads.load(Ordering::Relaxed),
+        0,
+        "failed reads"
+    );
+    assert_eq!(
+        tally.failed_writes.load(Ordering::Relaxed),
+        0,
+        "failed writes"
+    );
     // A hang detector, not a benchmark: Redis waits are bounded by the 200 ms
     // command timeout, so no request should come anywhere near 3 s.
     assert!(tally.slowest_ms.load(Ordering::Relaxed) < 3000);
@@ -139,7 +155,11 @@ async fn killing_redis_under_load_loses_nothing(engine: Engine) {
         for _ in 0..2 {
             let (status, body) = app.get(key).await;
             assert_eq!(status, 200, "{key}");
-            assert_eq!(body["value"].as_str(), Some(value.as_str()), "{key} is stale");
+            assert_eq!(
+                body["value"].as_str(),
+                Some(value.as_str()),
+                "{key} is stale"
+            );
         }
     }
     let (_, body) = app.get(&key(1)).await;
@@ -156,7 +176,11 @@ async fn the_api_starts_and_serves_while_redis_is_down(engine: Engine) {
     assert_eq!(status, 200);
     assert_eq!(body["cached"], false);
     let ready = app.http.get(app.url("/ready")).send().await.unwrap();
-    assert_eq!(ready.status(), 200, "Redis down must not make the API unready");
+    assert_eq!(
+        ready.status(),
+        200,
+        "Redis down must not make the API unready"
+    );
     let ready: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(ready["checks"]["redis"], "unavailable");
     let test: serde_json::Value = app

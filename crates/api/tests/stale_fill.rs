@@ -24,7 +24,12 @@ async fn a_slow_reader_cannot_overwrite_a_newer_write(engine: Engine) {
         .unwrap();
 
     // The reader misses and loads "old" from the store...
-    let loaded = app.service.load(&key).await.unwrap().expect("the record exists");
+    let loaded = app
+        .service
+        .load(&key)
+        .await
+        .unwrap()
+        .expect("the record exists");
     assert_eq!(loaded.value, "old");
     // ...a writer stores and caches "new" meanwhile...
     app.put(key.as_str(), "new", None).await;
@@ -42,7 +47,12 @@ async fn a_slow_reader_cannot_resurrect_a_deleted_record(engine: Engine) {
     let key = Key::parse("race:delete").unwrap();
     app.put(key.as_str(), "doomed", None).await;
 
-    let loaded = app.service.load(&key).await.unwrap().expect("the record exists");
+    let loaded = app
+        .service
+        .load(&key)
+        .await
+        .unwrap()
+        .expect("the record exists");
     assert_eq!(app.delete(key.as_str()).await, 204);
     app.service.fill(&key, &loaded).await;
 

@@ -109,10 +109,11 @@ impl RedisArgs {
 
     fn password(&self) -> Result<Option<Secret>, ConfigError> {
         if let Some(path) = &self.redis_password_file {
-            let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::PasswordFile {
-                path: path.clone(),
-                source,
-            })?;
+            let raw =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::PasswordFile {
+                    path: path.clone(),
+                    source,
+                })?;
             let password = raw.trim_end_matches(['\r', '\n']);
             if password.is_empty() {
                 return Err(ConfigError::EmptyPasswordFile { path: path.clone() });

@@ -20,7 +20,9 @@ pub enum KeyError {
     Empty,
     #[error("key is {len} bytes long; the limit is {MAX_KEY_BYTES}")]
     TooLong { len: usize },
-    #[error("key contains {found:?} at byte {at}; whitespace and control characters are not allowed")]
+    #[error(
+        "key contains {found:?} at byte {at}; whitespace and control characters are not allowed"
+    )]
     Forbidden { found: char, at: usize },
 }
 
@@ -161,6 +163,12 @@ mod tests {
         };
         assert!(record.is_live_at(99));
         assert!(!record.is_live_at(100));
-        assert!(Record { expires_at_ms: None, ..record }.is_live_at(i64::MAX));
+        assert!(
+            Record {
+                expires_at_ms: None,
+                ..record
+            }
+            .is_live_at(i64::MAX)
+        );
     }
 }

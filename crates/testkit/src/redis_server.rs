@@ -38,7 +38,9 @@ impl RedisServer {
             let dir = tempfile::Builder::new()
                 .prefix("testkit-redis-")
                 .tempdir()
-                .unwrap_or_else(|error| panic!("cannot create a data dir for redis-server: {error}"));
+                .unwrap_or_else(|error| {
+                    panic!("cannot create a data dir for redis-server: {error}")
+                });
             let mut server = Self {
                 port: crate::free_port(),
                 password: password.map(str::to_owned),
@@ -93,7 +95,10 @@ impl RedisServer {
                 Ok(()) => return,
                 // The old socket may linger for a moment.
                 Err(error) if Instant::now() > deadline => {
-                    panic!("redis-server did not restart on port {}: {error}", self.port)
+                    panic!(
+                        "redis-server did not restart on port {}: {error}",
+                        self.port
+                    )
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }

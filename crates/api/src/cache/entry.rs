@@ -95,7 +95,16 @@ mod tests {
 
     #[test]
     fn foreign_strings_are_malformed_not_panics() {
-        for raw in ["", "hello", "12", "12 X", "x L 1 - v", "1 L x - v", "1 L 1 y v", "1 L 1"] {
+        for raw in [
+            "",
+            "hello",
+            "12",
+            "12 X",
+            "x L 1 - v",
+            "1 L x - v",
+            "1 L 1 y v",
+            "1 L 1",
+        ] {
             assert_eq!(decode(raw), Err(MalformedEntry), "{raw:?}");
         }
     }

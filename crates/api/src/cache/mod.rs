@@ -129,8 +129,14 @@ impl RedisCache {
     /// that a slow reader cannot put the deleted value back.
     pub async fn bury(&self, key: &Key, floor: i64) -> Result<bool, CacheError> {
         let entry = entry::encode_tombstone(floor);
-        self.set_unless_newer(CacheOperation::Del, key, floor, entry, millis(TOMBSTONE_TTL))
-            .await
+        self.set_unless_newer(
+            CacheOperation::Del,
+            key,
+            floor,
+            entry,
+            millis(TOMBSTONE_TTL),
+        )
+        .await
     }
 
     async fn set_unless_newer(

@@ -124,7 +124,11 @@ impl Supervisor {
         };
         let mut after = String::new();
         loop {
-            let page = match self.store.outbox_page(&after, written_before_ms, PAGE_SIZE).await {
+            let page = match self
+                .store
+                .outbox_page(&after, written_before_ms, PAGE_SIZE)
+                .await
+            {
                 Ok(page) => page,
                 Err(error) => {
                     // The store being down is not Redis' fault: keep the

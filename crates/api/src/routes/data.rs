@@ -1,24 +1,15 @@
 //! The data endpoints: write, read and delete records.
 
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use platform::domain::{Key, Record, Ttl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::extract::{JsonBody, Object, PathParam};
 use crate::error::{ApiError, ErrorBody};
-
-/// `axum::Json`, answering bad bodies with our JSON errors.
-#[derive(Debug, FromRequest)]
-#[from_request(via(Json), rejection(ApiError))]
-pub struct JsonBody<T>(pub T);
-
-/// `axum::extract::Path`, answering bad paths with our JSON errors.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(Path), rejection(ApiError))]
-pub struct PathParam<T>(pub T);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -80,7 +71,7 @@ pub struct ReadRecord {
     ))]
 pub async fn create(
     State(state): State<AppState>,
-    JsonBody(request): JsonBody<WriteRequest>,
+    JsonBody(Object(request)): JsonBody<Object<WriteRequest>>,
 ) -> Result<(StatusCode, Json<StoredRecord>), ApiError> {
     let key = Key::parse(request.key).map_err(ApiError::InvalidKeyField)?;
     let ttl = request
@@ -167,6 +158,9 @@ fn rfc3339(unix_ms: i64) -> String {
     let nanos = i128::from(unix_ms) * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
-        .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }

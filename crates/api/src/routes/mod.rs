@@ -2,6 +2,7 @@
 
 mod data;
 mod docs;
+mod extract;
 mod health;
 mod middleware;
 mod ops;
@@ -49,7 +50,11 @@ pub struct AppState {
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     // JSON escapes can make a body larger than the value it carries; the
     // value's own limit is checked after parsing, with a clearer message.
-    let body_limit = state.config.max_value_bytes.saturating_mul(2).saturating_add(64 * 1024);
+    let body_limit = state
+        .config
+        .max_value_bytes
+        .saturating_mul(2)
+        .saturating_add(64 * 1024);
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
 
     let api = Router::new()

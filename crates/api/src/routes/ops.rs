@@ -20,7 +20,11 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         .metrics
         .render()
         .map_err(|error| ApiError::Internal(format!("cannot encode metrics: {error}")))?;
-    Ok(([(header::CONTENT_TYPE, platform::metrics::CONTENT_TYPE)], body).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, platform::metrics::CONTENT_TYPE)],
+        body,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Serialize, ToSchema)]

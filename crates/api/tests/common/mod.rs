@@ -58,7 +58,11 @@ pub struct TestApp {
 
 /// Test configuration: everything explicit, nothing read from the
 /// environment of the machine running the tests.
-pub fn config(database_url: String, redis: Option<(&RedisServer, Option<&str>)>, options: &Options) -> Config {
+pub fn config(
+    database_url: String,
+    redis: Option<(&RedisServer, Option<&str>)>,
+    options: &Options,
+) -> Config {
     Config {
         port: 0,
         bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -86,7 +90,9 @@ pub fn config(database_url: String, redis: Option<(&RedisServer, Option<&str>)>,
 }
 
 /// A database URL for `engine`, and what must live as long as it.
-pub async fn fresh_store(engine: Engine) -> (String, Option<TestDatabase>, Option<tempfile::TempDir>) {
+pub async fn fresh_store(
+    engine: Engine,
+) -> (String, Option<TestDatabase>, Option<tempfile::TempDir>) {
     match engine {
         Engine::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
@@ -107,7 +113,9 @@ pub async fn spawn_app(options: Options) -> TestApp {
         .map(|persistence| RedisServer::start_with(options.redis_password, persistence));
     let config = config(
         database_url,
-        redis.as_ref().map(|server| (server, options.redis_password)),
+        redis
+            .as_ref()
+            .map(|server| (server, options.redis_password)),
         &options,
     );
     let clock = ManualClock::default();
@@ -190,11 +198,15 @@ impl TestApp {
     }
 
     pub fn redis(&self) -> &RedisServer {
-        self.redis.as_ref().expect("this test app has a redis-server")
+        self.redis
+            .as_ref()
+            .expect("this test app has a redis-server")
     }
 
     pub fn redis_mut(&mut self) -> &mut RedisServer {
-        self.redis.as_mut().expect("this test app has a redis-server")
+        self.redis
+            .as_mut()
+            .expect("this test app has a redis-server")
     }
 
     /// A direct connection to the test's redis-server, to look behind the

@@ -1,0 +1,298 @@
+//! The `api` binary as a process: its command line, its handling of bad
+//! configuration and secrets, and its graceful shutdown on SIGTERM.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "s3cret-Pa55-do-not-print";
+
+/// `api` with a clean environment (nothing leaks in from the machine).
+fn api() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null());
+    command
+}
+
+fn output_of(command: &mut Command) -> (Option<i32>, String) {
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
+
+#[test]
+fn help_lists_every_variable_and_no_secret() {
+    let (status, help) = output_of(
+        api()
+            .arg("--help")
+            .env("REDIS_PASSWORD", SECRET)
+            .env("DATABASE_URL", format!("postgres://app:{SECRET}@db/app")),
+    );
+    assert_eq!(status, Some(0));
+    for variable in [
+        "PORT",
+        "BIND_ADDRESS",
+        "APP_ENV",
+        "POD_NAME",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_PASSWORD",
+        "REDIS_PASSWORD_FILE",
+        "REDIS_TIMEOUT_MS",
+        "DATABASE_URL",
+        "DATABASE_MAX_CONNECTIONS",
+        "CACHE_TTL_SECONDS",
+        "CACHE_OUTBOX_RETENTION_SECONDS",
+        "MAX_VALUE_BYTES",
+        "REQUEST_TIMEOUT_SECONDS",
+        "SHUTDOWN_DRAIN_SECONDS",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {variable}")),
+            "--help lacks {variable}:\n{help}"
+        );
+    }
+    assert!(!help.contains(SECRET), "--help shows a secret:\n{help}");
+}
+
+#[test]
+fn a_wrong_value_stops_the_program_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("api.db").display());
+    let missing_file = dir.path().join("no-such-password-file");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("PORT", "abc".into(), "PORT"),
+        ("PORT", "70000".into(), "PORT"),
+        ("REDIS_PORT", "-1".into(), "REDIS_PORT"),
+        ("REDIS_TIMEOUT_MS", "0".into(), "REDIS_TIMEOUT_MS"),
+        ("CACHE_TTL_SECONDS", "soon".into(), "CACHE_TTL_SECONDS"),
+        ("BIND_ADDRESS", "not-an-ip".into(), "BIND_ADDRESS"),
+        ("DATABASE_URL", "mysql://db/app".into(), "DATABASE_URL"),
+        (
+            "REDIS_PASSWORD_FILE",
+            missing_file.display().to_string(),
+            "REDIS_PASSWORD_FILE",
+        ),
+    ];
+    for (variable, value, named) in cases {
+        let (status, text) = output_of(
+            api()
+                .env("DATABASE_URL", &sqlite)
+                .env("REDIS_HOST", "127.0.0.1")
+                .env("PORT", "0")
+                .env(variable, &value),
+        );
+        assert_ne!(status, Some(0), "{variable}={value} was accepted");
+        assert!(
+            text.contains(named),
+            "{variable}={value}: the message does not name {named}:\n{text}"
+        );
+        assert!(
+            !text.contains("panicked"),
+            "{variable}={value} panicked:\n{text}"
+        );
+    }
+}
+
+/// A running `api` process and the lines it has logged.
+struct Running {
+    child: Child,
+    port: u16,
+    logs: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut running = Self {
+            child,
+            port: 0,
+            logs,
+            seen: Vec::new(),
+        };
+        let serving = running.wait_for_log("\"serving\"");
+        let log: serde_json::Value = serde_json::from_str(&serving).unwrap();
+        let address: std::net::SocketAddr = log["address"].as_str().unwrap().parse().unwrap();
+        running.port = address.port();
+        running
+    }
+
+    fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.logs.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("no log line with {needle}; saw:\n{}", self.seen.join("\n"))
+            });
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// One HTTP/1.1 request on a new connection: (status, body).
+    fn request(&self, method: &str, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        read_response(&mut stream)
+    }
+
+    fn wait(mut self) -> (Option<i32>, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "api did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.seen.extend(self.logs.try_iter());
+        (status.code(), self.seen)
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+#[test]
+fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = Running::start(
+        api()
+            .env("PORT", "0")
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("api.db").display()),
+            )
+            .env("SHUTDOWN_DRAIN_SECONDS", "2"),
+    );
+    assert_eq!(running.request("GET", "/ready").0, 200);
+
+    // A slow client: headers and half of the body now, the rest after the
+    // SIGTERM.
+    let body = r#"{"key":"in-flight","value":"finished after SIGTERM"}"#;
+    let (first, rest) = body.split_at(20);
+    let mut slow = TcpStream::connect(("127.0.0.1", running.port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        slow,
+        "POST /api/v1/data HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    running.sigterm();
+    running.wait_for_log("draining");
+    let (status, ready) = running.request("GET", "/ready");
+    assert_eq!(status, 503, "readiness during the drain: {ready}");
+    assert!(ready.contains(r#""draining":true"#), "{ready}");
+    assert_eq!(
+        running.request("GET", "/health").0,
+        200,
+        "still alive while draining"
+    );
+
+    slow.write_all(rest.as_bytes()).unwrap();
+    let (status, stored) = read_response(&mut slow);
+    assert_eq!(status, 201, "the in-flight request completes: {stored}");
+
+    let (code, logs) = running.wait();
+    assert_eq!(code, Some(0), "exit status; logs:\n{}", logs.join("\n"));
+    assert!(logs.iter().any(|line| line.contains("\"stopped\"")));
+}
+
+#[test]
+fn secrets_never_reach_logs_or_the_config_endpoint() {
+    let redis = testkit::RedisServer::start_with(Some(SECRET), testkit::Persistence::None);
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{SECRET}\n")).unwrap();
+    let mut running = Running::start(
+        api()
+            .env("PORT", "0")
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("api.db").display()),
+            )
+            .env("REDIS_HOST", "127.0.0.1")
+            .env("REDIS_PORT", redis.port().to_string())
+            .env("REDIS_PASSWORD_FILE", &password_file)
+            .env("SHUTDOWN_DRAIN_SECONDS", "0")
+            .env("RUST_LOG", "debug"),
+    );
+    // The password from the file works: the cache comes into use.
+    running.wait_for_log("cache in use");
+    let (status, test) = running.request("GET", "/api/v1/cache/test");
+    assert_eq!(status, 200);
+    assert!(test.contains(r#""redis_connected":true"#), "{test}");
+    let (_, config) = running.request("GET", "/api/v1/config");
+    assert!(config.contains(r#""version":"v0.2.0""#), "{config}");
+    assert!(config.contains(r#""redis_host":"127.0.0.1""#), "{config}");
+
+    running.sigterm();
+    let (code, logs) = running.wait();
+    assert_eq!(code, Some(0));
+    for text in logs.iter().chain([&test, &config]) {
+        assert!(!text.contains(SECRET), "a secret was shown: {text}");
+    }
+}
