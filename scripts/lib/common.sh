@@ -10,11 +10,16 @@ ensure_commands() {
     shift 2
   done
   [ "${#missing[@]}" -eq 0 ] && return 0
-  echo "==> installing ${missing[*]}"
+  install_packages "${missing[@]}"
+}
+
+# Installs Debian packages.
+install_packages() {
+  echo "==> installing $*" >&2
   local sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${sudo[@]}" apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 # Starts the newest local PostgreSQL cluster (installing it if needed),
@@ -35,8 +40,9 @@ start_postgres() {
     echo "==> starting PostgreSQL $version on port $port"
     "${sudo[@]}" pg_ctlcluster "$version" main start
   fi
-  local role=app_test password=app_test
-  runuser -u postgres -- psql -p "$port" -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+  local role=app_test password=app_test as_postgres=(sudo -u postgres)
+  [ "$(id -u)" -eq 0 ] && as_postgres=(runuser -u postgres --)
+  "${as_postgres[@]}" psql -p "$port" -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 DO \$\$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
@@ -46,4 +52,38 @@ END
 \$\$;
 SQL
   export TEST_POSTGRES_URL="postgres://$role:$password@127.0.0.1:$port/postgres"
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits up to 20 s for URL to answer 2xx.
+wait_for_http() {
+  local url=$1 tries=0
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 200 ]; then
+      echo "no answer from $url" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# Installs schemathesis into a virtualenv of its own (once) and prints the
+# path of its command.
+ensure_schemathesis() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/app-v02/venv"
+  if [ ! -x "$venv/bin/schemathesis" ]; then
+    echo "==> installing schemathesis into $venv" >&2
+    ensure_commands python3 python3 >&2
+    python3 -m venv "$venv" >&2 || {
+      install_packages python3-venv
+      python3 -m venv "$venv" >&2
+    }
+    "$venv/bin/pip" install -q --disable-pip-version-check 'schemathesis>=4,<5' >&2
+  fi
+  echo "$venv/bin/schemathesis"
 }

@@ -93,10 +93,10 @@ impl DataService {
     /// The second half of a miss: offer what the store returned to Redis,
     /// which keeps whatever is newer.
     pub async fn fill(&self, key: &Key, record: &Record) {
-        if let Some(cache) = &self.cache {
-            if let Err(error) = cache.put(key, record, self.clock.now_ms()).await {
-                tracing::debug!(%key, %error, "cache fill skipped");
-            }
+        if let Some(cache) = &self.cache
+            && let Err(error) = cache.put(key, record, self.clock.now_ms()).await
+        {
+            tracing::debug!(%key, %error, "cache fill skipped");
         }
     }
 
@@ -119,10 +119,10 @@ impl DataService {
         let Some(floor) = self.store.delete(key, self.clock.now_ms()).await? else {
             return Ok(false);
         };
-        if let Some(cache) = &self.cache {
-            if let Err(error) = cache.bury(key, floor).await {
-                tracing::debug!(%key, %error, "cache invalidation deferred to the outbox");
-            }
+        if let Some(cache) = &self.cache
+            && let Err(error) = cache.bury(key, floor).await
+        {
+            tracing::debug!(%key, %error, "cache invalidation deferred to the outbox");
         }
         Ok(true)
     }

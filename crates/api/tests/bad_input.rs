@@ -1,6 +1,8 @@
 //! Bad input, table-driven: every case gets the right 4xx and a JSON error
 //! `{"error":{"code","message"}}`, never a 5xx, a hang or a stored record.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
 mod common;
 
 use common::{Engine, Options, TestApp, spawn_app};

@@ -2,6 +2,8 @@
 //! engines: write-through on POST, refill after a Redis entry disappears,
 //! record expiry with a controlled clock, and DELETE.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
 mod common;
 
 use std::time::Duration;

@@ -7,6 +7,8 @@
 //! served every request meanwhile, must report `redis_connected` 0 then 1,
 //! and must never serve those older versions after the restart.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
 mod common;
 
 use std::collections::HashMap;

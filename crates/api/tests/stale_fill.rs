@@ -7,6 +7,8 @@
 //! write (or delete) in between, on real Redis, and check that the old value
 //! never reaches a client.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
 mod common;
 
 use common::{Engine, Options, spawn_app};

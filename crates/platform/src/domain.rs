@@ -37,13 +37,12 @@ impl Key {
         }
         // Printable ASCII is by far the common case; only look closer at the
         // rest.
-        if !raw.bytes().all(|byte| byte.is_ascii_graphic()) {
-            if let Some((at, found)) = raw
+        if !raw.bytes().all(|byte| byte.is_ascii_graphic())
+            && let Some((at, found)) = raw
                 .char_indices()
                 .find(|(_, c)| c.is_whitespace() || c.is_control() || is_invisible_format(*c))
-            {
-                return Err(KeyError::Forbidden { found, at });
-            }
+        {
+            return Err(KeyError::Forbidden { found, at });
         }
         Ok(Self(raw))
     }

@@ -156,17 +156,17 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         let client = self.client();
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-                    return Err(format!("exited with {status}: {log}"));
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                return Err(format!("exited with {status}: {log}"));
             }
-            if let Ok(mut connection) = client.get_connection() {
-                if redis::cmd("PING").query::<String>(&mut connection).is_ok() {
-                    return Ok(());
-                }
+            if let Ok(mut connection) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut connection).is_ok()
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 self.kill();
