@@ -30,6 +30,8 @@ pub enum ApiError {
     RouteNotFound(String),
     #[error("method not allowed for this route")]
     MethodNotAllowed,
+    #[error("the request took longer than {0:?}")]
+    RequestTimeout(std::time::Duration),
     #[error("the store is unavailable")]
     Store(#[from] StoreError),
     #[error("internal error")]
@@ -59,6 +61,7 @@ impl ApiError {
             Self::BadRequestBody { status, .. } => *status,
             Self::RecordNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,6 +82,7 @@ impl ApiError {
             Self::RecordNotFound(_) => "not_found",
             Self::RouteNotFound(_) => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::Store(_) => "store_unavailable",
             Self::Internal(_) => "internal",
         }

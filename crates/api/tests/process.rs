@@ -142,7 +142,11 @@ impl Running {
         running
     }
 
+    /// The first log line containing `needle`, waiting for it if need be.
     fn wait_for_log(&mut self, needle: &str) -> String {
+        if let Some(line) = self.seen.iter().find(|line| line.contains(needle)) {
+            return line.clone();
+        }
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -170,7 +174,7 @@ impl Running {
         read_response(&mut stream)
     }
 
-    fn wait(mut self) -> (Option<i32>, Vec<String>) {
+    fn wait(&mut self) -> (Option<i32>, Vec<String>) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -180,7 +184,7 @@ impl Running {
             std::thread::sleep(Duration::from_millis(20));
         };
         self.seen.extend(self.logs.try_iter());
-        (status.code(), self.seen)
+        (status.code(), self.seen.clone())
     }
 
     fn sigterm(&self) {
@@ -189,6 +193,14 @@ impl Running {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A failed test must not leave the process behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -295,4 +307,37 @@ fn secrets_never_reach_logs_or_the_config_endpoint() {
     for text in logs.iter().chain([&test, &config]) {
         assert!(!text.contains(SECRET), "a secret was shown: {text}");
     }
+}
+
+#[test]
+fn a_request_over_the_time_limit_gets_a_json_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = Running::start(
+        api()
+            .env("PORT", "0")
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("api.db").display()),
+            )
+            .env("REQUEST_TIMEOUT_SECONDS", "1")
+            .env("SHUTDOWN_DRAIN_SECONDS", "0"),
+    );
+    // A client that announces a body and never finishes sending it.
+    let mut stalled = TcpStream::connect(("127.0.0.1", running.port)).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stalled,
+        "POST /api/v1/data HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\nConnection: close\r\n\r\n{{\"key\":"
+    )
+    .unwrap();
+    let (status, body) = read_response(&mut stalled);
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains(r#""code":"request_timeout""#), "{body}");
+
+    running.sigterm();
+    assert_eq!(running.wait().0, Some(0));
 }

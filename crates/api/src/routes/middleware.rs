@@ -1,13 +1,14 @@
 //! Request metrics and the tracing span of each request.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::Span;
 
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 /// Counts and times each request under its route template (never the raw
@@ -32,6 +33,16 @@ pub async fn record_metrics(
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// Answers 408 (our JSON error) when a request takes longer than `limit`.
+/// Dropping the handler's future cancels its work; the store and cache
+/// operations it was running are each atomic, so nothing is left half done.
+pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(limit).into_response(),
+    }
 }
 
 /// One span per request, carrying its request id.
