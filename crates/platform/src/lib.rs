@@ -5,6 +5,7 @@
 //! SQL store. Keeping those here means a fix to, say, Redis timeouts lands in
 //! every program at once.
 
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -1,15 +1,17 @@
 //! Test-only helpers that start real servers: a `redis-server` per test
-//! (own port, own data directory, killable and restartable) and a fresh
-//! PostgreSQL database per test.
+//! (own port, own data directory, killable and restartable), a fresh
+//! PostgreSQL database per test, and a Prometheus Pushgateway.
 //!
 //! Nothing here mocks anything. A missing `redis-server` binary or an unset
 //! `TEST_POSTGRES_URL` makes the test fail with a message saying how to fix
 //! it (`scripts/test` sets everything up); it never skips.
 
 mod postgres;
+mod pushgateway;
 mod redis_server;
 
 pub use postgres::TestDatabase;
+pub use pushgateway::Pushgateway;
 pub use redis_server::{Persistence, RedisServer};
 
 /// A free TCP port on the loopback interface.

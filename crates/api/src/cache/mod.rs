@@ -9,8 +9,6 @@
 //! store's outbox, so that a value written during an outage is never served
 //! stale from Redis afterwards.
 
-mod entry;
-mod scripts;
 pub mod supervisor;
 
 use std::future::Future;
@@ -23,22 +21,19 @@ use platform::store::OutboxEntry;
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
-pub use entry::Entry;
+pub use platform::cache::Entry;
+use platform::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
 
 use crate::metrics::{CacheOperation, Metrics};
-
-/// The prefix of every cache key; `cleanup` walks `cache:*`.
-pub const KEY_PREFIX: &str = "cache:";
-
-/// How long a tombstone refuses older fills. It must outlast any request
-/// (a reader loads from the store and fills within one request, bounded by
-/// `REQUEST_TIMEOUT_SECONDS`, at most 50 s).
-pub const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("redis is not in use until it is back and repaired")]
     Unusable,
+    #[error("redis restarted and may hold older data")]
+    Restarted,
+    #[error("cannot read the cache outbox, so Redis cannot be repaired yet")]
+    OutboxUnreadable,
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error("redis command failed: {0}")]
@@ -54,13 +49,6 @@ pub struct RedisCache {
     usable: AtomicBool,
     trouble: Notify,
     metrics: Arc<Metrics>,
-}
-
-pub fn cache_key(key: &str) -> String {
-    let mut cache_key = String::with_capacity(KEY_PREFIX.len() + key.len());
-    cache_key.push_str(KEY_PREFIX);
-    cache_key.push_str(key);
-    cache_key
 }
 
 impl RedisCache {
@@ -163,29 +151,8 @@ impl RedisCache {
     /// Makes sure Redis holds nothing older than each entry's version
     /// (one pipelined round trip). Used to replay the outbox.
     pub(crate) async fn raise_floors(&self, entries: &[OutboxEntry]) -> Result<(), CacheError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         let mut connection = self.connection.clone();
-        let work = async {
-            let hash = scripts::RAISE_FLOOR
-                .prepare_invoke()
-                .load_async(&mut connection)
-                .await?;
-            let mut pipeline = redis::pipe();
-            for outboxed in entries {
-                pipeline
-                    .cmd("EVALSHA")
-                    .arg(&hash)
-                    .arg(1)
-                    .arg(cache_key(&outboxed.key))
-                    .arg(outboxed.version)
-                    .arg(entry::encode_tombstone(outboxed.version))
-                    .arg(millis(TOMBSTONE_TTL))
-                    .ignore();
-            }
-            pipeline.query_async::<()>(&mut connection).await
-        };
+        let work = platform::cache::raise_floors(&mut connection, entries);
         // A page is a few hundred commands: allow it more than one command.
         let limit = self.timeout * 10;
         match tokio::time::timeout(limit, work).await {
@@ -247,8 +214,4 @@ impl RedisCache {
     fn max_ttl_ms(&self) -> u64 {
         millis(self.max_ttl)
     }
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -56,6 +56,8 @@ impl Supervisor {
     /// Runs until the task is aborted.
     pub async fn run(self) {
         let mut known_run_id: Option<String> = None;
+        // Say once that Redis is unavailable, not every second.
+        let mut reported = false;
         loop {
             if self.cache.is_usable() {
                 if let Err(error) = self.check_healthy(&mut known_run_id).await {
@@ -65,7 +67,12 @@ impl Supervisor {
                 match self.repair(&mut known_run_id).await {
                     Ok(()) => {
                         self.cache.mark_usable();
+                        reported = false;
                         tracing::info!("redis is available; cache in use");
+                    }
+                    Err(error) if !reported => {
+                        reported = true;
+                        tracing::warn!(%error, "redis unavailable; retrying every second");
                     }
                     Err(error) => tracing::debug!(%error, "redis still unavailable"),
                 }
@@ -81,8 +88,7 @@ impl Supervisor {
     async fn check_healthy(&self, known_run_id: &mut Option<String>) -> Result<(), CacheError> {
         let run_id = self.run_id().await?;
         if known_run_id.as_ref().is_some_and(|known| *known != run_id) {
-            tracing::warn!("redis restarted; repairing the cache before using it again");
-            return Err(CacheError::Unusable);
+            return Err(CacheError::Restarted);
         }
         *known_run_id = Some(run_id);
         self.replay(Replay::Aged).await
@@ -135,7 +141,7 @@ impl Supervisor {
                     // cache state, try again on the next tick.
                     tracing::warn!(%error, "cannot read the cache outbox");
                     return if which == Replay::All {
-                        Err(CacheError::Unusable)
+                        Err(CacheError::OutboxUnreadable)
                     } else {
                         Ok(())
                     };

@@ -9,6 +9,7 @@
 //! repaired after Redis was unreachable or restarted with older data, even if
 //! this process died in between.
 
+mod maintenance;
 mod outbox;
 mod records;
 

@@ -2,10 +2,10 @@
 //!
 //! `"<version> L <updated_at_ms> <expires_at_ms or -> <value>"` for a value,
 //! `"<version> T"` for a tombstone (a marker that refuses older values; see
-//! `scripts.rs`). The version comes first so that the Lua scripts can compare
+//! [`super::scripts`]). The version comes first so that the Lua scripts can compare
 //! it without decoding the rest.
 
-use platform::domain::Record;
+use crate::domain::Record;
 
 /// What Redis holds under a cache key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,78 @@
+//! The job's configuration: environment variables, each also a `--flag`.
+
+use std::time::Duration;
+
+use platform::config::{RedisArgs, StoreArgs};
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "cleanup",
+    version = "v0.2.0",
+    about = "Reclaims expired records and prunes stale cache keys, without blocking Redis.",
+    after_help = "Exit codes: 0 done (or stopped at the deadline / on SIGTERM, partial), \
+                  1 failed, 2 bad configuration, 3 another run holds the lock."
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Which Redis keys to walk (SCAN MATCH). Keys outside it are never read
+    /// or touched.
+    #[arg(long, env = "CLEANUP_PATTERN", default_value = "cache:*")]
+    pub pattern: String,
+
+    /// Stop between batches after this many seconds and report partial
+    /// progress (keep it under the CronJob's activeDeadlineSeconds).
+    #[arg(long, env = "CLEANUP_DEADLINE_SECONDS", default_value_t = 270,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub deadline_seconds: u64,
+
+    /// Report what would be deleted, delete nothing, push nothing.
+    #[arg(long, env = "CLEANUP_DRY_RUN", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: bool,
+
+    /// Prometheus Pushgateway base URL (e.g. http://pushgateway:9091);
+    /// unset: metrics are only logged.
+    #[arg(long, env = "PUSHGATEWAY_URL")]
+    pub pushgateway_url: Option<String>,
+
+    /// Most keys examined per second (0: no limit). Lower it if Redis
+    /// latency matters more than the job's speed.
+    #[arg(long, env = "CLEANUP_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u64,
+
+    /// SCAN COUNT: keys Redis looks at per SCAN call.
+    #[arg(long, env = "CLEANUP_SCAN_COUNT", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub scan_count: u64,
+
+    /// Expired records deleted per store transaction.
+    #[arg(long, env = "CLEANUP_BATCH_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch_size: u32,
+
+    /// Cache-outbox entries older than this (seconds) were left behind by
+    /// API replicas that stopped; the job applies and clears them.
+    #[arg(long, env = "CLEANUP_OUTBOX_MIN_AGE_SECONDS", default_value_t = 300)]
+    pub outbox_min_age_seconds: u64,
+
+    /// The Redis key of the lock that keeps two runs from overlapping.
+    #[arg(long, env = "CLEANUP_LOCK_KEY", default_value = "cleanup:lock")]
+    pub lock_key: String,
+}
+
+impl Config {
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs(self.deadline_seconds)
+    }
+
+    /// The lock outlives the deadline a little, so that a run killed
+    /// without releasing it does not block the next hour's run.
+    pub fn lock_ttl(&self) -> Duration {
+        self.deadline() + Duration::from_secs(30)
+    }
+}

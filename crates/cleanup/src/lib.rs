@@ -1,0 +1,186 @@
+//! The `cleanup` job: run hourly by a CronJob, it reclaims expired records
+//! from the store and prunes stale keys from the Redis cache, without ever
+//! blocking Redis (SCAN, pipelines, UNLINK; never KEYS).
+//!
+//! A run: take the lock (or exit 3), delete expired records in batches,
+//! walk `CLEANUP_PATTERN` and unlink cache keys with no TTL or no live
+//! record, apply outbox entries stopped API replicas left behind, release
+//! the lock, log a summary, push metrics. The deadline and SIGTERM stop the
+//! run between batches; what was done is reported, and the next run picks up
+//! the rest (every step is idempotent).
+
+mod budget;
+mod config;
+mod lock;
+mod pushgateway;
+mod report;
+mod sweep_redis;
+mod sweep_store;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use platform::store::{Store, StoreError};
+
+pub use config::Config;
+pub use report::{Status, Summary, Tally};
+
+use budget::{Budget, StopReason};
+use lock::Lock;
+use sweep_redis::{RedisSweep, SweepError};
+
+/// The process exit codes, documented in `--help` and docs/cleanup.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Done, or stopped at the deadline or by SIGTERM after reporting what
+    /// it did.
+    Done = 0,
+    /// Something failed (Redis or the store unreachable, a command refused);
+    /// the CronJob's backoffLimit retries.
+    Failed = 1,
+    /// The configuration is wrong (clap uses 2 as well).
+    BadConfig = 2,
+    /// Another run holds the lock; nothing was done.
+    Locked = 3,
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        Self::from(code as u8)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error("REDIS_HOST is required: the job cleans the Redis cache")]
+    NoRedis,
+    #[error(transparent)]
+    Config(#[from] platform::config::ConfigError),
+    #[error("DATABASE_URL: {0}")]
+    Store(#[from] StoreError),
+    #[error("redis at {address}: {source}")]
+    Redis {
+        address: String,
+        source: redis::RedisError,
+    },
+}
+
+/// One run of the job.
+pub async fn run(config: Config) -> ExitCode {
+    match run_job(&config).await {
+        Ok(code) => code,
+        Err(error @ (JobError::NoRedis | JobError::Config(_))) => {
+            tracing::error!(%error, "bad configuration");
+            ExitCode::BadConfig
+        }
+        Err(error) => {
+            tracing::error!(%error, "cleanup failed");
+            ExitCode::Failed
+        }
+    }
+}
+
+async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
+    let mut settings = config.redis.settings()?.ok_or(JobError::NoRedis)?;
+    // A batch job can wait longer for a busy Redis than a request can.
+    settings.timeout = settings.timeout.max(Duration::from_secs(2));
+    let address = format!("{}:{}", settings.host, settings.port);
+    let redis_error = |source| JobError::Redis {
+        address: address.clone(),
+        source,
+    };
+    let store = Store::connect(&config.store.database_url, 2).await?;
+    let mut connection = platform::redis::connection_manager(&settings).map_err(redis_error)?;
+
+    let Some(lock) = Lock::acquire(&mut connection, &config.lock_key, config.lock_ttl())
+        .await
+        .map_err(redis_error)?
+    else {
+        tracing::warn!(lock = %config.lock_key, "another cleanup run holds the lock; exiting");
+        return Ok(ExitCode::Locked);
+    };
+
+    let budget = Budget::new(config.deadline(), config.rate_limit);
+    let stop_flag = budget.stop_flag();
+    let signal = tokio::spawn(async move {
+        platform::shutdown::signal().await;
+        stop_flag.store(true, std::sync::atomic::Ordering::Release);
+    });
+
+    let mut tally = Tally::default();
+    let outcome = sweep(config, &store, &connection, &budget, &mut tally).await;
+    signal.abort();
+    match lock.release(&mut connection).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("the lock had expired before the run released it"),
+        Err(error) => tracing::warn!(%error, "cannot release the lock; it expires by itself"),
+    }
+
+    let (status, stopped_by) = match &outcome {
+        Ok(None) => (Status::Complete, None),
+        Ok(Some(reason)) => (Status::Partial, Some(*reason)),
+        Err(_) => (Status::Failed, None),
+    };
+    let summary = Summary {
+        status,
+        stopped_by,
+        dry_run: config.dry_run,
+        keys_deleted: tally.keys_deleted(),
+        tally,
+        duration_seconds: budget.elapsed().as_secs_f64(),
+    };
+    summary.log();
+    if let (Some(url), false) = (&config.pushgateway_url, config.dry_run)
+        && let Err(error) = pushgateway::push(url, &summary, unix_seconds()).await
+    {
+        tracing::error!(%error, "cannot push metrics");
+    }
+    store.close().await;
+    match outcome {
+        Ok(_) => Ok(ExitCode::Done),
+        Err(SweepError::Redis(source)) => Err(redis_error(source)),
+        Err(SweepError::Store(error)) => Err(JobError::Store(error)),
+    }
+}
+
+/// The three steps, each stopping at a batch boundary when the budget runs
+/// out.
+async fn sweep(
+    config: &Config,
+    store: &Store,
+    connection: &redis::aio::ConnectionManager,
+    budget: &Budget,
+    tally: &mut Tally,
+) -> Result<Option<StopReason>, SweepError> {
+    if let Some(reason) =
+        sweep_store::delete_expired_records(store, config.batch_size, config.dry_run, budget, tally)
+            .await?
+    {
+        return Ok(Some(reason));
+    }
+    let redis_sweep = RedisSweep {
+        connection: connection.clone(),
+        store,
+        pattern: &config.pattern,
+        scan_count: config.scan_count,
+        dry_run: config.dry_run,
+        budget,
+    };
+    if let Some(reason) = redis_sweep.run(tally).await? {
+        return Ok(Some(reason));
+    }
+    sweep_store::apply_outbox_leftovers(
+        store,
+        &mut connection.clone(),
+        Duration::from_secs(config.outbox_min_age_seconds),
+        config.dry_run,
+        budget,
+        tally,
+    )
+    .await
+}
+
+fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}

@@ -1,0 +1,74 @@
+//! The store's share of the job: delete expired records in bounded
+//! batches, and apply cache-outbox entries that no API replica took care of.
+
+use std::time::Duration;
+
+use platform::clock::{Clock, SystemClock};
+use platform::store::{Store, StoreError};
+use redis::aio::ConnectionManager;
+
+use crate::budget::{Budget, StopReason};
+use crate::report::Tally;
+use crate::sweep_redis::SweepError;
+
+/// Deletes expired records, `batch_size` rows per transaction, until none
+/// are left or the budget runs out. A dry run only counts them.
+pub async fn delete_expired_records(
+    store: &Store,
+    batch_size: u32,
+    dry_run: bool,
+    budget: &Budget,
+    tally: &mut Tally,
+) -> Result<Option<StopReason>, StoreError> {
+    let now_ms = SystemClock.now_ms();
+    if dry_run {
+        tally.rows_deleted = store.count_expired(now_ms).await?;
+        return Ok(None);
+    }
+    loop {
+        if let Some(reason) = budget.exhausted() {
+            return Ok(Some(reason));
+        }
+        let deleted = store.delete_expired_batch(now_ms, batch_size).await?;
+        tally.rows_deleted += deleted;
+        if deleted < u64::from(batch_size) {
+            return Ok(None);
+        }
+    }
+}
+
+/// API replicas replay and clear their outbox entries within seconds; an
+/// entry older than `min_age` was left by replicas that stopped. Make sure
+/// Redis holds nothing older than each entry's version, then remove it.
+pub async fn apply_outbox_leftovers(
+    store: &Store,
+    connection: &mut ConnectionManager,
+    min_age: Duration,
+    dry_run: bool,
+    budget: &Budget,
+    tally: &mut Tally,
+) -> Result<Option<StopReason>, SweepError> {
+    let cutoff_ms = SystemClock
+        .now_ms()
+        .saturating_sub(i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX));
+    let mut after = String::new();
+    loop {
+        if let Some(reason) = budget.exhausted() {
+            return Ok(Some(reason));
+        }
+        let page = store.outbox_page(&after, cutoff_ms, 500).await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        after.clone_from(&last.key);
+        if dry_run {
+            tally.outbox_applied += page.len() as u64;
+            continue;
+        }
+        platform::cache::raise_floors(connection, &page).await?;
+        for leftover in &page {
+            store.outbox_remove(leftover, cutoff_ms).await?;
+        }
+        tally.outbox_applied += page.len() as u64;
+    }
+}

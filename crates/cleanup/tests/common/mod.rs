@@ -1,0 +1,173 @@
+//! Fixtures for the cleanup job's tests: a real redis-server, a real store
+//! (SQLite file or fresh PostgreSQL database), and the `cleanup` binary run
+//! as the CronJob would run it.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output, Stdio};
+
+use platform::cache::{cache_key, entry};
+use platform::clock::{Clock, SystemClock};
+use platform::domain::{Key, Record, Ttl};
+use platform::store::{Engine, Store};
+use redis::AsyncCommands;
+use testkit::{Persistence, RedisServer, TestDatabase};
+
+pub struct Fixture {
+    pub redis: RedisServer,
+    pub store: Store,
+    pub database_url: String,
+    _database: Option<TestDatabase>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub async fn new(engine: Engine) -> Self {
+        Self::with_persistence(engine, Persistence::None).await
+    }
+
+    pub async fn with_persistence(engine: Engine, persistence: Persistence) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, database) = match engine {
+            Engine::Sqlite => (
+                format!("sqlite://{}", dir.path().join("store.db").display()),
+                None,
+            ),
+            Engine::Postgres => {
+                let database = TestDatabase::create().await;
+                (database.url().to_owned(), Some(database))
+            }
+        };
+        let store = Store::connect(&database_url, 2).await.unwrap();
+        Self {
+            redis: RedisServer::start_with(None, persistence),
+            store,
+            database_url,
+            _database: database,
+            _dir: dir,
+        }
+    }
+
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        self.redis
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// A record in the store, cached in Redis as the API would cache it.
+    pub async fn cached_record(&self, key: &str, ttl: Option<u64>) -> Record {
+        let record = self.record(key, ttl, SystemClock.now_ms()).await;
+        let mut redis = self.connection().await;
+        let _: () = redis
+            .pset_ex(cache_key(key), entry::encode_live(&record), 3_600_000)
+            .await
+            .unwrap();
+        record
+    }
+
+    /// A record written `ago_ms` in the past.
+    pub async fn record(&self, key: &str, ttl: Option<u64>, written_at_ms: i64) -> Record {
+        let ttl = ttl.map(|seconds| Ttl::from_seconds(seconds.into()).unwrap());
+        self.store
+            .put(&Key::parse(key).unwrap(), "value", ttl, written_at_ms)
+            .await
+            .unwrap()
+    }
+
+    /// Runs the `cleanup` binary against this fixture.
+    pub fn run(&self, extra: &[(&str, &str)]) -> Run {
+        let output = self.command(extra).output().unwrap();
+        Run::from_output(&output)
+    }
+
+    pub fn command(&self, extra: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cleanup"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("REDIS_HOST", "127.0.0.1")
+            .env("REDIS_PORT", self.redis.port().to_string())
+            .env("DATABASE_URL", &self.database_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command
+    }
+
+    /// Every key with its DUMP (type, value and encoding, byte for byte) and
+    /// whether it has a TTL.
+    pub async fn snapshot(&self) -> BTreeMap<String, (Vec<u8>, bool)> {
+        let mut redis = self.connection().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let mut snapshot = BTreeMap::new();
+        for key in keys {
+            let dump: Vec<u8> = redis::cmd("DUMP")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            let ttl: i64 = redis.pttl(&key).await.unwrap();
+            snapshot.insert(key, (dump, ttl >= 0));
+        }
+        snapshot
+    }
+}
+
+/// A finished run: exit code, its summary log line, and everything it said.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub summary: serde_json::Value,
+    pub output: String,
+}
+
+impl Run {
+    pub fn from_output(output: &Output) -> Self {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let summary = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|line| line["message"] == "cleanup summary")
+            .unwrap_or_default();
+        Self {
+            code: output.status.code(),
+            summary,
+            output: text,
+        }
+    }
+
+    pub fn count(&self, field: &str) -> u64 {
+        self.summary[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {field} in the summary; output:\n{}", self.output))
+    }
+}
+
+/// Declares one `#[tokio::test]` per engine for an `async fn(Engine)`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(platform::store::Engine::Sqlite).await; }
+        )+ }
+        mod postgres { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(platform::store::Engine::Postgres).await; }
+        )+ }
+    };
+}

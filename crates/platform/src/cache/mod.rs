@@ -1,0 +1,62 @@
+//! The shape of the Redis cache, shared by the API (which reads and writes
+//! it) and the cleanup job (which prunes it): key names, the entry format,
+//! and the Lua scripts that keep writes version-checked.
+
+pub mod entry;
+pub mod scripts;
+
+use std::time::Duration;
+
+use crate::store::OutboxEntry;
+
+pub use entry::{Entry, MalformedEntry};
+
+/// The prefix of every cache key; `cleanup` walks `cache:*`.
+pub const KEY_PREFIX: &str = "cache:";
+
+/// How long a tombstone refuses older fills. It must outlast any request
+/// (a reader loads from the store and fills within one request, bounded by
+/// the API's `REQUEST_TIMEOUT_SECONDS`, at most 50 s).
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
+
+/// `cache:{key}`.
+pub fn cache_key(key: &str) -> String {
+    let mut cache_key = String::with_capacity(KEY_PREFIX.len() + key.len());
+    cache_key.push_str(KEY_PREFIX);
+    cache_key.push_str(key);
+    cache_key
+}
+
+/// Makes sure Redis holds nothing older than each entry's version under
+/// its cache key (older entries become tombstones of that version): one
+/// `SCRIPT LOAD` and one pipelined round trip. Used to apply the outbox.
+pub async fn raise_floors<C>(connection: &mut C, entries: &[OutboxEntry]) -> redis::RedisResult<()>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let hash = scripts::RAISE_FLOOR
+        .prepare_invoke()
+        .load_async(connection)
+        .await?;
+    let mut pipeline = redis::pipe();
+    for outboxed in entries {
+        pipeline
+            .cmd("EVALSHA")
+            .arg(&hash)
+            .arg(1)
+            .arg(cache_key(&outboxed.key))
+            .arg(outboxed.version)
+            .arg(entry::encode_tombstone(outboxed.version))
+            .arg(millis(TOMBSTONE_TTL))
+            .ignore();
+    }
+    pipeline.query_async::<()>(connection).await
+}
+
+/// Milliseconds, saturating, for Redis `PX` arguments.
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
