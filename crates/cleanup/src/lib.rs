@@ -57,6 +57,8 @@ enum JobError {
     Config(#[from] platform::config::ConfigError),
     #[error("DATABASE_URL: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Task(String),
     #[error("redis at {address}: {source}")]
     Redis {
         address: String,
@@ -88,7 +90,8 @@ async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
         address: address.clone(),
         source,
     };
-    let store = Store::connect(&config.store.database_url, 2).await?;
+    // One connection per batch in flight, and one for the rest.
+    let store = Store::connect(&config.store.database_url, 4).await?;
     let mut connection = platform::redis::connection_manager(&settings).map_err(redis_error)?;
 
     let Some(lock) = Lock::acquire(&mut connection, &config.lock_key, config.lock_ttl())
@@ -139,6 +142,7 @@ async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
         Ok(_) => Ok(ExitCode::Done),
         Err(SweepError::Redis(source)) => Err(redis_error(source)),
         Err(SweepError::Store(error)) => Err(JobError::Store(error)),
+        Err(SweepError::Task(detail)) => Err(JobError::Task(detail)),
     }
 }
 

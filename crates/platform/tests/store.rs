@@ -172,6 +172,60 @@ async fn concurrent_writers_to_one_key_all_succeed(engine: Engine) {
     assert_eq!(last.version, *versions.last().unwrap());
 }
 
+async fn maintenance_finds_dead_keys_and_reclaims_expired_rows(engine: Engine) {
+    let test = open(engine).await;
+    let store = &test.store;
+    let ttl = Ttl::from_seconds(10).unwrap();
+    store.put(&key("live"), "v", None, NOW).await.unwrap();
+    store
+        .put(&key("lasting"), "v", Some(ttl), NOW)
+        .await
+        .unwrap();
+    for i in 0..25 {
+        store
+            .put(&key(&format!("old:{i}")), "v", Some(ttl), NOW - 60_000)
+            .await
+            .unwrap();
+    }
+
+    let dead = store
+        .keys_without_live_record(
+            &["live", "lasting", "old:3", "never", "it's \"quoted\""],
+            NOW,
+        )
+        .await
+        .unwrap();
+    let mut dead: Vec<_> = dead.into_iter().collect();
+    dead.sort();
+    assert_eq!(dead, ["it's \"quoted\"", "never", "old:3"]);
+    // A batch as large as the job sends.
+    let many: Vec<String> = (0..500).map(|i| format!("old:{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(
+        store
+            .keys_without_live_record(&many, NOW)
+            .await
+            .unwrap()
+            .len(),
+        500
+    );
+    assert!(
+        store
+            .keys_without_live_record(&[], NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(store.count_expired(NOW).await.unwrap(), 25);
+    assert_eq!(store.delete_expired_batch(NOW, 10).await.unwrap(), 10);
+    assert_eq!(store.delete_expired_batch(NOW, 10).await.unwrap(), 10);
+    assert_eq!(store.delete_expired_batch(NOW, 10).await.unwrap(), 5);
+    assert_eq!(store.delete_expired_batch(NOW, 10).await.unwrap(), 0);
+    assert!(store.get(&key("live"), NOW).await.unwrap().is_some());
+    assert!(store.get(&key("lasting"), NOW).await.unwrap().is_some());
+}
+
 macro_rules! on_both_engines {
     ($($name:ident),+ $(,)?) => {
         mod sqlite { $(
@@ -191,4 +245,5 @@ on_both_engines!(
     expired_records_are_invisible,
     every_write_and_delete_lands_in_the_outbox,
     concurrent_writers_to_one_key_all_succeed,
+    maintenance_finds_dead_keys_and_reclaims_expired_rows,
 );

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use sqlx::AssertSqlSafe;
 
-use super::{Store, StoreError};
+use super::{Engine, Store, StoreError};
 
 /// One bounded transaction: at most `$2` expired rows.
 const DELETE_EXPIRED_BATCH: &str = "\
@@ -39,10 +39,11 @@ impl Store {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    /// Which of `keys` have a live record at `now_ms`. One query per call;
-    /// callers pass a bounded batch (SQLite takes up to 32,766 parameters,
-    /// PostgreSQL 65,535).
-    pub async fn live_keys(
+    /// Which of `keys` have no live record at `now_ms` (absent or
+    /// expired). One query per call, returning only those keys, which are
+    /// rare: callers pass a bounded batch (SQLite takes up to 32,766
+    /// parameters, PostgreSQL 65,535).
+    pub async fn keys_without_live_record(
         &self,
         keys: &[&str],
         now_ms: i64,
@@ -50,23 +51,39 @@ impl Store {
         if keys.is_empty() {
             return Ok(HashSet::new());
         }
-        let mut sql = String::from(
-            "SELECT key FROM records \
-             WHERE (expires_at_ms IS NULL OR expires_at_ms > $1) AND key IN (",
-        );
-        for n in 0..keys.len() {
-            if n > 0 {
+        // WITH batch(key) AS (VALUES (..), (..)) is understood by both
+        // engines, and lets the database answer with the few dead keys
+        // instead of every live one. SQLite gets anonymous `?` parameters:
+        // it looks named ones up by a linear search, which for a few hundred
+        // parameters costs more than the query.
+        let placeholder = |n: usize| match self.engine {
+            Engine::Sqlite => "?".to_owned(),
+            Engine::Postgres => format!("${n}"),
+        };
+        let mut sql = String::with_capacity(96 + keys.len() * 8);
+        sql.push_str("WITH batch(key) AS (VALUES ");
+        for n in 1..=keys.len() {
+            if n > 1 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(n + 2).to_string());
+            sql.push('(');
+            sql.push_str(&placeholder(n));
+            sql.push(')');
         }
-        sql.push(')');
-        // Only placeholders are generated; every value is bound.
-        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(now_ms);
+        sql.push_str(
+            ") SELECT batch.key FROM batch WHERE NOT EXISTS (\
+             SELECT 1 FROM records WHERE records.key = batch.key \
+             AND (records.expires_at_ms IS NULL OR records.expires_at_ms > ",
+        );
+        sql.push_str(&placeholder(keys.len() + 1));
+        sql.push_str("))");
+        // Only placeholders are generated; every value is bound, in the
+        // order the placeholders appear.
+        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
         for key in keys {
             query = query.bind(*key);
         }
+        query = query.bind(now_ms);
         Ok(query.fetch_all(&self.pool).await?.into_iter().collect())
     }
 }
