@@ -43,6 +43,19 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub cache_ttl_seconds: u64,
 
+    /// Life of an entry in each replica's in-process L1 cache, in
+    /// milliseconds: the longest a replica can serve a value after another
+    /// replica replaced it, should an invalidation be lost. 0 turns L1 off
+    /// (concurrent misses are still coalesced).
+    #[arg(long, env = "CACHE_L1_TTL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub cache_l1_ttl_ms: u64,
+
+    /// Most memory the L1 entries may take (keys and values), in bytes.
+    #[arg(long, env = "CACHE_L1_MAX_BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(0..=17_179_869_184))]
+    pub cache_l1_max_bytes: u64,
+
     /// How long the cache outbox keeps a write, in seconds: a Redis restart
     /// that loses up to this much of its latest data is repaired. Keep it
     /// above Redis' fsync interval (1 s with `appendfsync everysec`).
@@ -70,6 +83,10 @@ pub struct Config {
 impl Config {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    pub fn l1_ttl(&self) -> Duration {
+        Duration::from_millis(self.cache_l1_ttl_ms)
     }
 
     pub fn drain_delay(&self) -> Duration {

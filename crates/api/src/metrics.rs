@@ -16,10 +16,31 @@ pub struct LevelLabels {
     pub level: &'static str,
 }
 
-const REDIS_LEVEL: LevelLabels = LevelLabels { level: "redis" };
+/// A cache level, the `level` label of the hit and miss counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    L1,
+    Redis,
+}
+
+impl Level {
+    fn label(self) -> LevelLabels {
+        LevelLabels {
+            level: match self {
+                Self::L1 => "l1",
+                Self::Redis => "redis",
+            },
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
+    pub operation: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
     pub operation: &'static str,
 }
 
@@ -64,8 +85,13 @@ impl CacheOperation {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    redis_hits: Counter,
-    redis_misses: Counter,
+    level_hits: [Counter; 2],
+    level_misses: [Counter; 2],
+    /// GETs answered by some cache level, and by the store (or 404): the
+    /// hit rate is the share of the first.
+    served_cached: Counter,
+    served_uncached: Counter,
+    store_reads: Counter,
     cache_hit_rate: Gauge<f64, AtomicU64>,
     redis_connected: Gauge,
     cache_operation_duration: Family<OperationLabels, Histogram>,
@@ -107,7 +133,7 @@ impl Metrics {
         );
         registry.register(
             "cache_hit_rate",
-            "cache_hits / (cache_hits + cache_misses) since start",
+            "Share of reads answered by a cache level (L1 or Redis) since start",
             cache_hit_rate.clone(),
         );
         registry.register(
@@ -132,13 +158,26 @@ impl Metrics {
         );
         // Created up front, so that the series exist from the first scrape,
         // and held, so that counting a hit takes no lock.
-        let redis_hits = cache_hits.get_or_create(&REDIS_LEVEL).clone();
-        let redis_misses = cache_misses.get_or_create(&REDIS_LEVEL).clone();
+        let levels = [Level::L1, Level::Redis];
+        let level_hits = levels.map(|level| cache_hits.get_or_create(&level.label()).clone());
+        let level_misses = levels.map(|level| cache_misses.get_or_create(&level.label()).clone());
+        let store_queries = Family::<StoreLabels, Counter>::default();
+        let store_reads = store_queries
+            .get_or_create(&StoreLabels { operation: "get" })
+            .clone();
+        registry.register(
+            "store_queries",
+            "Queries sent to the store by the read path",
+            store_queries,
+        );
 
         Self {
             registry,
-            redis_hits,
-            redis_misses,
+            level_hits,
+            level_misses,
+            served_cached: Counter::default(),
+            served_uncached: Counter::default(),
+            store_reads,
             cache_hit_rate,
             redis_connected,
             cache_operation_duration,
@@ -147,32 +186,46 @@ impl Metrics {
         }
     }
 
-    pub fn cache_hit(&self) {
-        self.redis_hits.inc();
+    pub fn level_hit(&self, level: Level) {
+        self.level_hits[level as usize].inc();
     }
 
-    pub fn cache_miss(&self) {
-        self.redis_misses.inc();
+    pub fn level_miss(&self, level: Level) {
+        self.level_misses[level as usize].inc();
     }
 
-    pub fn cache_hits_total(&self) -> u64 {
-        self.redis_hits.get()
+    /// One GET answered: by a cache level, or not.
+    pub fn served(&self, cached: bool) {
+        if cached {
+            self.served_cached.inc();
+        } else {
+            self.served_uncached.inc();
+        }
     }
 
-    pub fn cache_misses_total(&self) -> u64 {
-        self.redis_misses.get()
+    pub fn store_read(&self) {
+        self.store_reads.inc();
     }
 
-    /// hits / (hits + misses), 0 before the first lookup.
+    pub fn store_reads_total(&self) -> u64 {
+        self.store_reads.get()
+    }
+
+    /// (answered by a cache level, answered by the store or 404) so far.
+    pub fn served_totals(&self) -> (u64, u64) {
+        (self.served_cached.get(), self.served_uncached.get())
+    }
+
+    /// The share of GETs a cache level answered, 0 before the first.
     pub fn hit_rate(&self) -> f64 {
-        let hits = self.cache_hits_total();
-        let lookups = hits + self.cache_misses_total();
+        let (cached, uncached) = self.served_totals();
+        let lookups = cached + uncached;
         if lookups == 0 {
             0.0
         } else {
             // Precision loss only past 2^53 lookups.
             #[allow(clippy::cast_precision_loss)]
-            let rate = hits as f64 / lookups as f64;
+            let rate = cached as f64 / lookups as f64;
             rate
         }
     }

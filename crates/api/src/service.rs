@@ -1,10 +1,12 @@
 //! Cache-aside over the store: the rules of reading and writing records.
 //!
-//! Reads: Redis, then the store, filling Redis with what the store returned.
-//! Writes: the store first (the source of truth, with its outbox entry), then
-//! Redis. Every Redis write is version-checked, so the order in which
-//! concurrent requests reach Redis does not matter. Redis failures never fail
-//! a request: they are logged, counted and repaired later.
+//! Reads: L1, then Redis, then the store, filling the levels above with
+//! what was found; concurrent misses of one key share one load. Writes: the
+//! store first (the source of truth, with its outbox entry), then Redis,
+//! then this replica's L1 (other replicas' L1 hear of it from Redis). Every
+//! Redis write is version-checked, so the order in which concurrent requests
+//! reach Redis does not matter. Redis failures never fail a request: they
+//! are logged, counted and repaired later.
 
 use std::sync::Arc;
 
@@ -12,21 +14,30 @@ use platform::clock::Clock;
 use platform::domain::{Key, Record, Ttl};
 use platform::store::{Store, StoreError};
 
+use crate::cache::l1::{LoadError, Loaded, LocalCache, Source};
 use crate::cache::{CacheError, Entry, RedisCache};
-use crate::metrics::Metrics;
+use crate::metrics::{Level, Metrics};
 
-/// A record and where it came from.
+/// A record and the level that answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
     pub record: Record,
+    pub source: Source,
+}
+
+impl Served {
     /// True when a cache level answered, false when the store did.
-    pub cached: bool,
+    pub fn cached(&self) -> bool {
+        self.source != Source::Store
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct DataService {
     store: Store,
     cache: Option<Arc<RedisCache>>,
+    l1: Arc<LocalCache>,
+    l1_enabled: bool,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 }
@@ -35,12 +46,16 @@ impl DataService {
     pub fn new(
         store: Store,
         cache: Option<Arc<RedisCache>>,
+        l1: Arc<LocalCache>,
+        l1_enabled: bool,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
             cache,
+            l1,
+            l1_enabled,
             clock,
             metrics,
         }
@@ -54,39 +69,72 @@ impl DataService {
         self.cache.as_ref()
     }
 
+    pub fn l1(&self) -> &Arc<LocalCache> {
+        &self.l1
+    }
+
     /// The live record under `key`, if any.
     pub async fn get(&self, key: &Key) -> Result<Option<Served>, StoreError> {
+        let served = self.lookup(key).await?;
         let now_ms = self.clock.now_ms();
+        // Every level may hold a record that lapsed a moment ago; its own
+        // expiry time decides.
+        let served = served.filter(|served| served.record.is_live_at(now_ms));
+        self.metrics
+            .served(served.as_ref().is_some_and(Served::cached));
+        Ok(served)
+    }
+
+    async fn lookup(&self, key: &Key) -> Result<Option<Served>, StoreError> {
+        if self.l1_enabled {
+            if let Some(hit) = self.l1.get(key.as_str()).await {
+                self.metrics.level_hit(Level::L1);
+                return Ok(Some(Served {
+                    record: hit.record.clone(),
+                    source: Source::L1,
+                }));
+            }
+            self.metrics.level_miss(Level::L1);
+        }
+        let loaded = match self.l1.get_or_load(key.as_str(), self.load(key)).await {
+            Ok(loaded) => Some(Loaded::clone(&loaded)),
+            Err(error) => match &*error {
+                LoadError::NotFound => None,
+                LoadError::Superseded(loaded) => Some(loaded.clone()),
+                LoadError::Failed(error) => return Err(StoreError::Shared(error.clone())),
+            },
+        };
+        Ok(loaded.map(|Loaded { record, source }| Served { record, source }))
+    }
+
+    /// Below L1: Redis, else the store (then fill Redis). Runs once per key
+    /// for any number of concurrent callers.
+    async fn load(&self, key: &Key) -> Result<Option<Loaded>, Arc<StoreError>> {
         if let Some(cache) = &self.cache {
             match cache.get(key).await {
                 Ok(Some(Entry::Live(record))) => {
-                    self.metrics.cache_hit();
-                    // Redis' own expiry is close but not exact; the record's
-                    // expiry time decides.
-                    return Ok(record.is_live_at(now_ms).then_some(Served {
-                        record,
-                        cached: true,
-                    }));
+                    self.metrics.level_hit(Level::Redis);
+                    let source = Source::Redis;
+                    return Ok(Some(Loaded { record, source }));
                 }
-                Ok(Some(Entry::Tombstone { .. }) | None) => self.metrics.cache_miss(),
+                Ok(Some(Entry::Tombstone { .. }) | None) => self.metrics.level_miss(Level::Redis),
                 Err(CacheError::Unusable) => {}
                 Err(error) => {
                     tracing::debug!(%key, %error, "cache read failed; reading the store");
                 }
             }
         }
-        let Some(record) = self.load(key).await? else {
+        let Some(record) = self.load_from_store(key).await.map_err(Arc::new)? else {
             return Ok(None);
         };
         self.fill(key, &record).await;
-        Ok(Some(Served {
-            record,
-            cached: false,
-        }))
+        let source = Source::Store;
+        Ok(Some(Loaded { record, source }))
     }
 
     /// The first half of a miss: read the record from the store.
-    pub async fn load(&self, key: &Key) -> Result<Option<Record>, StoreError> {
+    pub async fn load_from_store(&self, key: &Key) -> Result<Option<Record>, StoreError> {
+        self.metrics.store_read();
         self.store.get(key, self.clock.now_ms()).await
     }
 
@@ -111,6 +159,7 @@ impl DataService {
         let now_ms = self.clock.now_ms();
         let record = self.store.put(key, value, ttl, now_ms).await?;
         self.fill(key, &record).await;
+        self.l1.invalidate(key.as_str()).await;
         Ok(record)
     }
 
@@ -124,6 +173,7 @@ impl DataService {
         {
             tracing::debug!(%key, %error, "cache invalidation deferred to the outbox");
         }
+        self.l1.invalidate(key.as_str()).await;
         Ok(true)
     }
 }

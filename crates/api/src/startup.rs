@@ -13,7 +13,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::cache::RedisCache;
+use crate::cache::l1::LocalCache;
 use crate::cache::supervisor::Supervisor;
+use crate::cache::tracking;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::routes::{self, AppState, PublicConfig};
@@ -26,7 +28,8 @@ pub struct Application {
     state: AppState,
     request_timeout: Duration,
     drain_delay: Duration,
-    supervisor: Option<JoinHandle<()>>,
+    /// The Redis supervisor and the L1 invalidation listener.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -46,10 +49,20 @@ impl Application {
         .context("DATABASE_URL")?;
         tracing::info!(engine = store.engine().name(), "store ready");
 
-        let (cache, supervisor) = match &redis {
+        // Without Redis no other replica's writes can be heard of, but none
+        // is expected either: L1 takes entries from the start. With Redis,
+        // only once invalidations flow.
+        let l1 = Arc::new(LocalCache::new(
+            config.l1_ttl(),
+            config.cache_l1_max_bytes,
+            redis.is_none(),
+        ));
+        let l1_enabled = !config.l1_ttl().is_zero();
+        let mut background = Vec::new();
+        let cache = match &redis {
             None => {
                 tracing::warn!("REDIS_HOST is not set: running without a shared cache");
-                (None, None)
+                None
             }
             Some(settings) => {
                 let connection = platform::redis::connection_manager(settings)
@@ -67,7 +80,15 @@ impl Application {
                     Duration::from_secs(config.cache_outbox_retention_seconds),
                 );
                 tracing::info!(host = %settings.host, port = settings.port, "using redis");
-                (Some(cache), Some(tokio::spawn(supervisor.run())))
+                background.push(tokio::spawn(supervisor.run()));
+                if l1_enabled {
+                    background.push(tokio::spawn(tracking::run(
+                        settings.clone(),
+                        pod.clone(),
+                        l1.clone(),
+                    )));
+                }
+                Some(cache)
             }
         };
 
@@ -77,7 +98,7 @@ impl Application {
             .with_context(|| format!("PORT: cannot listen on {address}"))?;
 
         let state = AppState {
-            service: DataService::new(store, cache, clock, metrics.clone()),
+            service: DataService::new(store, cache, l1, l1_enabled, clock, metrics.clone()),
             metrics,
             config: Arc::new(PublicConfig {
                 app_env: config.app_env.clone(),
@@ -94,7 +115,7 @@ impl Application {
             state,
             request_timeout: config.request_timeout(),
             drain_delay: config.drain_delay(),
-            supervisor,
+            background,
         })
     }
 
@@ -138,8 +159,8 @@ impl Application {
             .await
             .context("serving HTTP")?;
 
-        if let Some(supervisor) = self.supervisor {
-            supervisor.abort();
+        for task in self.background {
+            task.abort();
         }
         store.close().await;
         tracing::info!("stopped");

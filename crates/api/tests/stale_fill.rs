@@ -28,7 +28,7 @@ async fn a_slow_reader_cannot_overwrite_a_newer_write(engine: Engine) {
     // The reader misses and loads "old" from the store...
     let loaded = app
         .service
-        .load(&key)
+        .load_from_store(&key)
         .await
         .unwrap()
         .expect("the record exists");
@@ -51,7 +51,7 @@ async fn a_slow_reader_cannot_resurrect_a_deleted_record(engine: Engine) {
 
     let loaded = app
         .service
-        .load(&key)
+        .load_from_store(&key)
         .await
         .unwrap()
         .expect("the record exists");
@@ -71,9 +71,9 @@ async fn a_fill_older_than_the_cached_value_is_refused_even_when_the_write_was_n
     let app = spawn_app(Options::new(engine)).await;
     let key = Key::parse("race:three").unwrap();
     app.put(key.as_str(), "v1", None).await;
-    let v1 = app.service.load(&key).await.unwrap().unwrap();
+    let v1 = app.service.load_from_store(&key).await.unwrap().unwrap();
     app.put(key.as_str(), "v2", None).await;
-    let v2 = app.service.load(&key).await.unwrap().unwrap();
+    let v2 = app.service.load_from_store(&key).await.unwrap().unwrap();
     assert!(v2.version > v1.version);
 
     app.service.fill(&key, &v1).await;

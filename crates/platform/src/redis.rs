@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo};
 
 use crate::config::RedisSettings;
 
@@ -16,7 +16,20 @@ pub use redis::RedisError;
 /// A client for `settings`, with the password (if any) set and nothing
 /// connected yet.
 pub fn client(settings: &RedisSettings) -> Result<redis::Client, RedisError> {
-    let mut login = RedisConnectionInfo::default();
+    client_speaking(settings, ProtocolVersion::RESP2)
+}
+
+/// A RESP3 client, for connections that receive pushes (client-side
+/// caching invalidations).
+pub fn push_client(settings: &RedisSettings) -> Result<redis::Client, RedisError> {
+    client_speaking(settings, ProtocolVersion::RESP3)
+}
+
+fn client_speaking(
+    settings: &RedisSettings,
+    protocol: ProtocolVersion,
+) -> Result<redis::Client, RedisError> {
+    let mut login = RedisConnectionInfo::default().set_protocol(protocol);
     if let Some(password) = &settings.password {
         login = login.set_password(password.expose());
     }

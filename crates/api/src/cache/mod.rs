@@ -9,7 +9,9 @@
 //! store's outbox, so that a value written during an outage is never served
 //! stale from Redis afterwards.
 
+pub mod l1;
 pub mod supervisor;
+pub mod tracking;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -50,6 +50,10 @@ pub struct ReadRecord {
     pub value: String,
     /// True when a cache level answered, false when the store did.
     pub cached: bool,
+    /// Which level answered: `l1` (this replica's memory), `redis` or
+    /// `store`.
+    #[schema(example = "redis")]
+    pub source: &'static str,
     /// When the value was last written (RFC 3339, UTC).
     pub timestamp: String,
     /// When the record expires (RFC 3339, UTC), if it does.
@@ -116,6 +120,8 @@ pub async fn read(
         .get(&key)
         .await?
         .ok_or_else(|| ApiError::RecordNotFound(key.as_str().to_owned()))?;
+    let cached = served.cached();
+    let source = served.source.as_str();
     let Record {
         value,
         version,
@@ -125,7 +131,8 @@ pub async fn read(
     Ok(Json(ReadRecord {
         key: key.as_str().to_owned(),
         value,
-        cached: served.cached,
+        cached,
+        source,
         timestamp: rfc3339(updated_at_ms),
         expires_at: expires_at_ms.map(rfc3339),
         version,

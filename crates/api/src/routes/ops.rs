@@ -33,9 +33,11 @@ pub struct CacheTestBody {
     pub redis_connected: bool,
     /// cache hits / (hits + misses) since this replica started.
     pub cache_hit_rate: f64,
-    /// Cache lookups (hits + misses) since this replica started.
+    /// Reads (hits + misses) since this replica started.
     pub total_requests: u64,
+    /// Reads a cache level (L1 or Redis) answered.
     pub cache_hits: u64,
+    /// Reads the store answered (or found nothing).
     pub cache_misses: u64,
     /// `redis` when a Redis host is configured, `disabled` otherwise.
     pub cache: &'static str,
@@ -57,8 +59,7 @@ pub struct CacheTestBody {
     responses((status = 200, description = "Cache status", body = CacheTestBody)))]
 pub async fn cache_test(State(state): State<AppState>) -> Json<CacheTestBody> {
     let metrics = &state.metrics;
-    let hits = metrics.cache_hits_total();
-    let misses = metrics.cache_misses_total();
+    let (hits, misses) = metrics.served_totals();
     let (cache, redis_in_use, ping) = match state.service.cache() {
         None => ("disabled", false, None),
         Some(cache) => ("redis", cache.is_usable(), Some(cache.ping().await)),

@@ -30,6 +30,8 @@ pub struct Options {
     pub redis: Option<Persistence>,
     pub redis_password: Option<&'static str>,
     pub max_value_bytes: u64,
+    /// `CACHE_L1_TTL_MS`; 0 turns L1 off.
+    pub l1_ttl_ms: u64,
 }
 
 impl Options {
@@ -39,6 +41,7 @@ impl Options {
             redis: Some(Persistence::None),
             redis_password: None,
             max_value_bytes: 1_048_576,
+            l1_ttl_ms: 1000,
         }
     }
 }
@@ -82,6 +85,8 @@ pub fn config(
             database_max_connections: 5,
         },
         cache_ttl_seconds: 3600,
+        cache_l1_ttl_ms: options.l1_ttl_ms,
+        cache_l1_max_bytes: 16 * 1024 * 1024,
         cache_outbox_retention_seconds: 10,
         max_value_bytes: options.max_value_bytes,
         request_timeout_seconds: 10,

@@ -51,6 +51,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// One failure handed to several waiters (a coalesced read).
+    #[error("{0}")]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 /// A pool of connections to the store.

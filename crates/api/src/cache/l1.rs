@@ -1,0 +1,236 @@
+//! L1: a small in-process cache in front of Redis, with coalesced loads.
+//!
+//! Entries live for `CACHE_L1_TTL_MS` (1 s by default) at most, which bounds
+//! how stale a replica can be even if an invalidation message is lost.
+//! Normally they go much sooner: every write, delete, expiry or eviction of
+//! a `cache:` key in Redis is pushed to every replica ([`super::tracking`]),
+//! which evicts it here.
+//!
+//! Concurrent misses for one key share one load (moka's `try_get_with`), so
+//! a thousand readers of a cold key cause one Redis read and one store read.
+//!
+//! A load that raced with an invalidation must not be inserted: it may carry
+//! the value the invalidation was about. Each load notes the generation of
+//! its key's stripe when it starts; invalidations bump it; a load that finds
+//! it changed hands its value to its callers without caching it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+use platform::domain::Record;
+
+/// Invalidation stripes: a write to one key holds back inserts of about one
+/// key in a thousand, not of every key being loaded.
+const STRIPES: usize = 1024;
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    L1,
+    Redis,
+    Store,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::L1 => "l1",
+            Self::Redis => "redis",
+            Self::Store => "store",
+        }
+    }
+}
+
+/// A loaded record and the level that answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub record: Record,
+    pub source: Source,
+}
+
+/// Why a coalesced load produced no cacheable value.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError<E> {
+    #[error("no live record")]
+    NotFound,
+    /// Loaded, but an invalidation raced with the load: use, do not cache.
+    #[error("superseded by an invalidation")]
+    Superseded(Loaded),
+    #[error(transparent)]
+    Failed(E),
+}
+
+#[derive(Debug)]
+pub struct LocalCache {
+    entries: Cache<String, Arc<Loaded>>,
+    /// False while invalidations may be missed (the tracking connection is
+    /// down): nothing is inserted then.
+    armed: AtomicBool,
+    generations: Box<[AtomicU64]>,
+    /// Bumped by a flush; part of every load's snapshot.
+    epoch: AtomicU64,
+}
+
+impl LocalCache {
+    /// `ttl` zero keeps nothing (loads are still coalesced).
+    pub fn new(ttl: Duration, max_bytes: u64, armed: bool) -> Self {
+        let builder = Cache::builder()
+            .weigher(|key: &String, loaded: &Arc<Loaded>| {
+                u32::try_from(key.len() + loaded.record.value.len() + 64).unwrap_or(u32::MAX)
+            })
+            .max_capacity(if ttl.is_zero() { 0 } else { max_bytes });
+        let entries = if ttl.is_zero() {
+            builder.build()
+        } else {
+            builder.time_to_live(ttl).build()
+        };
+        Self {
+            entries,
+            armed: AtomicBool::new(armed),
+            generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// The cached record, if any (however old the record's own expiry: the
+    /// caller checks it).
+    pub async fn get(&self, key: &str) -> Option<Arc<Loaded>> {
+        self.entries.get(key).await
+    }
+
+    /// Gets `key`, loading it once for all concurrent callers on a miss.
+    pub async fn get_or_load<F, E>(
+        &self,
+        key: &str,
+        load: F,
+    ) -> Result<Arc<Loaded>, Arc<LoadError<E>>>
+    where
+        F: Future<Output = Result<Option<Loaded>, E>>,
+        E: Send + Sync + 'static,
+    {
+        let snapshot = self.snapshot(key);
+        let guarded = async {
+            match load.await {
+                Ok(None) => Err(LoadError::NotFound),
+                Err(error) => Err(LoadError::Failed(error)),
+                Ok(Some(loaded)) if self.snapshot(key) != snapshot || !self.is_armed() => {
+                    Err(LoadError::Superseded(loaded))
+                }
+                Ok(Some(loaded)) => Ok(Arc::new(loaded)),
+            }
+        };
+        self.entries.try_get_with(key.to_owned(), guarded).await
+    }
+
+    /// Evicts `key` and holds back loads of it that are in flight.
+    pub async fn invalidate(&self, key: &str) {
+        self.stripe(key).fetch_add(1, Ordering::AcqRel);
+        self.entries.invalidate(key).await;
+    }
+
+    /// Evicts everything and holds back every load in flight.
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entries.invalidate_all();
+    }
+
+    /// Turns inserts on (invalidations flow) or off (they may be missed).
+    /// Either way the cache is cleared: what it held may be stale.
+    pub fn set_armed(&self, armed: bool) {
+        self.armed.store(armed, Ordering::Release);
+        self.clear();
+    }
+
+    pub fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::Acquire)
+    }
+
+    fn stripe(&self, key: &str) -> &AtomicU64 {
+        // FNV-1a: tiny, and good enough to spread keys over stripes.
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let index = usize::try_from(hash % STRIPES as u64).unwrap_or(0);
+        &self.generations[index]
+    }
+
+    fn snapshot(&self, key: &str) -> (u64, u64) {
+        (
+            self.epoch.load(Ordering::Acquire),
+            self.stripe(key).load(Ordering::Acquire),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(value: &str) -> Loaded {
+        Loaded {
+            record: Record {
+                value: value.into(),
+                version: 1,
+                updated_at_ms: 0,
+                expires_at_ms: None,
+            },
+            source: Source::Store,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_load_that_raced_an_invalidation_is_returned_but_not_cached() {
+        let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, true);
+        let (started, start) = tokio::sync::oneshot::channel::<()>();
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        let load = cache.get_or_load::<_, ()>("k", async {
+            let _ = started.send(());
+            let _ = finished.await;
+            Ok(Some(loaded("old")))
+        });
+        let race = async {
+            let _ = start.await;
+            cache.invalidate("k").await;
+            let _ = finish.send(());
+        };
+        let (outcome, ()) = tokio::join!(load, race);
+        match outcome.as_ref().map_err(|error| &**error) {
+            Err(LoadError::Superseded(value)) => assert_eq!(value.record.value, "old"),
+            other => panic!("expected a superseded load, got {other:?}"),
+        }
+        assert!(cache.get("k").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn nothing_is_cached_while_disarmed() {
+        let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, false);
+        let outcome = cache
+            .get_or_load::<_, ()>("k", async { Ok(Some(loaded("v"))) })
+            .await;
+        assert!(matches!(
+            outcome.as_ref().map_err(|error| &**error),
+            Err(LoadError::Superseded(_))
+        ));
+        assert!(cache.get("k").await.is_none());
+
+        cache.set_armed(true);
+        let outcome = cache
+            .get_or_load::<_, ()>("k", async { Ok(Some(loaded("v"))) })
+            .await;
+        assert!(outcome.is_ok());
+        assert!(cache.get("k").await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_zero_ttl_keeps_nothing() {
+        let cache = LocalCache::new(Duration::ZERO, 1 << 20, true);
+        let outcome = cache
+            .get_or_load::<_, ()>("k", async { Ok(Some(loaded("v"))) })
+            .await;
+        assert!(outcome.is_ok());
+        cache.entries.run_pending_tasks().await;
+        assert!(cache.get("k").await.is_none());
+    }
+}
