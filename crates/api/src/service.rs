@@ -100,11 +100,11 @@ impl DataService {
             Ok(loaded) => Some(Loaded::clone(&loaded)),
             Err(error) => match &*error {
                 LoadError::NotFound => None,
-                LoadError::Superseded(loaded) => Some(loaded.clone()),
+                LoadError::Uncached(loaded) => Some(loaded.clone()),
                 LoadError::Failed(error) => return Err(StoreError::Shared(error.clone())),
             },
         };
-        Ok(loaded.map(|Loaded { record, source }| Served { record, source }))
+        Ok(loaded.map(|Loaded { record, source, .. }| Served { record, source }))
     }
 
     /// Below L1: Redis, else the store (then fill Redis). Runs once per key
@@ -114,8 +114,11 @@ impl DataService {
             match cache.get(key).await {
                 Ok(Some(Entry::Live(record))) => {
                     self.metrics.level_hit(Level::Redis);
-                    let source = Source::Redis;
-                    return Ok(Some(Loaded { record, source }));
+                    return Ok(Some(Loaded {
+                        record,
+                        source: Source::Redis,
+                        cacheable: true,
+                    }));
                 }
                 Ok(Some(Entry::Tombstone { .. }) | None) => self.metrics.level_miss(Level::Redis),
                 Err(CacheError::Unusable) => {}
@@ -128,8 +131,12 @@ impl DataService {
             return Ok(None);
         };
         self.fill(key, &record).await;
-        let source = Source::Store;
-        Ok(Some(Loaded { record, source }))
+        Ok(Some(Loaded {
+            record,
+            source: Source::Store,
+            // Without Redis no announcement will come to evict it.
+            cacheable: self.cache.is_none(),
+        }))
     }
 
     /// The first half of a miss: read the record from the store.

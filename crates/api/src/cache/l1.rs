@@ -48,6 +48,12 @@ impl Source {
 pub struct Loaded {
     pub record: Record,
     pub source: Source,
+    /// False when the load itself wrote the value to Redis: Redis will
+    /// announce that write to every replica, this one included, and the
+    /// announcement would evict the entry anyway (possibly after a racing
+    /// write elsewhere). The next load finds the value in Redis and caches
+    /// it.
+    pub cacheable: bool,
 }
 
 /// Why a coalesced load produced no cacheable value.
@@ -55,9 +61,10 @@ pub struct Loaded {
 pub enum LoadError<E> {
     #[error("no live record")]
     NotFound,
-    /// Loaded, but an invalidation raced with the load: use, do not cache.
-    #[error("superseded by an invalidation")]
-    Superseded(Loaded),
+    /// Loaded, but not to be cached: an invalidation raced with the load,
+    /// invalidations are not flowing, or the load is not cacheable.
+    #[error("loaded, not cacheable")]
+    Uncached(Loaded),
     #[error(transparent)]
     Failed(E),
 }
@@ -115,8 +122,10 @@ impl LocalCache {
             match load.await {
                 Ok(None) => Err(LoadError::NotFound),
                 Err(error) => Err(LoadError::Failed(error)),
-                Ok(Some(loaded)) if self.snapshot(key) != snapshot || !self.is_armed() => {
-                    Err(LoadError::Superseded(loaded))
+                Ok(Some(loaded))
+                    if !loaded.cacheable || self.snapshot(key) != snapshot || !self.is_armed() =>
+                {
+                    Err(LoadError::Uncached(loaded))
                 }
                 Ok(Some(loaded)) => Ok(Arc::new(loaded)),
             }
@@ -177,6 +186,7 @@ mod tests {
                 expires_at_ms: None,
             },
             source: Source::Store,
+            cacheable: true,
         }
     }
 
@@ -197,7 +207,7 @@ mod tests {
         };
         let (outcome, ()) = tokio::join!(load, race);
         match outcome.as_ref().map_err(|error| &**error) {
-            Err(LoadError::Superseded(value)) => assert_eq!(value.record.value, "old"),
+            Err(LoadError::Uncached(value)) => assert_eq!(value.record.value, "old"),
             other => panic!("expected a superseded load, got {other:?}"),
         }
         assert!(cache.get("k").await.is_none());
@@ -211,7 +221,7 @@ mod tests {
             .await;
         assert!(matches!(
             outcome.as_ref().map_err(|error| &**error),
-            Err(LoadError::Superseded(_))
+            Err(LoadError::Uncached(_))
         ));
         assert!(cache.get("k").await.is_none());
 

@@ -163,6 +163,17 @@ impl RedisCache {
         }
     }
 
+    /// Loads the fill script into Redis' script cache.
+    pub(crate) async fn load_scripts(&self) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        let invocation = scripts::SET_UNLESS_NEWER.prepare_invoke();
+        let load = invocation.load_async(&mut connection);
+        match tokio::time::timeout(self.timeout, load).await {
+            Ok(result) => result.map(drop).map_err(CacheError::from),
+            Err(_) => Err(CacheError::Timeout(self.timeout)),
+        }
+    }
+
     /// One PING, whatever the health state: a real round trip.
     pub async fn ping(&self) -> Result<Duration, CacheError> {
         let started = Instant::now();

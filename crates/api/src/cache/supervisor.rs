@@ -97,6 +97,9 @@ impl Supervisor {
     async fn repair(&self, known_run_id: &mut Option<String>) -> Result<(), CacheError> {
         let run_id = self.run_id().await?;
         self.replay(Replay::All).await?;
+        // A restarted Redis has no scripts; load the one every request uses
+        // now rather than on a request's first (failed) call.
+        self.cache.load_scripts().await?;
         *known_run_id = Some(run_id);
         Ok(())
     }

@@ -32,6 +32,8 @@ pub struct Options {
     pub max_value_bytes: u64,
     /// `CACHE_L1_TTL_MS`; 0 turns L1 off.
     pub l1_ttl_ms: u64,
+    pub pod_name: &'static str,
+    pub redis_timeout_ms: u64,
 }
 
 impl Options {
@@ -42,12 +44,15 @@ impl Options {
             redis_password: None,
             max_value_bytes: 1_048_576,
             l1_ttl_ms: 1000,
+            pod_name: "test-pod",
+            redis_timeout_ms: 200,
         }
     }
 }
 
 pub struct TestApp {
     pub base_url: String,
+    pub database_url: String,
     pub http: reqwest::Client,
     pub redis: Option<RedisServer>,
     pub clock: ManualClock,
@@ -70,7 +75,7 @@ pub fn config(
         port: 0,
         bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
         app_env: "test".into(),
-        pod_name: Some("test-pod".into()),
+        pod_name: Some(options.pod_name.into()),
         redis: RedisArgs {
             redis_host: redis.map(|_| "127.0.0.1".to_owned()),
             redis_port: redis.map_or(6379, |(server, _)| server.port()),
@@ -78,7 +83,7 @@ pub fn config(
                 .and_then(|(_, password)| password)
                 .map(platform::config::Secret::new),
             redis_password_file: None,
-            redis_timeout_ms: 200,
+            redis_timeout_ms: options.redis_timeout_ms,
         },
         store: StoreArgs {
             database_url,
@@ -117,12 +122,36 @@ pub async fn spawn_app(options: Options) -> TestApp {
         .redis
         .map(|persistence| RedisServer::start_with(options.redis_password, persistence));
     let config = config(
-        database_url,
+        database_url.clone(),
         redis
             .as_ref()
             .map(|server| (server, options.redis_password)),
         &options,
     );
+    start(config, database_url, redis, database, sqlite_dir).await
+}
+
+/// Another replica of `first`: the same Redis and the same store, its own
+/// L1, connections and port.
+pub async fn spawn_replica(first: &TestApp, pod_name: &'static str) -> TestApp {
+    let mut options = Options::new(Engine::Sqlite);
+    options.pod_name = pod_name;
+    let config = config(
+        first.database_url.clone(),
+        first.redis.as_ref().map(|server| (server, None)),
+        &options,
+    );
+    start(config, first.database_url.clone(), None, None, None).await
+}
+
+async fn start(
+    config: Config,
+    database_url: String,
+    redis: Option<RedisServer>,
+    database: Option<TestDatabase>,
+    sqlite_dir: Option<tempfile::TempDir>,
+) -> TestApp {
+    let has_redis = config.redis.redis_host.is_some();
     let clock = ManualClock::default();
     let application = Application::build(config, Arc::new(clock.clone()))
         .await
@@ -136,6 +165,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
     }));
     let app = TestApp {
         base_url: format!("http://{address}"),
+        database_url,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -149,8 +179,9 @@ pub async fn spawn_app(options: Options) -> TestApp {
         _database: database,
         _sqlite_dir: sqlite_dir,
     };
-    if app.redis.is_some() {
+    if has_redis {
         app.wait_for_redis(true).await;
+        app.wait_for_l1_armed().await;
     }
     app
 }
@@ -251,6 +282,15 @@ impl TestApp {
                 "redis_connected did not become {want} within 15 s"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits (at most 15 s) until L1 invalidations flow.
+    pub async fn wait_for_l1_armed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.service.l1().is_armed() {
+            assert!(Instant::now() < deadline, "L1 was not armed within 15 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
