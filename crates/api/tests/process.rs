@@ -53,6 +53,8 @@ fn help_lists_every_variable_and_no_secret() {
         "DATABASE_URL",
         "DATABASE_MAX_CONNECTIONS",
         "CACHE_TTL_SECONDS",
+        "CACHE_L1_TTL_MS",
+        "CACHE_L1_MAX_BYTES",
         "CACHE_OUTBOX_RETENTION_SECONDS",
         "MAX_VALUE_BYTES",
         "REQUEST_TIMEOUT_SECONDS",
