@@ -116,7 +116,8 @@ async fn every_write_gets_a_higher_version(engine: Engine) {
     }
 }
 
-on_both_engines!(
+testkit::on_both_engines!(
+    Engine;
     get_after_post_is_served_from_redis,
     a_missing_redis_entry_is_refilled_from_the_store,
     a_record_is_gone_once_its_ttl_lapses,

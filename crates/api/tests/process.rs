@@ -107,6 +107,19 @@ fn a_wrong_value_stops_the_program_naming_the_variable() {
     }
 }
 
+/// `api` on a free loopback port with an SQLite store in `dir`.
+fn serving(dir: &std::path::Path) -> Command {
+    let mut command = api();
+    command
+        .env("PORT", "0")
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("api.db").display()),
+        );
+    command
+}
+
 /// A running `api` process and the lines it has logged.
 struct Running {
     child: Child,
@@ -225,16 +238,7 @@ fn read_response(stream: &mut TcpStream) -> (u16, String) {
 #[test]
 fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let mut running = Running::start(
-        api()
-            .env("PORT", "0")
-            .env("BIND_ADDRESS", "127.0.0.1")
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.path().join("api.db").display()),
-            )
-            .env("SHUTDOWN_DRAIN_SECONDS", "2"),
-    );
+    let mut running = Running::start(serving(dir.path()).env("SHUTDOWN_DRAIN_SECONDS", "2"));
     assert_eq!(running.request("GET", "/ready").0, 200);
 
     // A slow client: headers and half of the body now, the rest after the
@@ -281,13 +285,7 @@ fn secrets_never_reach_logs_or_the_config_endpoint() {
     let password_file = dir.path().join("password");
     std::fs::write(&password_file, format!("{SECRET}\n")).unwrap();
     let mut running = Running::start(
-        api()
-            .env("PORT", "0")
-            .env("BIND_ADDRESS", "127.0.0.1")
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.path().join("api.db").display()),
-            )
+        serving(dir.path())
             .env("REDIS_HOST", "127.0.0.1")
             .env("REDIS_PORT", redis.port().to_string())
             .env("REDIS_PASSWORD_FILE", &password_file)
@@ -315,13 +313,7 @@ fn secrets_never_reach_logs_or_the_config_endpoint() {
 fn a_request_over_the_time_limit_gets_a_json_408() {
     let dir = tempfile::tempdir().unwrap();
     let mut running = Running::start(
-        api()
-            .env("PORT", "0")
-            .env("BIND_ADDRESS", "127.0.0.1")
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.path().join("api.db").display()),
-            )
+        serving(dir.path())
             .env("REQUEST_TIMEOUT_SECONDS", "1")
             .env("SHUTDOWN_DRAIN_SECONDS", "0"),
     );

@@ -202,7 +202,8 @@ async fn the_api_starts_and_serves_while_redis_is_down(engine: Engine) {
     assert_eq!(app.get("while-down").await.1["cached"], true);
 }
 
-on_both_engines!(
+testkit::on_both_engines!(
+    Engine;
     killing_redis_under_load_loses_nothing,
     the_api_starts_and_serves_while_redis_is_down,
 );

@@ -259,7 +259,8 @@ async fn replicas_converge_on_the_store_after_random_writes_and_redis_restarts(e
     }
 }
 
-on_both_engines!(
+testkit::on_both_engines!(
+    Engine;
     a_write_on_one_replica_is_seen_on_the_other_within_milliseconds,
     a_thousand_concurrent_reads_of_a_cold_key_read_the_store_once,
     replicas_converge_on_the_store_after_random_writes_and_redis_restarts,

@@ -82,7 +82,8 @@ async fn a_fill_older_than_the_cached_value_is_refused_even_when_the_write_was_n
     assert_eq!(body["version"], v2.version);
 }
 
-on_both_engines!(
+testkit::on_both_engines!(
+    Engine;
     a_slow_reader_cannot_overwrite_a_newer_write,
     a_slow_reader_cannot_resurrect_a_deleted_record,
     a_fill_older_than_the_cached_value_is_refused_even_when_the_write_was_not_cached,

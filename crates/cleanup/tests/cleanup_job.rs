@@ -148,7 +148,8 @@ async fn a_dry_run_deletes_nothing_and_counts_what_a_real_run_deletes(engine: En
     }
 }
 
-on_both_engines!(
+testkit::on_both_engines!(
+    Engine;
     exactly_the_right_keys_go_and_a_second_run_deletes_nothing,
     a_dry_run_deletes_nothing_and_counts_what_a_real_run_deletes,
 );

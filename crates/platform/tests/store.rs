@@ -226,20 +226,8 @@ async fn maintenance_finds_dead_keys_and_reclaims_expired_rows(engine: Engine) {
     assert!(store.get(&key("lasting"), NOW).await.unwrap().is_some());
 }
 
-macro_rules! on_both_engines {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(platform::store::Engine::Sqlite).await; }
-        )+ }
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(platform::store::Engine::Postgres).await; }
-        )+ }
-    };
-}
-
-on_both_engines!(
+testkit::on_both_engines!(
+    Engine;
     put_then_get_returns_the_record,
     versions_grow_across_writes_and_deletes,
     expired_records_are_invisible,

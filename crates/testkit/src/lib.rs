@@ -26,3 +26,37 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|error| panic!("cannot read the bound port: {error}"))
         .port()
 }
+
+/// Declares one multi-threaded `#[tokio::test]` per store engine for each
+/// `async fn(Engine)` named, in modules `sqlite` and `postgres`, so that the
+/// same test body runs against both. `$engine` is the engine enum (any type
+/// with `Sqlite` and `Postgres` variants).
+///
+/// ```text
+/// testkit::on_both_engines!(platform::store::Engine; reads_what_it_wrote, expires);
+/// ```
+#[macro_export]
+macro_rules! on_both_engines {
+    ($engine:ty; $($name:ident),+ $(,)?) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(<$engine>::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(<$engine>::Postgres).await;
+                }
+            )+
+        }
+    };
+}

@@ -16,12 +16,7 @@ use platform::config::{RedisArgs, StoreArgs};
 use serde_json::Value;
 use testkit::{Persistence, RedisServer, TestDatabase};
 
-/// Which engine a test's store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
+pub use platform::store::Engine;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -311,27 +306,4 @@ impl Drop for TestApp {
             server.abort();
         }
     }
-}
-
-/// Declares one `#[tokio::test]` per engine for an `async fn(Engine)`.
-#[macro_export]
-macro_rules! on_both_engines {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Engine::Sqlite).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Engine::Postgres).await;
-                }
-            )+
-        }
-    };
 }

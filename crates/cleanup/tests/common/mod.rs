@@ -156,18 +156,3 @@ impl Run {
             .unwrap_or_else(|| panic!("no {field} in the summary; output:\n{}", self.output))
     }
 }
-
-/// Declares one `#[tokio::test]` per engine for an `async fn(Engine)`.
-#[macro_export]
-macro_rules! on_both_engines {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(platform::store::Engine::Sqlite).await; }
-        )+ }
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(platform::store::Engine::Postgres).await; }
-        )+ }
-    };
-}
