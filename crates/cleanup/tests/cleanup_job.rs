@@ -234,6 +234,36 @@ async fn the_deadline_stops_cleanly_and_the_next_run_finishes() {
 }
 
 #[tokio::test]
+async fn sigterm_stops_between_batches_like_the_deadline() {
+    let fixture = Fixture::new(Engine::Sqlite).await;
+    many_stale_keys(&fixture, 20_000).await;
+    let child = fixture
+        .command(&[("CLEANUP_RATE_LIMIT", "5000")])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = common::Run::from_output(&child.wait_with_output().unwrap());
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert_eq!(run.summary["status"], "partial");
+    assert_eq!(run.summary["stopped_by"], "signal");
+    let deleted = run.count("keys_deleted");
+    assert!(deleted > 0 && deleted < 20_000, "deleted {deleted}");
+    assert_eq!(
+        stale_left(&fixture).await,
+        20_000 - deleted,
+        "reported = done"
+    );
+    let mut redis = fixture.connection().await;
+    let lock_left: bool = redis.exists("cleanup:lock").await.unwrap();
+    assert!(!lock_left, "the lock is released on SIGTERM");
+}
+
+#[tokio::test]
 async fn unreachable_redis_or_store_fails_clearly() {
     let fixture = Fixture::new(Engine::Sqlite).await;
     let closed_port = testkit::free_port().to_string();
