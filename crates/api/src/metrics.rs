@@ -234,10 +234,6 @@ impl Metrics {
         self.redis_connected.set(i64::from(connected));
     }
 
-    pub fn redis_connected(&self) -> bool {
-        self.redis_connected.get() == 1
-    }
-
     pub fn observe_cache_operation(&self, operation: CacheOperation, seconds: f64) {
         self.cache_operation_duration
             .get_or_create(&operation.label())

@@ -175,12 +175,18 @@ impl Running {
         }
     }
 
-    /// One HTTP/1.1 request on a new connection: (status, body).
-    fn request(&self, method: &str, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+    /// A new connection, which gives up reading after 10 s.
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
+        stream
+    }
+
+    /// One HTTP/1.1 request on a new connection: (status, body).
+    fn request(&self, method: &str, path: &str) -> (u16, String) {
+        let mut stream = self.connect();
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -245,9 +251,7 @@ fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
     // SIGTERM.
     let body = r#"{"key":"in-flight","value":"finished after SIGTERM"}"#;
     let (first, rest) = body.split_at(20);
-    let mut slow = TcpStream::connect(("127.0.0.1", running.port)).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut slow = running.connect();
     write!(
         slow,
         "POST /api/v1/data HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
@@ -318,10 +322,7 @@ fn a_request_over_the_time_limit_gets_a_json_408() {
             .env("SHUTDOWN_DRAIN_SECONDS", "0"),
     );
     // A client that announces a body and never finishes sending it.
-    let mut stalled = TcpStream::connect(("127.0.0.1", running.port)).unwrap();
-    stalled
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stalled = running.connect();
     write!(
         stalled,
         "POST /api/v1/data HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\

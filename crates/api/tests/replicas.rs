@@ -249,8 +249,9 @@ async fn replicas_converge_on_the_store_after_random_writes_and_redis_restarts(e
                     assert_eq!(
                         body["value"].as_str(),
                         Some(record.value.as_str()),
-                        "{key} on {}",
-                        replica.base_url
+                        "{key} on {}: {body}, store version {}",
+                        replica.base_url,
+                        record.version
                     );
                 }
                 None => assert_eq!(status, 404, "{key} on {}: {body}", replica.base_url),

@@ -11,8 +11,17 @@
 
 mod common;
 
-use common::{Engine, Options, spawn_app};
-use platform::domain::Key;
+use common::{Engine, Options, TestApp, spawn_app};
+use platform::domain::{Key, Record};
+
+/// The first half of a reader's miss: the record as the store has it now.
+async fn read_store(app: &TestApp, key: &Key) -> Record {
+    app.service
+        .load_from_store(key)
+        .await
+        .unwrap()
+        .expect("the record exists")
+}
 
 async fn a_slow_reader_cannot_overwrite_a_newer_write(engine: Engine) {
     let app = spawn_app(Options::new(engine)).await;
@@ -26,12 +35,7 @@ async fn a_slow_reader_cannot_overwrite_a_newer_write(engine: Engine) {
         .unwrap();
 
     // The reader misses and loads "old" from the store...
-    let loaded = app
-        .service
-        .load_from_store(&key)
-        .await
-        .unwrap()
-        .expect("the record exists");
+    let loaded = read_store(&app, &key).await;
     assert_eq!(loaded.value, "old");
     // ...a writer stores and caches "new" meanwhile...
     app.put(key.as_str(), "new", None).await;
@@ -49,12 +53,7 @@ async fn a_slow_reader_cannot_resurrect_a_deleted_record(engine: Engine) {
     let key = Key::parse("race:delete").unwrap();
     app.put(key.as_str(), "doomed", None).await;
 
-    let loaded = app
-        .service
-        .load_from_store(&key)
-        .await
-        .unwrap()
-        .expect("the record exists");
+    let loaded = read_store(&app, &key).await;
     assert_eq!(app.delete(key.as_str()).await, 204);
     app.service.fill(&key, &loaded).await;
 
@@ -71,9 +70,9 @@ async fn a_fill_older_than_the_cached_value_is_refused_even_when_the_write_was_n
     let app = spawn_app(Options::new(engine)).await;
     let key = Key::parse("race:three").unwrap();
     app.put(key.as_str(), "v1", None).await;
-    let v1 = app.service.load_from_store(&key).await.unwrap().unwrap();
+    let v1 = read_store(&app, &key).await;
     app.put(key.as_str(), "v2", None).await;
-    let v2 = app.service.load_from_store(&key).await.unwrap().unwrap();
+    let v2 = read_store(&app, &key).await;
     assert!(v2.version > v1.version);
 
     app.service.fill(&key, &v1).await;

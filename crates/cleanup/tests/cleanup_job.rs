@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::Fixture;
 use platform::clock::{Clock, SystemClock};
 use platform::store::Engine;
@@ -166,6 +164,14 @@ async fn many_stale_keys(fixture: &Fixture, count: usize) {
     }
 }
 
+/// Waits until a running job has deleted some of the 20,000 stale keys.
+async fn deletes_begin(fixture: &Fixture) {
+    testkit::eventually("the job deletes something", || async {
+        stale_left(fixture).await < 20_000
+    })
+    .await;
+}
+
 /// How many `cache:stale:*` keys are left.
 async fn stale_left(fixture: &Fixture) -> u64 {
     let mut redis = fixture.connection().await;
@@ -184,18 +190,11 @@ async fn two_concurrent_runs_one_works_the_other_exits_with_the_lock_code() {
         .spawn()
         .unwrap();
     let mut redis = fixture.connection().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let held: bool = redis.exists("cleanup:lock").await.unwrap();
-        if held {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first run never took the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    testkit::eventually("the first run takes the lock", || {
+        let mut redis = redis.clone();
+        async move { redis.exists("cleanup:lock").await.unwrap() }
+    })
+    .await;
     let second = fixture.run(&[]);
     assert_eq!(second.code, Some(3), "{}", second.output);
     assert!(
@@ -246,14 +245,7 @@ async fn sigterm_stops_between_batches_like_the_deadline() {
         .command(&[("CLEANUP_RATE_LIMIT", "5000")])
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while stale_left(&fixture).await == 20_000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job deleted nothing"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    deletes_begin(&fixture).await;
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -318,14 +310,7 @@ async fn redis_dying_mid_run_fails_with_only_reported_batches_done() {
         .spawn()
         .unwrap();
     // Kill Redis once the job has deleted something.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while stale_left(&fixture).await == 20_000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job deleted nothing"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    deletes_begin(&fixture).await;
     fixture.redis.kill();
     let run = common::Run::from_output(&child.wait_with_output().unwrap());
     assert_eq!(run.code, Some(1), "{}", run.output);

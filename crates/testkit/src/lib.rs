@@ -27,6 +27,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Polls `check` every 10 ms until it holds; fails the test, naming `what`,
+/// if it does not within 15 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within 15 s: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Declares one multi-threaded `#[tokio::test]` per store engine for each
 /// `async fn(Engine)` named, in modules `sqlite` and `postgres`, so that the
 /// same test body runs against both. `$engine` is the engine enum (any type

@@ -1,6 +1,6 @@
 //! A real `redis-server` process for one test.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,10 +60,6 @@ impl RedisServer {
         self.port
     }
 
-    pub fn data_dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// `redis://` URL, with the password when there is one.
     pub fn url(&self) -> String {
         match &self.password {
@@ -103,10 +99,6 @@ impl RedisServer {
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
     }
 
     fn spawn(&mut self) -> Result<(), String> {

@@ -4,10 +4,12 @@
 //! Redis is an optimisation, never a dependency: every operation here either
 //! answers within `REDIS_TIMEOUT_MS` or fails, and a failure flips the cache
 //! to "unusable" at once, so that later requests skip Redis instead of
-//! waiting on it. The [`supervisor`] decides when Redis may be used again: only
-//! after it answers *and* the writes it missed have been replayed from the
-//! store's outbox, so that a value written during an outage is never served
-//! stale from Redis afterwards.
+//! waiting on it. The [`supervisor`] decides when Redis may be used again, in
+//! two steps: writes first (fills, write-through, tombstones), then the
+//! writes Redis missed are replayed from the store's outbox, and only then
+//! reads. Every write that skipped Redis committed before writes resumed,
+//! so the replay sees it, and a value written during an outage is never
+//! served stale from Redis afterwards.
 
 pub mod l1;
 pub mod supervisor;
@@ -15,7 +17,7 @@ pub mod tracking;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use platform::domain::{Key, Record};
@@ -27,6 +29,13 @@ pub use platform::cache::Entry;
 use platform::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
 
 use crate::metrics::{CacheOperation, Metrics};
+
+/// Redis is not used at all (failed, or not yet repaired).
+const DOWN: u8 = 0;
+/// Being repaired: writes go to Redis, reads do not yet.
+const WRITES_ONLY: u8 = 1;
+/// In use.
+const UP: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -48,7 +57,8 @@ pub struct RedisCache {
     connection: ConnectionManager,
     timeout: Duration,
     max_ttl: Duration,
-    usable: AtomicBool,
+    /// One of `DOWN`, `WRITES_ONLY`, `UP`.
+    state: AtomicU8,
     trouble: Notify,
     metrics: Arc<Metrics>,
 }
@@ -67,21 +77,22 @@ impl RedisCache {
             connection,
             timeout,
             max_ttl,
-            usable: AtomicBool::new(false),
+            state: AtomicU8::new(DOWN),
             trouble: Notify::new(),
             metrics,
         }
     }
 
+    /// Whether requests read from Redis.
     pub fn is_usable(&self) -> bool {
-        self.usable.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) == UP
     }
 
     /// What Redis holds for `key`.
     pub async fn get(&self, key: &Key) -> Result<Option<Entry>, CacheError> {
         let cache_key = cache_key(key.as_str());
         let raw: Option<String> = self
-            .run(CacheOperation::Get, |mut connection| async move {
+            .run(CacheOperation::Get, UP, |mut connection| async move {
                 redis::cmd("GET")
                     .arg(cache_key)
                     .query_async(&mut connection)
@@ -138,7 +149,7 @@ impl RedisCache {
         ttl_ms: u64,
     ) -> Result<bool, CacheError> {
         let cache_key = cache_key(key.as_str());
-        self.run(operation, |mut connection| async move {
+        self.run(operation, WRITES_ONLY, |mut connection| async move {
             scripts::SET_UNLESS_NEWER
                 .key(cache_key)
                 .arg(version)
@@ -187,14 +198,20 @@ impl RedisCache {
         }
     }
 
-    /// Runs one command if Redis is usable, within the timeout, timing it.
-    /// Any failure marks Redis unusable until the supervisor repairs it.
-    async fn run<T, F, Fut>(&self, operation: CacheOperation, command: F) -> Result<T, CacheError>
+    /// Runs one command if the state is at least `needs`, within the
+    /// timeout, timing it. Any failure marks Redis down until the supervisor
+    /// repairs it.
+    async fn run<T, F, Fut>(
+        &self,
+        operation: CacheOperation,
+        needs: u8,
+        command: F,
+    ) -> Result<T, CacheError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
-        if !self.is_usable() {
+        if self.state.load(Ordering::Acquire) < needs {
             return Err(CacheError::Unusable);
         }
         let started = Instant::now();
@@ -211,17 +228,36 @@ impl RedisCache {
     }
 
     fn mark_unusable(&self, error: &CacheError) {
-        if self.usable.swap(false, Ordering::AcqRel) {
+        if self.state.swap(DOWN, Ordering::AcqRel) == UP {
             tracing::warn!(%error, "redis failed; serving from the store until it is back");
             self.metrics.set_redis_connected(false);
         }
         self.trouble.notify_one();
     }
 
-    fn mark_usable(&self) {
-        if !self.usable.swap(true, Ordering::AcqRel) {
+    /// First step of a repair: writes reach Redis again.
+    fn resume_writes(&self) {
+        let _ = self
+            .state
+            .compare_exchange(DOWN, WRITES_ONLY, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// A repair that failed half way: back to not using Redis at all.
+    fn stop_writes(&self) {
+        self.state.store(DOWN, Ordering::Release);
+    }
+
+    /// Last step of a repair: reads use Redis again. False when a write
+    /// failed meanwhile (the state went back to down): repair again.
+    fn resume_reads(&self) -> bool {
+        let resumed = self
+            .state
+            .compare_exchange(WRITES_ONLY, UP, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if resumed {
             self.metrics.set_redis_connected(true);
         }
+        resumed
     }
 
     fn max_ttl_ms(&self) -> u64 {

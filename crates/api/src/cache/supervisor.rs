@@ -5,8 +5,8 @@
 //! cache update was lost, e.g. because a replica died right after its
 //! commit), then removes them. When Redis has failed, or restarted (its
 //! `run_id` changed, so it may have come back with older data), the
-//! supervisor keeps trying; once Redis answers it replays the *whole* outbox
-//! and only then lets requests use Redis again.
+//! supervisor keeps trying; once Redis answers it lets writes through,
+//! replays the *whole* outbox, and only then lets requests read Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +66,6 @@ impl Supervisor {
             } else {
                 match self.repair(&mut known_run_id).await {
                     Ok(()) => {
-                        self.cache.mark_usable();
                         reported = false;
                         tracing::info!("redis is available; cache in use");
                     }
@@ -94,12 +93,22 @@ impl Supervisor {
         self.replay(Replay::Aged).await
     }
 
+    /// Writes first, then the replay of everything Redis may have missed,
+    /// then reads: a write that skipped Redis committed before writes
+    /// resumed, so the replay sees its outbox entry.
     async fn repair(&self, known_run_id: &mut Option<String>) -> Result<(), CacheError> {
         let run_id = self.run_id().await?;
-        self.replay(Replay::All).await?;
         // A restarted Redis has no scripts; load the one every request uses
         // now rather than on a request's first (failed) call.
         self.cache.load_scripts().await?;
+        self.cache.resume_writes();
+        if let Err(error) = self.replay(Replay::All).await {
+            self.cache.stop_writes();
+            return Err(error);
+        }
+        if !self.cache.resume_reads() {
+            return Err(CacheError::Unusable);
+        }
         *known_run_id = Some(run_id);
         Ok(())
     }

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use api::metrics::Metrics;
 use api::service::DataService;
@@ -53,7 +53,6 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub service: DataService,
     pub metrics: Arc<Metrics>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _database: Option<TestDatabase>,
     _sqlite_dir: Option<tempfile::TempDir>,
@@ -154,10 +153,9 @@ async fn start(
     let address = application.local_addr().unwrap();
     let service = application.service().clone();
     let metrics = application.metrics().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(application.run_until(async {
-        let _ = stopped.await;
-    }));
+    // Runs until the test drops it; graceful stops are tested on the real
+    // binary (tests/process.rs).
+    let server = tokio::spawn(application.run_until(std::future::pending()));
     let app = TestApp {
         base_url: format!("http://{address}"),
         database_url,
@@ -169,7 +167,6 @@ async fn start(
         clock,
         service,
         metrics,
-        stop: Some(stop),
         server: Some(server),
         _database: database,
         _sqlite_dir: sqlite_dir,
@@ -208,12 +205,12 @@ impl TestApp {
 
     /// GET /api/v1/data/{key}: the status and the JSON body.
     pub async fn get(&self, key: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(self.url(&format!("/api/v1/data/{key}")))
-            .send()
-            .await
-            .unwrap();
+        self.get_json(&format!("/api/v1/data/{key}")).await
+    }
+
+    /// GET `path`: the status and the JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
     }
@@ -270,33 +267,15 @@ impl TestApp {
     /// Waits (at most 15 s) until `redis_connected` is `connected`.
     pub async fn wait_for_redis(&self, connected: bool) {
         let want = u8::from(connected);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.redis_connected_metric().await != Some(want) {
-            assert!(
-                Instant::now() < deadline,
-                "redis_connected did not become {want} within 15 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        testkit::eventually(&format!("redis_connected {want}"), || async {
+            self.redis_connected_metric().await == Some(want)
+        })
+        .await;
     }
 
     /// Waits (at most 15 s) until L1 invalidations flow.
     pub async fn wait_for_l1_armed(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !self.service.l1().is_armed() {
-            assert!(Instant::now() < deadline, "L1 was not armed within 15 s");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap().unwrap();
-        }
+        testkit::eventually("L1 armed", || async { self.service.l1().is_armed() }).await;
     }
 }
 
