@@ -30,9 +30,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub deadline_seconds: u64,
 
-    /// Report what would be deleted, delete nothing, push nothing.
+    /// Report what would be deleted, delete nothing, push nothing
+    /// (true/false, 1/0, yes/no, on/off).
     #[arg(long, env = "CLEANUP_DRY_RUN", default_value_t = false,
-          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
 
     /// Prometheus Pushgateway base URL (e.g. http://pushgateway:9091);

@@ -19,6 +19,7 @@ mod sweep_store;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use platform::cache::ReplayError;
 use platform::store::{Store, StoreError};
 
 pub use config::Config;
@@ -143,6 +144,11 @@ async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
         Err(SweepError::Redis(source)) => Err(redis_error(source)),
         Err(SweepError::Store(error)) => Err(JobError::Store(error)),
         Err(SweepError::Task(detail)) => Err(JobError::Task(detail)),
+        Err(SweepError::Outbox(ReplayError::Redis(source))) => Err(redis_error(source)),
+        Err(SweepError::Outbox(ReplayError::Store(error))) => Err(JobError::Store(error)),
+        Err(SweepError::Outbox(timeout @ ReplayError::Timeout(_))) => {
+            Err(JobError::Task(timeout.to_string()))
+        }
     }
 }
 

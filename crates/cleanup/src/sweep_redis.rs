@@ -77,6 +77,8 @@ pub enum SweepError {
     Store(#[from] StoreError),
     #[error("a batch task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Outbox(#[from] platform::cache::ReplayError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

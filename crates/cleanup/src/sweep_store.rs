@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use platform::cache::{ReplayWindow, replay_outbox};
 use platform::clock::{Clock, SystemClock};
 use platform::store::{Store, StoreError};
 use redis::aio::ConnectionManager;
@@ -51,24 +52,23 @@ pub async fn apply_outbox_leftovers(
     let cutoff_ms = SystemClock
         .now_ms()
         .saturating_sub(i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX));
-    let mut after = String::new();
-    loop {
-        if let Some(reason) = budget.exhausted() {
-            return Ok(Some(reason));
-        }
-        let page = store.outbox_page(&after, cutoff_ms, 500).await?;
-        let Some(last) = page.last() else {
-            return Ok(None);
-        };
-        after.clone_from(&last.key);
-        if dry_run {
-            tally.outbox_applied += page.len() as u64;
-            continue;
-        }
-        platform::cache::raise_floors(connection, &page).await?;
-        for leftover in &page {
-            store.outbox_remove(leftover, cutoff_ms).await?;
-        }
-        tally.outbox_applied += page.len() as u64;
+    if dry_run {
+        tally.outbox_applied = store.outbox_count(cutoff_ms).await?;
+        return Ok(None);
     }
+    let window = ReplayWindow {
+        written_before_ms: cutoff_ms,
+        remove_before_ms: cutoff_ms,
+    };
+    // A batch job can wait for a busy Redis; the budget still bounds the run.
+    let page_timeout = Duration::from_secs(30);
+    Ok(replay_outbox(
+        store,
+        connection,
+        window,
+        page_timeout,
+        || budget.exhausted(),
+        &mut tally.outbox_applied,
+    )
+    .await?)
 }

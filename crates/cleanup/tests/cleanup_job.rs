@@ -146,8 +146,39 @@ async fn a_dry_run_deletes_nothing_and_counts_what_a_real_run_deletes(engine: En
     }
 }
 
+async fn outbox_leftovers_are_applied_and_cleared(engine: Engine) {
+    let fixture = Fixture::new(engine).await;
+    // A write ten minutes ago whose Redis update never happened (the
+    // replica died): Redis still holds an older version.
+    let written = fixture
+        .record("user:left", None, SystemClock.now_ms() - 600_000)
+        .await;
+    let mut redis = fixture.connection().await;
+    let _: () = redis
+        .pset_ex("cache:user:left", "5 L 0 - older value", 60_000)
+        .await
+        .unwrap();
+
+    let dry = fixture.run(&[("CLEANUP_DRY_RUN", "1")]);
+    assert_eq!(dry.count("outbox_applied"), 1, "{}", dry.output);
+    let held: String = redis.get("cache:user:left").await.unwrap();
+    assert_eq!(held, "5 L 0 - older value", "a dry run changes nothing");
+
+    let run = fixture.run(&[]);
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert_eq!(run.count("outbox_applied"), 1);
+    let held: String = redis.get("cache:user:left").await.unwrap();
+    assert_eq!(
+        held,
+        format!("{} T", written.version),
+        "the older value is fenced off"
+    );
+    assert_eq!(fixture.store.outbox_count(i64::MAX).await.unwrap(), 0);
+}
+
 testkit::on_both_engines!(
     Engine;
+    outbox_leftovers_are_applied_and_cleared,
     exactly_the_right_keys_go_and_a_second_run_deletes_nothing,
     a_dry_run_deletes_nothing_and_counts_what_a_real_run_deletes,
 );

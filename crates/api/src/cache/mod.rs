@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use platform::domain::{Key, Record};
-use platform::store::OutboxEntry;
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
@@ -43,7 +42,7 @@ pub enum CacheError {
     Unusable,
     #[error("redis restarted and may hold older data")]
     Restarted,
-    #[error("cannot read the cache outbox, so Redis cannot be repaired yet")]
+    #[error("cannot apply the cache outbox, so Redis cannot be repaired yet")]
     OutboxUnreadable,
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
@@ -159,19 +158,6 @@ impl RedisCache {
                 .await
         })
         .await
-    }
-
-    /// Makes sure Redis holds nothing older than each entry's version
-    /// (one pipelined round trip). Used to replay the outbox.
-    pub(crate) async fn raise_floors(&self, entries: &[OutboxEntry]) -> Result<(), CacheError> {
-        let mut connection = self.connection.clone();
-        let work = platform::cache::raise_floors(&mut connection, entries);
-        // A page is a few hundred commands: allow it more than one command.
-        let limit = self.timeout * 10;
-        match tokio::time::timeout(limit, work).await {
-            Ok(result) => result.map_err(CacheError::from),
-            Err(_) => Err(CacheError::Timeout(limit)),
-        }
     }
 
     /// Loads the fill script into Redis' script cache.

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform::cache::{ReplayError, ReplayWindow, replay_outbox};
 use platform::clock::Clock;
 use platform::store::Store;
 
@@ -18,9 +19,6 @@ use super::{CacheError, RedisCache};
 
 /// How often Redis is checked while healthy, and retried while not.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Outbox entries replayed per round trip.
-const PAGE_SIZE: u32 = 500;
 
 #[derive(Debug)]
 pub struct Supervisor {
@@ -136,43 +134,40 @@ impl Supervisor {
             .clock
             .now_ms()
             .saturating_sub(i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX));
-        let written_before_ms = match which {
-            Replay::All => i64::MAX,
-            Replay::Aged => cutoff_ms,
+        let window = ReplayWindow {
+            written_before_ms: match which {
+                Replay::All => i64::MAX,
+                Replay::Aged => cutoff_ms,
+            },
+            remove_before_ms: cutoff_ms,
         };
-        let mut after = String::new();
-        loop {
-            let page = match self
-                .store
-                .outbox_page(&after, written_before_ms, PAGE_SIZE)
-                .await
-            {
-                Ok(page) => page,
-                Err(error) => {
-                    // The store being down is not Redis' fault: keep the
-                    // cache state, try again on the next tick.
-                    tracing::warn!(%error, "cannot read the cache outbox");
-                    return if which == Replay::All {
-                        Err(CacheError::OutboxUnreadable)
-                    } else {
-                        Ok(())
-                    };
+        let mut connection = self.cache.connection.clone();
+        // A page is a few hundred commands: allow it more than one command.
+        let page_timeout = self.cache.timeout * 10;
+        let no_stop = || None::<()>;
+        let mut applied = 0;
+        match replay_outbox(
+            &self.store,
+            &mut connection,
+            window,
+            page_timeout,
+            no_stop,
+            &mut applied,
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(ReplayError::Redis(error)) => Err(CacheError::Redis(error)),
+            Err(ReplayError::Timeout(limit)) => Err(CacheError::Timeout(limit)),
+            Err(ReplayError::Store(error)) => {
+                // The store failing is not Redis' fault: in routine replays
+                // keep the cache state and try again on the next tick; a
+                // repair cannot finish without the outbox.
+                tracing::warn!(%error, "cannot apply the cache outbox");
+                match which {
+                    Replay::All => Err(CacheError::OutboxUnreadable),
+                    Replay::Aged => Ok(()),
                 }
-            };
-            let Some(last) = page.last() else {
-                return Ok(());
-            };
-            after.clone_from(&last.key);
-            let full_page = page.len() == PAGE_SIZE as usize;
-            self.cache.raise_floors(&page).await?;
-            for entry in page.iter().filter(|entry| entry.written_at_ms < cutoff_ms) {
-                if let Err(error) = self.store.outbox_remove(entry, cutoff_ms).await {
-                    tracing::warn!(%error, "cannot trim the cache outbox");
-                    return Ok(());
-                }
-            }
-            if !full_page {
-                return Ok(());
             }
         }
     }

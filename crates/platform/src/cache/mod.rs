@@ -3,13 +3,13 @@
 //! and the Lua scripts that keep writes version-checked.
 
 pub mod entry;
+mod outbox;
 pub mod scripts;
 
 use std::time::Duration;
 
-use crate::store::OutboxEntry;
-
 pub use entry::{Entry, MalformedEntry};
+pub use outbox::{ReplayError, ReplayWindow, replay_outbox};
 
 /// The prefix of every cache key; `cleanup` walks `cache:*`.
 pub const KEY_PREFIX: &str = "cache:";
@@ -25,35 +25,6 @@ pub fn cache_key(key: &str) -> String {
     cache_key.push_str(KEY_PREFIX);
     cache_key.push_str(key);
     cache_key
-}
-
-/// Makes sure Redis holds nothing older than each entry's version under
-/// its cache key (older entries become tombstones of that version): one
-/// `SCRIPT LOAD` and one pipelined round trip. Used to apply the outbox.
-pub async fn raise_floors<C>(connection: &mut C, entries: &[OutboxEntry]) -> redis::RedisResult<()>
-where
-    C: redis::aio::ConnectionLike + Send,
-{
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let hash = scripts::RAISE_FLOOR
-        .prepare_invoke()
-        .load_async(connection)
-        .await?;
-    let mut pipeline = redis::pipe();
-    for outboxed in entries {
-        pipeline
-            .cmd("EVALSHA")
-            .arg(&hash)
-            .arg(1)
-            .arg(cache_key(&outboxed.key))
-            .arg(outboxed.version)
-            .arg(entry::encode_tombstone(outboxed.version))
-            .arg(millis(TOMBSTONE_TTL))
-            .ignore();
-    }
-    pipeline.query_async::<()>(connection).await
 }
 
 /// Milliseconds, saturating, for Redis `PX` arguments.

@@ -22,6 +22,8 @@ const PAGE_AFTER: &str = "\
 SELECT key, version, written_at_ms FROM cache_outbox
 WHERE key > $1 AND written_at_ms < $2 ORDER BY key LIMIT $3";
 
+const COUNT_BEFORE: &str = "SELECT COUNT(*) FROM cache_outbox WHERE written_at_ms < $1";
+
 const REMOVE: &str = "\
 DELETE FROM cache_outbox WHERE key = $1 AND version = $2 AND written_at_ms < $3";
 
@@ -73,6 +75,15 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// How many entries were written before `written_before_ms`.
+    pub async fn outbox_count(&self, written_before_ms: i64) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(COUNT_BEFORE)
+            .bind(written_before_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     /// Removes `entry` if it was written before `cutoff_ms` and no newer

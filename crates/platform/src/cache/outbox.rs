@@ -1,0 +1,101 @@
+//! Applying the store's cache outbox to Redis: the API's supervisor does it
+//! after every outage (and for entries past their retention), the cleanup
+//! job for entries stopped replicas left behind. One loop serves both.
+
+use std::time::Duration;
+
+use super::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
+use crate::store::{OutboxEntry, Store, StoreError};
+
+/// Entries read from the outbox per round trip.
+const PAGE_SIZE: u32 = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("cache outbox: {0}")]
+    Store(#[from] StoreError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis did not apply an outbox page within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Which entries a replay applies, and which it then removes.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayWindow {
+    /// Apply entries written before this (Unix ms; `i64::MAX` for all).
+    pub written_before_ms: i64,
+    /// Then remove the applied entries written before this, unless a newer
+    /// write of their key replaced them meanwhile.
+    pub remove_before_ms: i64,
+}
+
+/// Applies the outbox entries in `window` to Redis a page at a time: Redis
+/// ends up holding nothing older than each entry's version. `stop` is asked
+/// before each page and ends the replay early with its reason. `applied`
+/// counts the entries applied so far, also when an error ends the replay.
+pub async fn replay_outbox<C, S>(
+    store: &Store,
+    connection: &mut C,
+    window: ReplayWindow,
+    page_timeout: Duration,
+    mut stop: impl FnMut() -> Option<S>,
+    applied: &mut u64,
+) -> Result<Option<S>, ReplayError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let mut after = String::new();
+    loop {
+        if let Some(reason) = stop() {
+            return Ok(Some(reason));
+        }
+        let page = store
+            .outbox_page(&after, window.written_before_ms, PAGE_SIZE)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        after.clone_from(&last.key);
+        match tokio::time::timeout(page_timeout, raise_floors(connection, &page)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ReplayError::Timeout(page_timeout)),
+        }
+        for entry in page
+            .iter()
+            .filter(|entry| entry.written_at_ms < window.remove_before_ms)
+        {
+            store.outbox_remove(entry, window.remove_before_ms).await?;
+        }
+        *applied += page.len() as u64;
+        if page.len() < PAGE_SIZE as usize {
+            return Ok(None);
+        }
+    }
+}
+
+/// Makes sure Redis holds nothing older than each entry's version under
+/// its cache key (older entries become tombstones of that version): one
+/// `SCRIPT LOAD` and one pipelined round trip.
+async fn raise_floors<C>(connection: &mut C, entries: &[OutboxEntry]) -> redis::RedisResult<()>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let hash = scripts::RAISE_FLOOR
+        .prepare_invoke()
+        .load_async(connection)
+        .await?;
+    let mut pipeline = redis::pipe();
+    for outboxed in entries {
+        pipeline
+            .cmd("EVALSHA")
+            .arg(&hash)
+            .arg(1)
+            .arg(cache_key(&outboxed.key))
+            .arg(outboxed.version)
+            .arg(entry::encode_tombstone(outboxed.version))
+            .arg(millis(TOMBSTONE_TTL))
+            .ignore();
+    }
+    pipeline.query_async::<()>(connection).await
+}
