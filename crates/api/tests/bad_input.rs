@@ -287,6 +287,14 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Input validation needs no Redis; a small value limit keeps bodies small.
+async fn spawn_small_app() -> TestApp {
+    let mut options = Options::new(Engine::Sqlite);
+    options.redis = None;
+    options.max_value_bytes = VALUE_LIMIT;
+    spawn_app(options).await
+}
+
 async fn send(app: &TestApp, case: &Case) -> reqwest::Response {
     let mut builder = app
         .http
@@ -300,10 +308,7 @@ async fn send(app: &TestApp, case: &Case) -> reqwest::Response {
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_json_4xx() {
-    let mut options = Options::new(Engine::Sqlite);
-    options.redis = None;
-    options.max_value_bytes = VALUE_LIMIT;
-    let app = spawn_app(options).await;
+    let app = spawn_small_app().await;
 
     let mut failures = Vec::new();
     for case in cases() {
@@ -337,10 +342,7 @@ async fn bad_input_gets_a_clear_json_4xx() {
 
 #[tokio::test]
 async fn the_largest_allowed_value_and_key_are_accepted() {
-    let mut options = Options::new(Engine::Sqlite);
-    options.redis = None;
-    options.max_value_bytes = VALUE_LIMIT;
-    let app = spawn_app(options).await;
+    let app = spawn_small_app().await;
 
     let key = "語".repeat(85); // 255 bytes
     let value = "é".repeat(512); // 1024 bytes
