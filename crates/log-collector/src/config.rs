@@ -1,0 +1,356 @@
+//! The agent's configuration: environment variables (each also a `--flag`),
+//! parsed once into typed [`Settings`] so that a wrong value stops the agent
+//! at start with a message naming the variable.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use platform::config::{ConfigError, RedisArgs, RedisSettings};
+
+/// `log-collector`: tails node logs and ships every line to a log center.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// This node's name, attached to every line. Defaults to the host name.
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Comma-separated globs of the files to tail. Files under the kubelet
+    /// layout (`/var/log/pods/<ns>_<pod>_<uid>/<container>/<n>.log`) are
+    /// parsed as CRI or docker json-file lines, any other file as plain lines.
+    /// Compressed files (`.gz`, `.zst`, ...) are never read.
+    #[arg(
+        long,
+        env = "COLLECTOR_PATHS",
+        default_value = "/var/log/pods/*/*/*.log"
+    )]
+    pub collector_paths: String,
+
+    /// Writable directory for the checkpoint file (a hostPath in Kubernetes,
+    /// so that positions survive the pod).
+    #[arg(
+        long,
+        env = "COLLECTOR_CHECKPOINT_DIR",
+        default_value = "/var/lib/log-collector"
+    )]
+    pub collector_checkpoint_dir: PathBuf,
+
+    /// Where lines go.
+    #[arg(long, env = "COLLECTOR_SINK", value_enum, default_value_t = SinkKind::Stdout)]
+    pub collector_sink: SinkKind,
+
+    /// Loki base URL (`http://loki:3100`) or full push URL, for the `loki` sink.
+    #[arg(long, env = "COLLECTOR_LOKI_URL")]
+    pub collector_loki_url: Option<String>,
+
+    /// Redis Stream receiving the lines, for the `redis` sink.
+    #[arg(long, env = "COLLECTOR_REDIS_STREAM", default_value = "logs")]
+    pub collector_redis_stream: String,
+
+    /// Approximate length the Redis Stream is trimmed to (`XADD ... MAXLEN ~`).
+    #[arg(long, env = "COLLECTOR_REDIS_MAXLEN", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub collector_redis_maxlen: u64,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// File the `file` sink appends JSON lines to.
+    #[arg(long, env = "COLLECTOR_FILE_PATH")]
+    pub collector_file_path: Option<PathBuf>,
+
+    /// Port of `/health` and `/metrics`; 0 picks a free one (logged).
+    #[arg(long, env = "COLLECTOR_PORT", default_value_t = 9180)]
+    pub collector_port: u16,
+
+    /// Address `/health` and `/metrics` listen on.
+    #[arg(long, env = "COLLECTOR_BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub collector_bind_address: IpAddr,
+
+    /// A batch is shipped when it holds this many lines...
+    #[arg(long, env = "COLLECTOR_BATCH_LINES", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub collector_batch_lines: u64,
+
+    /// ...or this many bytes of messages. At most three batches exist at once
+    /// (one being filled, one queued, one being sent): that bounds memory
+    /// when the sink is slow or down, and reading pauses instead.
+    #[arg(long, env = "COLLECTOR_BATCH_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024))]
+    pub collector_batch_bytes: u64,
+
+    /// ...or when its first line has waited this long.
+    #[arg(long, env = "COLLECTOR_BATCH_WAIT_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub collector_batch_wait_ms: u64,
+
+    /// Longest line kept; the rest of a longer line is skipped and counted
+    /// (`log_collector_truncated_lines_total`).
+    #[arg(long, env = "COLLECTOR_MAX_LINE_BYTES", default_value_t = 256 * 1024,
+          value_parser = clap::value_parser!(u64).range(64..=16 * 1024 * 1024))]
+    pub collector_max_line_bytes: u64,
+
+    /// How often the globs are evaluated again. File changes wake the agent
+    /// at once through inotify; this is the backstop.
+    #[arg(long, env = "COLLECTOR_RESCAN_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub collector_rescan_ms: u64,
+
+    /// A rotated or deleted file is closed once it has been read to its end,
+    /// shipped, and has not grown for this long.
+    #[arg(long, env = "COLLECTOR_ROTATE_WAIT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub collector_rotate_wait_ms: u64,
+
+    /// Longest pause between two attempts to ship a batch (backoff doubles
+    /// from 100 ms up to this, with jitter).
+    #[arg(long, env = "COLLECTOR_RETRY_MAX_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub collector_retry_max_ms: u64,
+
+    /// On SIGTERM, how long the agent keeps trying to ship what it has read
+    /// before it exits anyway (unshipped lines are read again next start).
+    #[arg(long, env = "COLLECTOR_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub collector_shutdown_timeout_seconds: u64,
+
+    /// Period of the summary log line `[<node>] collected <N> log lines`.
+    #[arg(long, env = "COLLECTOR_SUMMARY_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub collector_summary_seconds: u64,
+
+    /// Namespace of the agent's own pod (downward API); its logs are skipped.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub pod_namespace: Option<String>,
+
+    /// Name of the agent's own pod (downward API); its logs are skipped.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinkKind {
+    Stdout,
+    File,
+    Loki,
+    Redis,
+}
+
+/// Where a sink delivers, with everything it needs.
+#[derive(Debug, Clone)]
+pub enum SinkSettings {
+    Stdout,
+    File(PathBuf),
+    Loki {
+        push_url: reqwest::Url,
+    },
+    Redis {
+        redis: RedisSettings,
+        stream: String,
+        maxlen: u64,
+    },
+}
+
+/// The configuration after validation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub node: String,
+    pub paths: Vec<glob::Pattern>,
+    pub checkpoint_dir: PathBuf,
+    pub sink: SinkSettings,
+    pub bind: (IpAddr, u16),
+    pub batch: BatchLimits,
+    pub max_line_bytes: usize,
+    pub rescan: Duration,
+    pub rotate_wait: Duration,
+    pub retry_max: Duration,
+    pub shutdown_timeout: Duration,
+    pub summary_period: Duration,
+    /// `(namespace, pod)` whose logs are not collected: the agent's own.
+    pub own_pod: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub lines: usize,
+    pub bytes: usize,
+    pub wait: Duration,
+}
+
+impl Config {
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            node: self.node()?,
+            paths: self.paths()?,
+            checkpoint_dir: self.collector_checkpoint_dir.clone(),
+            sink: self.sink()?,
+            bind: (self.collector_bind_address, self.collector_port),
+            batch: BatchLimits {
+                lines: to_usize(self.collector_batch_lines),
+                bytes: to_usize(self.collector_batch_bytes),
+                wait: Duration::from_millis(self.collector_batch_wait_ms),
+            },
+            max_line_bytes: to_usize(self.collector_max_line_bytes),
+            rescan: Duration::from_millis(self.collector_rescan_ms),
+            rotate_wait: Duration::from_millis(self.collector_rotate_wait_ms),
+            retry_max: Duration::from_millis(self.collector_retry_max_ms),
+            shutdown_timeout: Duration::from_secs(self.collector_shutdown_timeout_seconds),
+            summary_period: Duration::from_secs(self.collector_summary_seconds),
+            own_pod: self.pod_namespace.clone().zip(self.pod_name.clone()),
+        })
+    }
+
+    fn node(&self) -> Result<String, ConfigError> {
+        let node = match self.node_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => name.to_owned(),
+            _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_owned())
+                .unwrap_or_default(),
+        };
+        if node.is_empty() {
+            return Err(invalid(
+                "NODE_NAME",
+                "is empty and the host name is unknown",
+            ));
+        }
+        Ok(node)
+    }
+
+    fn paths(&self) -> Result<Vec<glob::Pattern>, ConfigError> {
+        let patterns = self
+            .collector_paths
+            .split(',')
+            .map(str::trim)
+            .filter(|pattern| !pattern.is_empty())
+            .map(|pattern| {
+                if !pattern.starts_with('/') {
+                    return Err(invalid(
+                        "COLLECTOR_PATHS",
+                        format!("{pattern:?} is not an absolute path"),
+                    ));
+                }
+                glob::Pattern::new(pattern)
+                    .map_err(|error| invalid("COLLECTOR_PATHS", format!("{pattern:?}: {error}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if patterns.is_empty() {
+            return Err(invalid("COLLECTOR_PATHS", "names no file"));
+        }
+        Ok(patterns)
+    }
+
+    fn sink(&self) -> Result<SinkSettings, ConfigError> {
+        Ok(match self.collector_sink {
+            SinkKind::Stdout => SinkSettings::Stdout,
+            SinkKind::File => {
+                SinkSettings::File(self.collector_file_path.clone().ok_or_else(|| {
+                    invalid("COLLECTOR_FILE_PATH", "is required by COLLECTOR_SINK=file")
+                })?)
+            }
+            SinkKind::Loki => {
+                let raw = self.collector_loki_url.as_deref().ok_or_else(|| {
+                    invalid("COLLECTOR_LOKI_URL", "is required by COLLECTOR_SINK=loki")
+                })?;
+                SinkSettings::Loki {
+                    push_url: loki_push_url(raw)?,
+                }
+            }
+            SinkKind::Redis => SinkSettings::Redis {
+                redis: self
+                    .redis
+                    .settings()?
+                    .ok_or_else(|| invalid("REDIS_HOST", "is required by COLLECTOR_SINK=redis"))?,
+                stream: self.collector_redis_stream.clone(),
+                maxlen: self.collector_redis_maxlen,
+            },
+        })
+    }
+}
+
+/// Accepts Loki's base URL or the push URL itself.
+fn loki_push_url(raw: &str) -> Result<reqwest::Url, ConfigError> {
+    let mut url = reqwest::Url::parse(raw)
+        .map_err(|error| invalid("COLLECTOR_LOKI_URL", format!("{raw:?}: {error}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(
+            "COLLECTOR_LOKI_URL",
+            "must be an http or https URL",
+        ));
+    }
+    if url.path() == "/" || url.path().is_empty() {
+        url.set_path("/loki/api/v1/push");
+    }
+    Ok(url)
+}
+
+fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        variable,
+        message: message.into(),
+    }
+}
+
+fn to_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::parse_from(std::iter::once("log-collector").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn loki_url_may_be_the_base_or_the_push_url() {
+        for raw in ["http://loki:3100", "http://loki:3100/"] {
+            assert_eq!(
+                loki_push_url(raw).unwrap().as_str(),
+                "http://loki:3100/loki/api/v1/push"
+            );
+        }
+        assert_eq!(
+            loki_push_url("https://logs.example/custom/push")
+                .unwrap()
+                .path(),
+            "/custom/push"
+        );
+        assert!(loki_push_url("ftp://loki").is_err());
+        assert!(loki_push_url("not a url").is_err());
+    }
+
+    #[test]
+    fn sinks_name_the_variable_they_miss() {
+        for (sink, variable) in [
+            ("file", "COLLECTOR_FILE_PATH"),
+            ("loki", "COLLECTOR_LOKI_URL"),
+            ("redis", "REDIS_HOST"),
+        ] {
+            let error = parse(&["--node-name", "n1", "--collector-sink", sink])
+                .settings()
+                .unwrap_err();
+            assert!(error.to_string().starts_with(variable), "{error}");
+        }
+    }
+
+    #[test]
+    fn paths_must_be_absolute_globs() {
+        let config = parse(&[
+            "--node-name",
+            "n1",
+            "--collector-paths",
+            "/a/*.log, /b/c.log",
+        ]);
+        assert_eq!(config.settings().unwrap().paths.len(), 2);
+        for bad in ["relative/*.log", "/a/[", " , "] {
+            let error = parse(&["--node-name", "n1", "--collector-paths", bad])
+                .settings()
+                .unwrap_err();
+            assert!(error.to_string().starts_with("COLLECTOR_PATHS"), "{error}");
+        }
+    }
+}

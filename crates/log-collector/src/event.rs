@@ -1,0 +1,138 @@
+//! One log line with its metadata: what every sink receives.
+
+use std::sync::Arc;
+
+use crate::source::Source;
+
+/// The output stream a container wrote the line to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::Stdout => 0,
+            Self::Stderr => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub source: Arc<Source>,
+    /// RFC 3339: the runtime's time for container lines, the time the line
+    /// was read for plain files.
+    pub timestamp: String,
+    /// `None` for plain files.
+    pub stream: Option<Stream>,
+    pub message: String,
+}
+
+impl Event {
+    /// Appends the event as one JSON object and a newline: the format of the
+    /// `file` and `stdout` sinks (field names in DESIGN.md section 3).
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"timestamp\":");
+        write_json_string(out, &self.timestamp);
+        out.extend_from_slice(b",\"stream\":");
+        match self.stream {
+            Some(stream) => write_json_string(out, stream.as_str()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"message\":");
+        write_json_string(out, &self.message);
+        out.extend_from_slice(self.source.json_tail().as_bytes());
+        out.push(b'\n');
+    }
+
+    /// Bytes the event holds, for the memory bound of batches.
+    pub fn size(&self) -> usize {
+        self.message.len() + self.timestamp.len() + 64
+    }
+}
+
+/// JSON string escaping without going through a serializer: the file sink
+/// writes one per line, so the common case (nothing to escape) is one copy.
+pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..at]);
+                out.extend_from_slice(format!("\\u{byte:04x}").as_bytes());
+                start = at + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..at]);
+        out.extend_from_slice(escape);
+        start = at + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn json_strings_round_trip_through_serde() {
+        for text in [
+            "",
+            "plain",
+            "quote \" and \\ back",
+            "tab\tnl\ncr\r",
+            "\u{1}\u{1f}",
+            "日本 ✓",
+        ] {
+            let mut out = Vec::new();
+            write_json_string(&mut out, text);
+            let back: String = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, text);
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_every_field() {
+        let event = Event {
+            source: Arc::new(Source::new("n1", Path::new("/logs/pods/ns_p_u/c/0.log"))),
+            timestamp: "2026-11-26T07:00:00.123456789Z".into(),
+            stream: Some(Stream::Stderr),
+            message: "boom \"x\"".into(),
+        };
+        let mut out = Vec::new();
+        event.write_json_line(&mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["timestamp"], "2026-11-26T07:00:00.123456789Z");
+        assert_eq!(line["stream"], "stderr");
+        assert_eq!(line["message"], "boom \"x\"");
+        assert_eq!(line["namespace"], "ns");
+        assert_eq!(line["pod"], "p");
+        assert_eq!(line["pod_uid"], "u");
+        assert_eq!(line["container"], "c");
+        assert_eq!(line["node"], "n1");
+        assert_eq!(line["file"], "/logs/pods/ns_p_u/c/0.log");
+    }
+}

@@ -1,0 +1,481 @@
+//! The reading side, on its own thread: finds files, follows them through
+//! rotation and truncation, reads them in turns, and fills batches for the
+//! shipper. When the shipper is behind, `blocking_send` waits: reading
+//! pauses (backpressure) instead of buffering without limit.
+//!
+//! Rules that keep every line:
+//! - a file that leaves the globs (renamed away or deleted) stays open and is
+//!   read to its end; it is closed only once it has been idle for
+//!   `COLLECTOR_ROTATE_WAIT_MS` and its last batch was acknowledged;
+//! - a file shorter than what was read was truncated in place: it is read
+//!   again from 0, and a new file with the same first line (the copy that
+//!   copytruncate made) continues from where the original was;
+//! - rotated siblings of matched files (`0.log.20261126-070000`) are read
+//!   too, so a file created and rotated away while the agent was down or
+//!   busy is not skipped; one read to its end is remembered (and its final
+//!   position kept in the checkpoint) until it leaves the disk;
+//! - at start, a checkpointed file that the globs no longer find is looked
+//!   for by inode beside its old path (a rotation under another name).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::Sender;
+
+use crate::batch::Batch;
+use crate::checkpoint::{FileId, Position, fingerprint};
+use crate::config::Settings;
+use crate::discover;
+use crate::metrics::Metrics;
+use crate::source::Source;
+use crate::tailer::Tailer;
+
+/// Bytes read from one file before the next file gets its turn.
+const READ_TURN: usize = 256 * 1024;
+/// Longest sleep when there is nothing to read (the polling backstop).
+const IDLE_POLL: Duration = Duration::from_millis(250);
+/// Shortest time between two rescans triggered by inotify.
+const MIN_RESCAN: Duration = Duration::from_millis(100);
+/// How long a truncated file's old position waits for its copy to show up.
+const COPY_MATCH_WINDOW: Duration = Duration::from_secs(60);
+
+/// The position a file had when it was found truncated: its copy, if one
+/// appears, resumes from there.
+#[derive(Debug)]
+struct Truncated {
+    fingerprint: u64,
+    offset: u64,
+    at: Instant,
+}
+
+#[derive(Debug)]
+pub struct Harvester {
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+    tailers: BTreeMap<FileId, Tailer>,
+    /// The checkpoint as loaded at start; an entry is used when its file is
+    /// opened.
+    saved: HashMap<FileId, Position>,
+    truncated: Vec<Truncated>,
+    /// New files that look like a copy of a file still being read, and when
+    /// they were first seen.
+    copy_candidates: HashMap<FileId, Instant>,
+    /// Rotated files read to their end, until they are deleted. Each keeps a
+    /// descriptor open only to tell when that happens (a link count of 0):
+    /// the file may have been renamed where no scan looks.
+    done: HashMap<FileId, File>,
+    batch: Batch,
+    /// Files whose last lines are in batch `seq`: closed once it is acked.
+    closing: Vec<(u64, Tailer)>,
+    out: Sender<Batch>,
+    acks: Receiver<u64>,
+    acked: u64,
+    wake: Receiver<()>,
+    stop: Arc<AtomicBool>,
+    last_rescan: Option<Instant>,
+    /// Counts reading rounds (which file goes first).
+    round: usize,
+}
+
+/// The channels that connect the harvester to the rest of the agent.
+#[derive(Debug)]
+pub struct Links {
+    pub out: Sender<Batch>,
+    pub acks: Receiver<u64>,
+    pub wake: Receiver<()>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Harvester {
+    pub fn new(
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+        saved: HashMap<FileId, Position>,
+        links: Links,
+    ) -> Self {
+        Self {
+            settings,
+            metrics,
+            tailers: BTreeMap::new(),
+            saved,
+            truncated: Vec::new(),
+            copy_candidates: HashMap::new(),
+            done: HashMap::new(),
+            batch: Batch::new(1),
+            closing: Vec::new(),
+            out: links.out,
+            acks: links.acks,
+            acked: 0,
+            wake: links.wake,
+            stop: links.stop,
+            last_rescan: None,
+            round: 0,
+        }
+    }
+
+    /// Runs until `stop` is set or the shipper is gone; ships what was read.
+    pub fn run(mut self) {
+        self.rescan();
+        self.recover_rotated();
+        while !self.stop.load(Ordering::Relaxed) {
+            self.take_acks();
+            if self.rescan_due() {
+                self.rescan();
+            }
+            let read = self.read_turns();
+            if self.batch.is_due(&self.settings.batch) && !self.ship() {
+                return;
+            }
+            if read == 0 {
+                self.wait();
+            }
+        }
+        self.ship();
+    }
+
+    fn rescan_due(&self) -> bool {
+        self.last_rescan
+            .is_none_or(|last| last.elapsed() >= self.settings.rescan)
+    }
+
+    fn wait(&mut self) {
+        let mut timeout = IDLE_POLL;
+        if let Some(opened) = self.batch.opened_at {
+            timeout = timeout.min(self.settings.batch.wait.saturating_sub(opened.elapsed()));
+        }
+        if let Some(last) = self.last_rescan {
+            timeout = timeout.min(self.settings.rescan.saturating_sub(last.elapsed()));
+        }
+        if self.wake.recv_timeout(timeout).is_ok() {
+            // Something changed under the globs: look again soon (a new
+            // file, a rename), but not on every write.
+            let soon = Instant::now() - self.settings.rescan + MIN_RESCAN;
+            if self.last_rescan.is_some_and(|last| last < soon) {
+                self.last_rescan = None;
+            }
+        }
+    }
+
+    /// One turn for every file; returns the bytes read. Each round starts
+    /// one file further, so that a full batch never starves the same files.
+    fn read_turns(&mut self) -> usize {
+        let read_time = now_rfc3339();
+        let mut order: Vec<FileId> = self.tailers.keys().copied().collect();
+        if !order.is_empty() {
+            self.round = self.round.wrapping_add(1);
+            let first = self.round % order.len();
+            order.rotate_left(first);
+        }
+        let mut total = 0;
+        let mut finished = Vec::new();
+        for id in order {
+            let Some(tailer) = self.tailers.get_mut(&id) else {
+                continue;
+            };
+            let budget = READ_TURN.min(self.batch.room(&self.settings.batch).max(1));
+            let batch = &mut self.batch;
+            let metrics = &self.metrics;
+            let outcome = match tailer.read(budget, &read_time, metrics, &mut |event| {
+                metrics.buffered_bytes.inc_by(event.size() as i64);
+                batch.push(event);
+            }) {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    tracing::warn!(file = %tailer.path.display(), %error, "read failed; will retry");
+                    continue;
+                }
+            };
+            total += outcome.bytes;
+            if outcome.bytes > 0 {
+                batch.note_position(tailer.position());
+            }
+            if outcome.at_end {
+                if tailer.orphaned {
+                    if tailer.last_growth.elapsed() >= self.settings.rotate_wait {
+                        finished.push(id);
+                    }
+                } else if tailer.was_truncated().unwrap_or(false) {
+                    truncate(tailer, &mut self.truncated, metrics, batch);
+                }
+            }
+            if self.batch.is_full(&self.settings.batch) {
+                break;
+            }
+        }
+        for id in finished {
+            self.release(id, &read_time);
+        }
+        if self.batch.is_full(&self.settings.batch) {
+            self.ship();
+        }
+        total
+    }
+
+    /// A rotated or deleted file was read to its end and stayed idle: ship
+    /// what is left of it and close it once that is acknowledged.
+    fn release(&mut self, id: FileId, read_time: &str) {
+        let Some(mut tailer) = self.tailers.remove(&id) else {
+            return;
+        };
+        let batch = &mut self.batch;
+        let metrics = &self.metrics;
+        tailer.finish(read_time, metrics, &mut |event| {
+            metrics.buffered_bytes.inc_by(event.size() as i64);
+            batch.push(event);
+        });
+        // The final position stays in the checkpoint while the file exists,
+        // so that a restart does not read it again.
+        batch.note_position(tailer.position());
+        if let Ok(watch) = tailer.file().try_clone() {
+            self.done.insert(id, watch);
+        }
+        tracing::info!(file = %tailer.path.display(), offset = tailer.offset(),
+            "rotated file read to its end");
+        self.closing.push((batch.seq, tailer));
+        self.metrics.files_watched.set(self.tailers.len() as i64);
+    }
+
+    /// Hands the batch to the shipper; `false` when the shipper is gone.
+    fn ship(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let next = Batch::new(self.batch.seq + 1);
+        let batch = std::mem::replace(&mut self.batch, next);
+        self.out.blocking_send(batch).is_ok()
+    }
+
+    /// Closes the files whose last batch was acknowledged.
+    fn take_acks(&mut self) {
+        while let Ok(seq) = self.acks.try_recv() {
+            self.acked = self.acked.max(seq);
+        }
+        let acked = self.acked;
+        self.closing.retain(|(seq, _)| *seq > acked);
+    }
+
+    /// Evaluates the globs: new files are opened, files that left them are
+    /// orphaned (read to their end, then released), files gone from the disk
+    /// are forgotten.
+    fn rescan(&mut self) {
+        self.last_rescan = Some(Instant::now());
+        self.truncated
+            .retain(|truncated| truncated.at.elapsed() < COPY_MATCH_WINDOW);
+        let mut seen = Vec::new();
+        let mut matched = Vec::new();
+        for found in discover::scan(&self.settings.paths) {
+            let id = FileId::of(&found.metadata);
+            seen.push(id);
+            if !found.rotated {
+                matched.push(id);
+            }
+            if let Some(tailer) = self.tailers.get_mut(&id) {
+                if tailer.path != found.path {
+                    tailer.path = found.path;
+                }
+                if tailer.fingerprint == 0 {
+                    // Truncated earlier; its new first line is known now.
+                    tailer.fingerprint = fingerprint(tailer.file()).ok().flatten().unwrap_or(0);
+                }
+                continue;
+            }
+            if self.done.contains_key(&id) {
+                continue;
+            }
+            self.open_new(id, &found.path, found.rotated);
+        }
+        for (id, tailer) in &mut self.tailers {
+            let orphaned = !matched.contains(id);
+            if orphaned && !tailer.orphaned {
+                self.metrics.rotations.inc();
+                tracing::info!(file = %tailer.path.display(),
+                    "file left its path (rotated or deleted); reading it to its end");
+            }
+            tailer.orphaned = orphaned;
+        }
+        let gone: Vec<FileId> = self
+            .done
+            .iter()
+            .filter(|(_, file)| file.metadata().is_ok_and(|metadata| metadata.nlink() == 0))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.done.remove(&id);
+            self.batch.note_forget(id);
+        }
+        self.copy_candidates.retain(|id, _| seen.contains(id));
+        self.metrics.files_watched.set(self.tailers.len() as i64);
+    }
+
+    fn open_new(&mut self, id: FileId, path: &Path, rotated: bool) {
+        let source = Source::new(&self.settings.node, path);
+        if let Some((namespace, pod)) = &self.settings.own_pod
+            && source.belongs_to(namespace, pod)
+        {
+            return;
+        }
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "cannot open; will retry");
+                return;
+            }
+        };
+        // A file without a whole first line yet is looked at again later.
+        let Ok(Some(fingerprint)) = fingerprint(&file) else {
+            return;
+        };
+        let Some(offset) = self.start_offset(id, fingerprint) else {
+            return;
+        };
+        match Tailer::open(
+            id,
+            fingerprint,
+            path.to_owned(),
+            Arc::new(source),
+            file,
+            offset,
+            self.settings.max_line_bytes,
+        ) {
+            Ok(mut tailer) => {
+                tracing::info!(file = %path.display(), offset, rotated, "tailing");
+                if rotated {
+                    // Rotated before the agent saw it under its first name.
+                    self.metrics.rotations.inc();
+                }
+                tailer.orphaned = rotated;
+                self.batch.note_position(tailer.position());
+                self.tailers.insert(id, tailer);
+            }
+            Err(error) => tracing::warn!(file = %path.display(), %error, "cannot read; will retry"),
+        }
+    }
+
+    /// Where a newly found file starts; `None` to decide later.
+    fn start_offset(&mut self, id: FileId, fingerprint: u64) -> Option<u64> {
+        if let Some(saved) = self.saved.remove(&id) {
+            if saved.fingerprint == fingerprint {
+                return Some(saved.offset);
+            }
+            // Same inode, other first line: truncated and rewritten (or a
+            // reused inode) while the agent was down. A copy may show up.
+            self.truncated.push(Truncated {
+                fingerprint: saved.fingerprint,
+                offset: saved.offset,
+                at: Instant::now(),
+            });
+        }
+        if let Some(at) = self
+            .truncated
+            .iter()
+            .position(|truncated| truncated.fingerprint == fingerprint)
+        {
+            let copy_of = self.truncated.swap_remove(at);
+            self.copy_candidates.remove(&id);
+            return Some(copy_of.offset);
+        }
+        let live_twin = self
+            .tailers
+            .values()
+            .any(|tailer| tailer.fingerprint == fingerprint && !tailer.orphaned);
+        if live_twin {
+            // Probably copytruncate's copy, made just before the original is
+            // truncated: wait a little for the truncation to tell.
+            let first_seen = *self.copy_candidates.entry(id).or_insert_with(Instant::now);
+            if first_seen.elapsed() < self.settings.rotate_wait {
+                return None;
+            }
+        }
+        self.copy_candidates.remove(&id);
+        Some(0)
+    }
+
+    /// Files in the checkpoint that the first scan did not find: rotated
+    /// while the agent was down. They are looked for by inode in their old
+    /// directory and read to their end.
+    fn recover_rotated(&mut self) {
+        let missing: Vec<Position> = self.saved.drain().map(|(_, position)| position).collect();
+        for position in missing {
+            match find_by_id(&position) {
+                Some((path, file)) => {
+                    let source = Arc::new(Source::new(&self.settings.node, &position.path));
+                    let opened = Tailer::open(
+                        position.id,
+                        position.fingerprint,
+                        path.clone(),
+                        source,
+                        file,
+                        position.offset,
+                        self.settings.max_line_bytes,
+                    );
+                    if let Ok(mut tailer) = opened {
+                        tracing::info!(file = %path.display(), offset = position.offset,
+                            "reading a file rotated while the agent was down");
+                        tailer.orphaned = true;
+                        self.tailers.insert(position.id, tailer);
+                    }
+                }
+                None => {
+                    tracing::warn!(file = %position.path.display(), offset = position.offset,
+                        "a checkpointed file is gone; lines after its offset, if any, were not read");
+                    self.batch.note_forget(position.id);
+                }
+            }
+        }
+        self.metrics.files_watched.set(self.tailers.len() as i64);
+    }
+}
+
+/// The file was truncated in place: read it again from its start, and
+/// remember where it was so that its copy can continue from there.
+fn truncate(
+    tailer: &mut Tailer,
+    truncated: &mut Vec<Truncated>,
+    metrics: &Metrics,
+    batch: &mut Batch,
+) {
+    metrics.file_truncations.inc();
+    tracing::info!(file = %tailer.path.display(), offset = tailer.offset(),
+        "file truncated (copytruncate); reading it again from the start");
+    truncated.push(Truncated {
+        fingerprint: tailer.fingerprint,
+        offset: tailer.position().offset,
+        at: Instant::now(),
+    });
+    // Until the new content has a first line, no fingerprint: 0 matches none.
+    let fingerprint = fingerprint(tailer.file()).ok().flatten().unwrap_or(0);
+    match tailer.restart(fingerprint) {
+        Ok(()) => batch.note_position(tailer.position()),
+        Err(error) => tracing::warn!(file = %tailer.path.display(), %error, "cannot rewind"),
+    }
+}
+
+/// The file with this device and inode in the directory of `position.path`,
+/// if its first line still matches.
+fn find_by_id(position: &Position) -> Option<(PathBuf, File)> {
+    let dir = position.path.parent()?;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if FileId::of(&metadata) != position.id {
+            continue;
+        }
+        let file = File::open(&path).ok()?;
+        return (fingerprint(&file).ok()?? == position.fingerprint).then_some((path, file));
+    }
+    None
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

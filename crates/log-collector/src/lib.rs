@@ -1,0 +1,148 @@
+//! `log-collector`: the node agent of the stack (a DaemonSet). It tails the
+//! node's container logs (and any configured plain files) and ships every
+//! line, at least once, to a sink: stdout, a file, Loki or a Redis Stream.
+//!
+//! Two halves joined by a channel of at most one waiting batch:
+//! - [`harvester`] (a thread): discovery, rotation, reading, parsing,
+//!   batching; it blocks when the channel is full, which is the
+//!   backpressure that bounds memory;
+//! - [`shipper`] (a task): delivery with retries, then the checkpoint, so a
+//!   position is saved only after the sink acknowledged the lines before it.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod discover;
+pub mod event;
+pub mod harvester;
+mod http;
+pub mod metrics;
+pub mod parse;
+pub mod shipper;
+pub mod sinks;
+pub mod source;
+pub mod tailer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+
+pub use config::Config;
+
+use crate::checkpoint::CheckpointStore;
+use crate::config::Settings;
+use crate::harvester::{Harvester, Links};
+use crate::metrics::Metrics;
+use crate::shipper::Shipper;
+use crate::sinks::Sink;
+
+/// Runs the agent until SIGTERM or Ctrl-C, then ships what it has read
+/// (bounded by `COLLECTOR_SHUTDOWN_TIMEOUT_SECONDS`) and saves the checkpoint.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let settings = Arc::new(config.settings()?);
+    let metrics = Arc::new(Metrics::default());
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+
+    let store = CheckpointStore::new(&settings.checkpoint_dir);
+    let saved = store.load().unwrap_or_else(|error| {
+        metrics.checkpoint_errors.inc();
+        tracing::error!(%error, "ignoring the unreadable checkpoint; files are read from their start");
+        HashMap::new()
+    });
+    // Fail now, not at the first batch, when positions cannot be saved.
+    store
+        .save(&saved)
+        .context("COLLECTOR_CHECKPOINT_DIR must be a writable directory")?;
+    let sink = Sink::new(&settings.sink)?;
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .with_context(|| format!("COLLECTOR_PORT: cannot listen on {:?}", settings.bind))?;
+    let address = listener.local_addr()?;
+    tracing::info!(node = %settings.node, %address, files = saved.len(),
+        "log collector started on node: {}", settings.node);
+
+    let (wake_tx, wake_rx) = discover::wake_channel();
+    let _watches = discover::watch(&settings.paths, wake_tx.clone());
+    let (batch_tx, batch_rx) = mpsc::channel(1);
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+    let (give_up_tx, give_up_rx) = watch::channel(None);
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let shipper = Shipper {
+        sink,
+        store,
+        positions: saved.clone(),
+        metrics: Arc::clone(&metrics),
+        acks: ack_tx,
+        retry_max: settings.retry_max,
+        give_up_at: give_up_rx,
+    };
+    let harvester = Harvester::new(
+        Arc::clone(&settings),
+        Arc::clone(&metrics),
+        saved,
+        Links {
+            out: batch_tx,
+            acks: ack_rx,
+            wake: wake_rx,
+            stop: Arc::clone(&stop),
+        },
+    );
+    let mut harvesting = tokio::task::spawn_blocking(move || harvester.run());
+    let shipping = tokio::spawn(shipper.run(batch_rx));
+    let server =
+        tokio::spawn(async move { axum::serve(listener, http::router(Arc::new(registry))).await });
+    let summary = tokio::spawn(summarize(Arc::clone(&settings), Arc::clone(&metrics)));
+
+    tokio::select! {
+        () = platform::shutdown::signal() => {}
+        finished = &mut harvesting => {
+            finished.context("the reading thread failed")?;
+            anyhow::bail!("the sink stopped taking batches");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = wake_tx.try_send(());
+    let _ = give_up_tx.send(Some(
+        tokio::time::Instant::now() + settings.shutdown_timeout,
+    ));
+    harvesting.await.context("the reading thread failed")?;
+    shipping.await.context("the shipping task failed")?;
+    summary.abort();
+    server.abort();
+    tracing::info!(
+        lines_read = metrics.lines_read.get(),
+        lines_shipped = metrics.lines_shipped.get(),
+        "[{}] stopped after collecting {} log lines",
+        settings.node,
+        metrics.lines_read.get()
+    );
+    Ok(())
+}
+
+/// The spec's summary line, every `COLLECTOR_SUMMARY_SECONDS`: the lines
+/// collected in that period.
+async fn summarize(settings: Arc<Settings>, metrics: Arc<Metrics>) {
+    let mut ticker = tokio::time::interval(settings.summary_period);
+    ticker.tick().await;
+    let mut reported = 0;
+    loop {
+        ticker.tick().await;
+        let read = metrics.lines_read.get();
+        tracing::info!(
+            lines = read - reported,
+            lines_total = read,
+            lines_shipped_total = metrics.lines_shipped.get(),
+            files = metrics.files_watched.get(),
+            "[{}] collected {} log lines",
+            settings.node,
+            read - reported
+        );
+        reported = read;
+    }
+}

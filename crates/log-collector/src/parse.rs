@@ -1,0 +1,459 @@
+//! From raw lines of one file to [`Event`]s: CRI and docker json-file lines
+//! of container logs (partial lines joined per stream), plain lines of other
+//! files.
+//!
+//! A container line that is neither CRI nor docker json is kept as plain
+//! text and counted (`log_collector_malformed_lines_total`): losing it would
+//! hide exactly the lines someone needs. Invalid UTF-8 is replaced (U+FFFD)
+//! and counted, never dropped.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::event::{Event, Stream};
+use crate::metrics::Metrics;
+use crate::source::{Format, Source};
+
+/// One line as the reader cut it from the file (without its newline).
+#[derive(Debug, Clone, Copy)]
+pub struct RawLine<'a> {
+    pub bytes: &'a [u8],
+    /// File offset of the line's first byte.
+    pub start: u64,
+    /// The reader cut the line at the length limit.
+    pub truncated: bool,
+}
+
+/// The first parts of a partial line, waiting for the last one.
+#[derive(Debug)]
+struct Partial {
+    /// Offset of the first part: a restart must read from here.
+    start: u64,
+    timestamp: String,
+    message: String,
+    truncated: bool,
+}
+
+/// Parses the lines of one file, keeping what partial lines need.
+#[derive(Debug)]
+pub struct LineParser {
+    source: Arc<Source>,
+    max_line_bytes: usize,
+    /// Per stream (stdout, stderr): runtimes interleave the two.
+    partial: [Option<Partial>; 2],
+}
+
+impl LineParser {
+    pub fn new(source: Arc<Source>, max_line_bytes: usize) -> Self {
+        Self {
+            source,
+            max_line_bytes,
+            partial: [None, None],
+        }
+    }
+
+    /// The event `line` completes, if any. `read_time` is the timestamp
+    /// given to lines that carry none.
+    pub fn parse(
+        &mut self,
+        line: RawLine<'_>,
+        read_time: &str,
+        metrics: &Metrics,
+    ) -> Option<Event> {
+        if self.source.format == Format::Plain {
+            return Some(self.complete(
+                read_time.to_owned(),
+                None,
+                text(line.bytes, metrics),
+                line.truncated,
+                metrics,
+            ));
+        }
+        let parsed = parse_cri(line.bytes).or_else(|| parse_docker(line.bytes));
+        let Some(parsed) = parsed else {
+            metrics.malformed_lines.inc();
+            return Some(self.complete(
+                read_time.to_owned(),
+                None,
+                text(line.bytes, metrics),
+                line.truncated,
+                metrics,
+            ));
+        };
+        let message = text(&parsed.message, metrics);
+        let slot = &mut self.partial[parsed.stream.index()];
+        let truncated = line.truncated;
+        match (slot.take(), parsed.complete) {
+            (None, true) => Some(self.complete(
+                parsed.timestamp,
+                Some(parsed.stream),
+                message,
+                truncated,
+                metrics,
+            )),
+            (None, false) => {
+                let mut partial = Partial {
+                    start: line.start,
+                    timestamp: parsed.timestamp,
+                    message: String::new(),
+                    truncated,
+                };
+                append_bounded(&mut partial, &message, self.max_line_bytes);
+                *slot = Some(partial);
+                None
+            }
+            (Some(mut partial), complete) => {
+                partial.truncated |= truncated;
+                append_bounded(&mut partial, &message, self.max_line_bytes);
+                if !complete {
+                    *slot = Some(partial);
+                    return None;
+                }
+                Some(self.complete(
+                    partial.timestamp,
+                    Some(parsed.stream),
+                    partial.message,
+                    partial.truncated,
+                    metrics,
+                ))
+            }
+        }
+    }
+
+    /// The offset a restart may resume from once every line before `end`
+    /// has been shipped: not past the first part of a line still waiting for
+    /// its end.
+    pub fn resume_offset(&self, end: u64) -> u64 {
+        self.partial
+            .iter()
+            .flatten()
+            .map(|partial| partial.start)
+            .fold(end, u64::min)
+    }
+
+    /// The file is finished: lines still waiting for their last part are
+    /// shipped as they are.
+    pub fn finish(&mut self, metrics: &Metrics) -> Vec<Event> {
+        let mut events = Vec::new();
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            if let Some(partial) = self.partial[stream.index()].take() {
+                events.push(self.complete(
+                    partial.timestamp,
+                    Some(stream),
+                    partial.message,
+                    partial.truncated,
+                    metrics,
+                ));
+            }
+        }
+        events
+    }
+
+    fn complete(
+        &self,
+        timestamp: String,
+        stream: Option<Stream>,
+        message: String,
+        truncated: bool,
+        metrics: &Metrics,
+    ) -> Event {
+        if truncated {
+            metrics.truncated_lines.inc();
+        }
+        Event {
+            source: Arc::clone(&self.source),
+            timestamp,
+            stream,
+            message,
+        }
+    }
+}
+
+/// Adds a part to a partial line, cutting (on a character boundary) at the
+/// line limit.
+fn append_bounded(partial: &mut Partial, part: &str, max_line_bytes: usize) {
+    let room = max_line_bytes.saturating_sub(partial.message.len());
+    if part.len() <= room {
+        partial.message.push_str(part);
+        return;
+    }
+    let mut cut = room;
+    while !part.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    partial.message.push_str(&part[..cut]);
+    partial.truncated = true;
+}
+
+/// A container line, parsed.
+#[derive(Debug, PartialEq, Eq)]
+struct Parsed<'a> {
+    timestamp: String,
+    stream: Stream,
+    /// `false` for a partial (`P`, or docker json without a final newline).
+    complete: bool,
+    message: Cow<'a, [u8]>,
+}
+
+/// `<RFC3339Nano> <stdout|stderr> <P|F>[:more tags] <message>`.
+fn parse_cri(line: &[u8]) -> Option<Parsed<'_>> {
+    let mut fields = line.splitn(4, |&byte| byte == b' ');
+    let timestamp = fields.next()?;
+    let stream = stream(fields.next()?)?;
+    let tags = fields.next()?;
+    let message = fields.next().unwrap_or_default();
+    if !looks_like_timestamp(timestamp) {
+        return None;
+    }
+    let complete = match tags.split(|&byte| byte == b':').next()? {
+        b"F" => true,
+        b"P" => false,
+        _ => return None,
+    };
+    Some(Parsed {
+        timestamp: std::str::from_utf8(timestamp).ok()?.to_owned(),
+        stream,
+        complete,
+        message: Cow::Borrowed(message),
+    })
+}
+
+/// `{"log":"...\n","stream":"stdout","time":"..."}`.
+fn parse_docker(line: &[u8]) -> Option<Parsed<'_>> {
+    #[derive(serde::Deserialize)]
+    struct DockerLine<'a> {
+        #[serde(borrow)]
+        log: Cow<'a, str>,
+        #[serde(borrow)]
+        stream: Cow<'a, str>,
+        #[serde(borrow)]
+        time: Cow<'a, str>,
+    }
+    if line.first() != Some(&b'{') {
+        return None;
+    }
+    let docker: DockerLine<'_> = serde_json::from_slice(line).ok()?;
+    if !looks_like_timestamp(docker.time.as_bytes()) {
+        return None;
+    }
+    let complete = docker.log.ends_with('\n');
+    let message = match docker.log {
+        Cow::Borrowed(log) => Cow::Borrowed(log.strip_suffix('\n').unwrap_or(log).as_bytes()),
+        Cow::Owned(mut log) => {
+            if complete {
+                log.pop();
+            }
+            Cow::Owned(log.into_bytes())
+        }
+    };
+    Some(Parsed {
+        timestamp: docker.time.into_owned(),
+        stream: stream(docker.stream.as_bytes())?,
+        complete,
+        message,
+    })
+}
+
+fn stream(name: &[u8]) -> Option<Stream> {
+    match name {
+        b"stdout" => Some(Stream::Stdout),
+        b"stderr" => Some(Stream::Stderr),
+        _ => None,
+    }
+}
+
+/// `2026-11-26T07:00:00...`: enough to tell a runtime's line from text; the
+/// sinks that need the instant (Loki) parse it fully.
+fn looks_like_timestamp(field: &[u8]) -> bool {
+    field.len() >= 20
+        && field[..4].iter().all(u8::is_ascii_digit)
+        && field[4] == b'-'
+        && field[10] == b'T'
+        && field.is_ascii()
+}
+
+/// The bytes as text; invalid UTF-8 is replaced and counted.
+fn text(bytes: &[u8], metrics: &Metrics) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => {
+            metrics.invalid_utf8_lines.inc();
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const TS: &str = "2026-11-26T07:00:00.123456789Z";
+
+    fn parser(format: Format, max_line_bytes: usize) -> LineParser {
+        let path = match format {
+            Format::Container => "/var/log/pods/ns_pod_uid/c/0.log",
+            Format::Plain => "/var/log/app.log",
+        };
+        LineParser::new(Arc::new(Source::new("n", Path::new(path))), max_line_bytes)
+    }
+
+    fn feed(parser: &mut LineParser, metrics: &Metrics, lines: &[&[u8]]) -> Vec<Event> {
+        let mut offset = 0;
+        let mut events = Vec::new();
+        for bytes in lines {
+            let line = RawLine {
+                bytes,
+                start: offset,
+                truncated: false,
+            };
+            offset += bytes.len() as u64 + 1;
+            events.extend(parser.parse(line, "read-time", metrics));
+        }
+        events
+    }
+
+    fn messages(events: &[Event]) -> Vec<(&str, Option<Stream>)> {
+        events
+            .iter()
+            .map(|e| (e.message.as_str(), e.stream))
+            .collect()
+    }
+
+    #[test]
+    fn cri_lines_and_partials_joined_per_stream() {
+        let metrics = Metrics::default();
+        let mut parser = parser(Format::Container, 1024);
+        let lines: Vec<String> = vec![
+            format!("{TS} stdout F hello world"),
+            format!("{TS} stdout P first "),
+            format!("{TS} stderr P err-a "),
+            format!("{TS} stdout P second "),
+            format!("{TS} stderr F err-b"),
+            format!("{TS} stdout F third"),
+            format!("{TS} stdout F"),
+        ];
+        let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+        let events = feed(&mut parser, &metrics, &lines);
+        assert_eq!(
+            messages(&events),
+            [
+                ("hello world", Some(Stream::Stdout)),
+                ("err-a err-b", Some(Stream::Stderr)),
+                ("first second third", Some(Stream::Stdout)),
+                ("", Some(Stream::Stdout)),
+            ]
+        );
+        assert_eq!(events[0].timestamp, TS);
+        assert_eq!(metrics.malformed_lines.get(), 0);
+    }
+
+    #[test]
+    fn resume_offset_waits_for_the_first_part_of_a_partial_line() {
+        let metrics = Metrics::default();
+        let mut parser = parser(Format::Container, 1024);
+        let first = format!("{TS} stdout F done");
+        let partial = format!("{TS} stderr P half");
+        feed(
+            &mut parser,
+            &metrics,
+            &[first.as_bytes(), partial.as_bytes()],
+        );
+        let partial_start = first.len() as u64 + 1;
+        assert_eq!(parser.resume_offset(10_000), partial_start);
+        // The file ends without the last part: what there is gets shipped.
+        let rest = parser.finish(&metrics);
+        assert_eq!(messages(&rest), [("half", Some(Stream::Stderr))]);
+        assert_eq!(parser.resume_offset(10_000), 10_000);
+    }
+
+    #[test]
+    fn docker_json_lines_including_split_ones() {
+        let metrics = Metrics::default();
+        let mut parser = parser(Format::Container, 1024);
+        let lines: [&[u8]; 3] = [
+            br#"{"log":"one \"quoted\"\n","stream":"stdout","time":"2026-11-26T07:00:00.1Z"}"#,
+            br#"{"log":"split ","stream":"stderr","time":"2026-11-26T07:00:00.2Z"}"#,
+            br#"{"log":"end\n","stream":"stderr","time":"2026-11-26T07:00:00.3Z"}"#,
+        ];
+        let events = feed(&mut parser, &metrics, &lines);
+        assert_eq!(
+            messages(&events),
+            [
+                ("one \"quoted\"", Some(Stream::Stdout)),
+                ("split end", Some(Stream::Stderr))
+            ]
+        );
+        assert_eq!(events[1].timestamp, "2026-11-26T07:00:00.2Z");
+    }
+
+    #[test]
+    fn malformed_container_lines_are_kept_as_text_and_counted() {
+        let metrics = Metrics::default();
+        let mut parser = parser(Format::Container, 1024);
+        let lines: [&[u8]; 5] = [
+            b"just text",
+            b"2026-11-26T07:00:00Z stdout X wrong tag",
+            b"2026-11-26T07:00:00Z stdlog F wrong stream",
+            br#"{"log":"no time"}"#,
+            b"",
+        ];
+        let events = feed(&mut parser, &metrics, &lines);
+        assert_eq!(events.len(), 5);
+        assert_eq!(events[0].message, "just text");
+        assert!(
+            events
+                .iter()
+                .all(|e| e.stream.is_none() && e.timestamp == "read-time")
+        );
+        assert_eq!(metrics.malformed_lines.get(), 5);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_counted() {
+        let metrics = Metrics::default();
+        let mut parser = parser(Format::Container, 1024);
+        let line = [
+            format!("{TS} stdout F bad ").as_bytes(),
+            &[0xff, 0xfe],
+            b" end",
+        ]
+        .concat();
+        let events = feed(&mut parser, &metrics, &[&line]);
+        assert_eq!(events[0].message, "bad \u{fffd}\u{fffd} end");
+        assert_eq!(metrics.invalid_utf8_lines.get(), 1);
+
+        let mut plain = self::parser(Format::Plain, 1024);
+        let events = feed(&mut plain, &metrics, &[&[b'a', 0xc3]]);
+        assert_eq!(events[0].message, "a\u{fffd}");
+        assert_eq!(events[0].stream, None);
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_the_limit_and_counted_once() {
+        let metrics = Metrics::default();
+        let mut parser = parser(Format::Container, 64);
+        // A joined line growing past the limit, parts of multi-byte text.
+        let part = format!("{TS} stdout P {}", "é".repeat(20));
+        let last = format!("{TS} stdout F {}", "é".repeat(20));
+        let events = feed(
+            &mut parser,
+            &metrics,
+            &[part.as_bytes(), part.as_bytes(), last.as_bytes()],
+        );
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].message, "é".repeat(32));
+        assert_eq!(metrics.truncated_lines.get(), 1);
+
+        // A line the reader already cut.
+        let cut = RawLine {
+            bytes: b"2026-11-26T07:00:00.1Z stdout F abc",
+            start: 0,
+            truncated: true,
+        };
+        let event = parser.parse(cut, "read-time", &metrics).unwrap();
+        assert_eq!(event.message, "abc");
+        assert_eq!(metrics.truncated_lines.get(), 2);
+    }
+}

@@ -1,0 +1,334 @@
+//! One open file being read: cuts its bytes into lines (bounded by the line
+//! limit, so a huge line never stalls the file), hands them to the parser,
+//! and knows the offset a restart may resume from.
+//!
+//! The file stays open while it is read, even after it was renamed or
+//! deleted: the open descriptor is what lets a rotated file be read to its
+//! end.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::checkpoint::{FileId, Position};
+use crate::event::Event;
+use crate::metrics::Metrics;
+use crate::parse::{LineParser, RawLine};
+use crate::source::Source;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub struct Tailer {
+    pub id: FileId,
+    pub fingerprint: u64,
+    /// The path the file is at now (it changes when a rename keeps it
+    /// inside the globs).
+    pub path: PathBuf,
+    pub source: Arc<Source>,
+    file: File,
+    /// Offset of the next byte to read.
+    offset: u64,
+    /// Offset of the first byte of `pending` (a line without its newline yet).
+    line_start: u64,
+    pending: Vec<u8>,
+    /// Inside a line longer than the limit whose head was already emitted.
+    skipping: bool,
+    parser: LineParser,
+    max_line_bytes: usize,
+    /// When the file last grew (or was opened).
+    pub last_growth: Instant,
+    /// The file left the globs (renamed away or deleted): read it to its end,
+    /// then release it.
+    pub orphaned: bool,
+}
+
+/// What one call to [`Tailer::read`] did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOutcome {
+    pub bytes: usize,
+    pub at_end: bool,
+}
+
+impl Tailer {
+    pub fn open(
+        id: FileId,
+        fingerprint: u64,
+        path: PathBuf,
+        source: Arc<Source>,
+        mut file: File,
+        offset: u64,
+        max_line_bytes: usize,
+    ) -> std::io::Result<Self> {
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Self {
+            id,
+            fingerprint,
+            path,
+            parser: LineParser::new(Arc::clone(&source), max_line_bytes),
+            source,
+            file,
+            offset,
+            line_start: offset,
+            pending: Vec::new(),
+            skipping: false,
+            max_line_bytes,
+            last_growth: Instant::now(),
+            orphaned: false,
+        })
+    }
+
+    /// The position to save once every event emitted so far is shipped.
+    pub fn position(&self) -> Position {
+        Position {
+            id: self.id,
+            fingerprint: self.fingerprint,
+            path: self.path.clone(),
+            offset: self.parser.resume_offset(self.line_start),
+        }
+    }
+
+    /// Reads up to `budget` bytes and emits the events they complete.
+    pub fn read(
+        &mut self,
+        budget: usize,
+        read_time: &str,
+        metrics: &Metrics,
+        emit: &mut impl FnMut(Event),
+    ) -> std::io::Result<ReadOutcome> {
+        let mut outcome = ReadOutcome::default();
+        while outcome.bytes < budget {
+            let kept = self.pending.len();
+            // Never more than the budget: the caller's batch has that room.
+            let want = READ_CHUNK.min(budget - outcome.bytes);
+            self.pending.resize(kept + want, 0);
+            let read = match self.file.read(&mut self.pending[kept..]) {
+                Ok(read) => read,
+                Err(error) => {
+                    self.pending.truncate(kept);
+                    return Err(error);
+                }
+            };
+            self.pending.truncate(kept + read);
+            if read == 0 {
+                outcome.at_end = true;
+                break;
+            }
+            self.offset += read as u64;
+            outcome.bytes += read;
+            self.cut_lines(kept, read_time, metrics, emit);
+        }
+        if outcome.bytes > 0 {
+            self.last_growth = Instant::now();
+            metrics.bytes_read.inc_by(outcome.bytes as u64);
+        }
+        Ok(outcome)
+    }
+
+    /// Emits every whole line in `pending` (new bytes start at `scan_from`),
+    /// keeps the unfinished rest, and cuts a line that outgrew the limit.
+    fn cut_lines(
+        &mut self,
+        scan_from: usize,
+        read_time: &str,
+        metrics: &Metrics,
+        emit: &mut impl FnMut(Event),
+    ) {
+        let mut consumed = 0;
+        let mut scan = scan_from;
+        while let Some(found) = memchr::memchr(b'\n', &self.pending[scan..]) {
+            let end = scan + found;
+            if self.skipping {
+                // The tail of an over-long line whose head went out already.
+                self.skipping = false;
+            } else {
+                let line = RawLine {
+                    bytes: &self.pending[consumed..end],
+                    start: self.line_start,
+                    truncated: false,
+                };
+                emit_line(&mut self.parser, line, read_time, metrics, emit);
+            }
+            consumed = end + 1;
+            scan = consumed;
+            self.line_start = self.offset - (self.pending.len() - consumed) as u64;
+        }
+        if self.skipping {
+            consumed = self.pending.len();
+        } else if self.pending.len() - consumed > self.max_line_bytes {
+            let head_end = consumed + self.max_line_bytes;
+            let line = RawLine {
+                bytes: &self.pending[consumed..head_end],
+                start: self.line_start,
+                truncated: true,
+            };
+            emit_line(&mut self.parser, line, read_time, metrics, emit);
+            self.skipping = true;
+            consumed = self.pending.len();
+        }
+        self.pending.drain(..consumed);
+    }
+
+    /// Whether the file is now shorter than what was read: it was truncated
+    /// in place (copytruncate). The caller then calls [`Self::restart`].
+    pub fn was_truncated(&self) -> std::io::Result<bool> {
+        Ok(self.file.metadata()?.len() < self.offset)
+    }
+
+    /// Reads the file again from its start (after a truncation).
+    pub fn restart(&mut self, fingerprint: u64) -> std::io::Result<()> {
+        self.file.seek(SeekFrom::Start(0))?;
+        self.offset = 0;
+        self.line_start = 0;
+        self.pending.clear();
+        self.skipping = false;
+        self.fingerprint = fingerprint;
+        self.parser = LineParser::new(Arc::clone(&self.source), self.max_line_bytes);
+        Ok(())
+    }
+
+    /// Offset of the next byte to read.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The file will not grow again: ship what is left, even a last line
+    /// without its newline.
+    pub fn finish(&mut self, read_time: &str, metrics: &Metrics, emit: &mut impl FnMut(Event)) {
+        if !self.pending.is_empty() && !self.skipping {
+            let pending = std::mem::take(&mut self.pending);
+            let line = RawLine {
+                bytes: &pending,
+                start: self.line_start,
+                truncated: false,
+            };
+            emit_line(&mut self.parser, line, read_time, metrics, emit);
+        }
+        self.pending.clear();
+        self.line_start = self.offset;
+        for event in self.parser.finish(metrics) {
+            emit(event);
+        }
+    }
+}
+
+fn emit_line(
+    parser: &mut LineParser,
+    line: RawLine<'_>,
+    read_time: &str,
+    metrics: &Metrics,
+    emit: &mut impl FnMut(Event),
+) {
+    metrics.lines_read.inc();
+    if let Some(event) = parser.parse(line, read_time, metrics) {
+        emit(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::checkpoint::fingerprint;
+
+    fn tailer(path: &std::path::Path, offset: u64, max_line_bytes: usize) -> Tailer {
+        let file = File::open(path).unwrap();
+        let metadata = file.metadata().unwrap();
+        let fp = fingerprint(&file).unwrap().unwrap_or(0);
+        Tailer::open(
+            FileId::of(&metadata),
+            fp,
+            path.to_owned(),
+            Arc::new(Source::new("n", path)),
+            file,
+            offset,
+            max_line_bytes,
+        )
+        .unwrap()
+    }
+
+    fn read_all(tailer: &mut Tailer, metrics: &Metrics) -> Vec<String> {
+        let mut lines = Vec::new();
+        tailer
+            .read(usize::MAX, "now", metrics, &mut |event| {
+                lines.push(event.message)
+            })
+            .unwrap();
+        lines
+    }
+
+    #[test]
+    fn lines_are_cut_across_reads_and_positions_stop_at_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let mut writer = File::create(&path).unwrap();
+        writer.write_all(b"one\ntw").unwrap();
+        let metrics = Metrics::default();
+        let mut tailer = tailer(&path, 0, 1024);
+        assert_eq!(read_all(&mut tailer, &metrics), ["one"]);
+        assert_eq!(
+            tailer.position().offset,
+            4,
+            "the unfinished line is not passed"
+        );
+        writer.write_all(b"o\nthree\n").unwrap();
+        assert_eq!(read_all(&mut tailer, &metrics), ["two", "three"]);
+        assert_eq!(tailer.position().offset, 14);
+
+        // A restart from the saved position reads nothing twice.
+        let mut resumed = self::tailer(&path, 4, 1024);
+        assert_eq!(read_all(&mut resumed, &metrics), ["two", "three"]);
+    }
+
+    #[test]
+    fn over_long_lines_are_cut_without_stalling_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let huge = "x".repeat(200_000);
+        std::fs::write(&path, format!("before\n{huge}\nafter\n")).unwrap();
+        let metrics = Metrics::default();
+        let mut tailer = tailer(&path, 0, 1000);
+        let lines = read_all(&mut tailer, &metrics);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1], "x".repeat(1000));
+        assert_eq!(lines[2], "after");
+        assert_eq!(metrics.truncated_lines.get(), 1);
+        assert_eq!(tailer.position().offset, 7 + 200_001 + 6);
+    }
+
+    #[test]
+    fn finish_ships_a_last_line_without_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "whole\nno newline").unwrap();
+        let metrics = Metrics::default();
+        let mut tailer = tailer(&path, 0, 1024);
+        assert_eq!(read_all(&mut tailer, &metrics), ["whole"]);
+        let mut rest = Vec::new();
+        tailer.finish("now", &metrics, &mut |event| rest.push(event.message));
+        assert_eq!(rest, ["no newline"]);
+        assert_eq!(tailer.position().offset, 16);
+    }
+
+    #[test]
+    fn truncation_is_noticed_and_the_file_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "old one\nold two\n").unwrap();
+        let metrics = Metrics::default();
+        let mut tailer = tailer(&path, 0, 1024);
+        read_all(&mut tailer, &metrics);
+        assert!(!tailer.was_truncated().unwrap());
+        std::fs::write(&path, "new\n").unwrap();
+        assert!(tailer.was_truncated().unwrap());
+        tailer.restart(1).unwrap();
+        assert_eq!(read_all(&mut tailer, &metrics), ["new"]);
+    }
+}

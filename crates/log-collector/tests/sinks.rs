@@ -1,0 +1,218 @@
+//! Sinks under failure: a Loki outage (503, then 429) with bounded memory,
+//! the Redis Stream sink across a Redis restart, and a corrupt checkpoint.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::loki::LokiReceiver;
+use common::{Agent, Node, append, cri, delivered, losses_and_duplicates, wait_until};
+use testkit::{Persistence, RedisServer};
+
+const BATCH_BYTES: u64 = 64 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loki_outage_loses_nothing_and_memory_stays_bounded() {
+    let node = Node::new();
+    let loki = LokiReceiver::start().await;
+    let dir = node.container_dir("chatty");
+    let agent = Agent::start(
+        &node,
+        &[
+            ("COLLECTOR_SINK", "loki".into()),
+            ("COLLECTOR_LOKI_URL", loki.base_url.clone()),
+            ("COLLECTOR_BATCH_BYTES", BATCH_BYTES.to_string()),
+        ],
+    );
+    let mut expected = Vec::new();
+    let mut write = |round: usize| {
+        let lines: Vec<String> = (0..200)
+            .map(|i| format!("round{round}-{i:04}-{}", "x".repeat(60)))
+            .collect();
+        append(
+            &dir.join("0.log"),
+            &lines.iter().map(|line| cri(line)).collect::<String>(),
+        );
+        expected.extend(lines);
+    };
+    let mut round = 0;
+    let mut max_buffered = 0.0_f64;
+    for status in [503, 429] {
+        loki.answer(status);
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            write(round);
+            round += 1;
+            max_buffered = max_buffered.max(agent.metric("log_collector_buffered_bytes").await);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let read_during_outage = agent.metric("log_collector_lines_read_total").await;
+    loki.answer(204);
+    let total = expected.len();
+    assert!(
+        read_during_outage < total as f64 / 2.0,
+        "reading should pause while the sink is down ({read_during_outage} of {total} read)"
+    );
+    let arrived = wait_until(Duration::from_secs(30), || loki.messages().len() >= total).await;
+    assert!(
+        arrived,
+        "{} of {total} lines arrived:\n{}",
+        loki.messages().len(),
+        agent.logs()
+    );
+    let counts = loki
+        .messages()
+        .into_iter()
+        .fold(HashMap::new(), |mut counts, line| {
+            *counts.entry(line).or_insert(0) += 1;
+            counts
+        });
+    let (missing, duplicates) = losses_and_duplicates(&counts, &expected);
+    assert!(missing.is_empty(), "lost {} lines", missing.len());
+    assert_eq!(duplicates, 0);
+    // One batch filling, one queued, one being retried.
+    let bound = 3.0 * BATCH_BYTES as f64;
+    assert!(
+        max_buffered <= bound,
+        "buffered {max_buffered} bytes, bound {bound}"
+    );
+    let rss = agent.peak_rss_kib();
+    println!(
+        "{total} lines through 10 s of 503/429: {} send errors, {} retries, \
+         at most {max_buffered} bytes buffered, peak RSS {rss} KiB",
+        agent.metric("log_collector_send_errors_total").await,
+        agent.metric("log_collector_retries_total").await,
+    );
+    assert!(agent.metric("log_collector_retries_total").await >= 2.0);
+    assert!(rss < 64 * 1024, "peak RSS {rss} KiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_stream_sink_survives_a_redis_restart() {
+    let password = "collector-secret";
+    let mut redis = RedisServer::start_with(Some(password), Persistence::AppendOnlyAlways);
+    let node = Node::new();
+    let password_file = node.path("redis-password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let dir = node.container_dir("api");
+    let agent = Agent::start(
+        &node,
+        &[
+            ("COLLECTOR_SINK", "redis".into()),
+            ("REDIS_HOST", "127.0.0.1".into()),
+            ("REDIS_PORT", redis.port().to_string()),
+            ("REDIS_PASSWORD_FILE", password_file.display().to_string()),
+            ("COLLECTOR_REDIS_STREAM", "logs:test".into()),
+        ],
+    );
+    let mut expected = Vec::new();
+    for round in 0..40 {
+        let lines: Vec<String> = (0..250).map(|i| format!("r{round}-{i}")).collect();
+        append(
+            &dir.join("0.log"),
+            &lines.iter().map(|line| cri(line)).collect::<String>(),
+        );
+        expected.extend(lines);
+        if round == 15 {
+            redis.kill();
+        }
+        if round == 25 {
+            redis.restart();
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    let mut connection = redis
+        .client()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let entries = loop {
+        // Each entry: [id, [field, value, field, value, ...]].
+        let entries: Vec<HashMap<String, String>> = redis::cmd("XRANGE")
+            .arg("logs:test")
+            .arg("-")
+            .arg("+")
+            .query_async::<Vec<(String, Vec<String>)>>(&mut connection)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, flat)| {
+                flat.chunks(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect()
+            })
+            .collect();
+        if entries.len() >= expected.len() || Instant::now() > deadline {
+            break entries;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut counts = HashMap::new();
+    for entry in &entries {
+        let fields = entry;
+        assert_eq!(fields["node"], common::NODE);
+        assert_eq!(fields["pod"], "api");
+        assert_eq!(fields["stream"], "stdout");
+        *counts.entry(fields["message"].clone()).or_insert(0) += 1;
+    }
+    let (missing, duplicates) = losses_and_duplicates(&counts, &expected);
+    assert!(
+        missing.is_empty(),
+        "lost {} lines:\n{}",
+        missing.len(),
+        agent.logs()
+    );
+    println!(
+        "{} lines through a Redis restart: {duplicates} duplicates",
+        expected.len()
+    );
+    assert!(
+        !agent.logs().contains(password),
+        "the password leaked into the logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_checkpoint_is_reported_and_ignored() {
+    let node = Node::new();
+    std::fs::create_dir_all(node.path("checkpoints")).unwrap();
+    std::fs::write(
+        node.path("checkpoints/checkpoints.json"),
+        "{\"version\":1,\"files\":[{",
+    )
+    .unwrap();
+    let dir = node.container_dir("app");
+    append(&dir.join("0.log"), &cri("before the start"));
+    let out = node.path("out.jsonl");
+    let mut agent = Agent::start(
+        &node,
+        &[
+            ("COLLECTOR_SINK", "file".into()),
+            ("COLLECTOR_FILE_PATH", out.display().to_string()),
+        ],
+    );
+    let arrived = wait_until(Duration::from_secs(10), || {
+        delivered(&out).0.contains_key("before the start")
+    })
+    .await;
+    assert!(arrived, "{}", agent.logs());
+    assert_eq!(
+        agent.metric("log_collector_checkpoint_errors_total").await,
+        1.0
+    );
+    assert!(agent.logs().contains("ignoring the unreadable checkpoint"));
+    assert!(agent.terminate().success());
+    // The agent wrote a good checkpoint in its place.
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(node.path("checkpoints/checkpoints.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved["files"].as_array().unwrap().len(), 1);
+}
