@@ -92,6 +92,74 @@ async fn a_loki_outage_loses_nothing_and_memory_stays_bounded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loki_413_splits_batches_and_400_drops_with_a_count() {
+    let node = Node::new();
+    let loki = LokiReceiver::start().await;
+    loki.limit_body(16 * 1024);
+    let dir = node.container_dir("big");
+    let agent = Agent::start(
+        &node,
+        &[
+            ("COLLECTOR_SINK", "loki".into()),
+            ("COLLECTOR_LOKI_URL", loki.base_url.clone()),
+        ],
+    );
+    // ~60 KiB of small lines in one batch, and one line no split can shrink.
+    let lines: Vec<String> = (0..1000)
+        .map(|i| format!("small-{i:04}-{}", "y".repeat(40)))
+        .collect();
+    let mut text: String = lines.iter().map(|line| cri(line)).collect();
+    text.push_str(&cri(&"z".repeat(20 * 1024)));
+    append(&dir.join("0.log"), &text);
+    let arrived = wait_until(Duration::from_secs(15), || {
+        loki.messages().len() >= lines.len()
+    })
+    .await;
+    assert!(
+        arrived,
+        "{} of {} arrived:\n{}",
+        loki.messages().len(),
+        lines.len(),
+        agent.logs()
+    );
+    let metrics = agent.metrics().await.unwrap();
+    assert!(
+        metrics.contains("log_collector_dropped_lines_total{reason=\"too_large\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        loki.messages(),
+        lines,
+        "split batches keep every line, in order"
+    );
+
+    // A 400 is final: the batch is dropped, counted, and the agent goes on.
+    loki.answer(400);
+    append(&dir.join("0.log"), &cri("refused"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !agent
+        .metrics()
+        .await
+        .is_some_and(|m| m.contains("{reason=\"rejected\"} 1"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no rejected line counted:\n{}",
+            agent.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    loki.answer(204);
+    append(&dir.join("0.log"), &cri("accepted again"));
+    let arrived = wait_until(Duration::from_secs(10), || {
+        loki.messages().last().map(String::as_str) == Some("accepted again")
+    })
+    .await;
+    assert!(arrived);
+    assert!(!loki.messages().contains(&"refused".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_stream_sink_survives_a_redis_restart() {
     let password = "collector-secret";
     let mut redis = RedisServer::start_with(Some(password), Persistence::AppendOnlyAlways);

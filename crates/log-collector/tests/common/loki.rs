@@ -16,6 +16,7 @@ use axum::routing::post;
 struct Shared {
     status: AtomicU16,
     requests: AtomicUsize,
+    max_body: AtomicUsize,
     lines: Mutex<Vec<(BTreeMap<String, String>, String)>>,
     violations: Mutex<Vec<String>>,
 }
@@ -29,6 +30,7 @@ impl LokiReceiver {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared::default());
         shared.status.store(204, Ordering::SeqCst);
+        shared.max_body.store(usize::MAX, Ordering::SeqCst);
         let app = axum::Router::new()
             .route("/loki/api/v1/push", post(push))
             .with_state(Arc::clone(&shared));
@@ -41,6 +43,12 @@ impl LokiReceiver {
     /// Answers every push with `status` from now on (204 accepts).
     pub fn answer(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Answers 413 to bodies larger than `bytes`, as Loki does past its
+    /// `grpc_server_max_recv_msg_size`.
+    pub fn limit_body(&self, bytes: usize) {
+        self.shared.max_body.store(bytes, Ordering::SeqCst);
     }
 
     pub fn requests(&self) -> usize {
@@ -67,6 +75,9 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     let status = StatusCode::from_u16(shared.status.load(Ordering::SeqCst)).unwrap();
     if !status.is_success() {
         return status;
+    }
+    if body.len() > shared.max_body.load(Ordering::SeqCst) {
+        return StatusCode::PAYLOAD_TOO_LARGE;
     }
     match check(&headers, &body) {
         Ok(lines) => {
