@@ -60,22 +60,22 @@ impl LineParser {
         read_time: &str,
         metrics: &Metrics,
     ) -> Option<Event> {
-        if self.source.format == Format::Plain {
-            return Some(self.complete(
-                read_time.to_owned(),
-                None,
-                text(line.bytes, metrics),
-                line.truncated,
-                metrics,
-            ));
-        }
-        let parsed = parse_cri(line.bytes).or_else(|| parse_docker(line.bytes));
+        let parsed = match self.source.format {
+            Format::Plain => None,
+            Format::Container => {
+                let parsed = parse_cri(line.bytes).or_else(|| parse_docker(line.bytes));
+                if parsed.is_none() {
+                    metrics.malformed_lines.inc();
+                }
+                parsed
+            }
+        };
         let Some(parsed) = parsed else {
-            metrics.malformed_lines.inc();
+            let message = text(line.bytes, metrics);
             return Some(self.complete(
                 read_time.to_owned(),
                 None,
-                text(line.bytes, metrics),
+                message,
                 line.truncated,
                 metrics,
             ));
