@@ -15,6 +15,10 @@ impl Pushgateway {
         let port = crate::free_port();
         let child = Command::new("prometheus-pushgateway")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // Memory only: Debian's build defaults to one persistence file
+            // shared by every instance, which would leak one test's (or
+            // anyone's) pushes into the next.
+            .arg("--persistence.file=")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
