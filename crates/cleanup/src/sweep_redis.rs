@@ -246,10 +246,13 @@ impl BatchWorker {
             }
         }
         if !to_check.is_empty() {
-            let records: Vec<&str> = to_check
+            let mut records: Vec<&str> = to_check
                 .iter()
                 .filter_map(|key| key.strip_prefix(KEY_PREFIX))
                 .collect();
+            // SCAN returns keys in hash order; probing the store's b-tree in
+            // key order instead makes neighbouring lookups share pages.
+            records.sort_unstable();
             let dead = self
                 .store
                 .keys_without_live_record(&records, SystemClock.now_ms())
