@@ -20,13 +20,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::Sender;
+
+mod identity;
+
+use identity::{Truncated, truncate};
 
 use crate::batch::Batch;
 use crate::checkpoint::{FileId, Position, fingerprint};
@@ -42,17 +46,6 @@ const READ_TURN: usize = 256 * 1024;
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Shortest time between two rescans triggered by inotify.
 const MIN_RESCAN: Duration = Duration::from_millis(100);
-/// How long a truncated file's old position waits for its copy to show up.
-const COPY_MATCH_WINDOW: Duration = Duration::from_secs(60);
-
-/// The position a file had when it was found truncated: its copy, if one
-/// appears, resumes from there.
-#[derive(Debug)]
-struct Truncated {
-    fingerprint: u64,
-    offset: u64,
-    at: Instant,
-}
 
 #[derive(Debug)]
 pub struct Harvester {
@@ -78,7 +71,10 @@ pub struct Harvester {
     acked: u64,
     wake: Receiver<()>,
     stop: Arc<AtomicBool>,
-    last_rescan: Option<Instant>,
+    last_rescan: Instant,
+    /// When the globs are evaluated next: `COLLECTOR_RESCAN_MS` after the
+    /// last time, or sooner when inotify reports a change.
+    next_rescan: Instant,
     /// Counts reading rounds (which file goes first).
     round: usize,
 }
@@ -114,7 +110,8 @@ impl Harvester {
             acked: 0,
             wake: links.wake,
             stop: links.stop,
-            last_rescan: None,
+            last_rescan: Instant::now(),
+            next_rescan: Instant::now(),
             round: 0,
         }
     }
@@ -140,8 +137,7 @@ impl Harvester {
     }
 
     fn rescan_due(&self) -> bool {
-        self.last_rescan
-            .is_none_or(|last| last.elapsed() >= self.settings.rescan)
+        Instant::now() >= self.next_rescan
     }
 
     fn wait(&mut self) {
@@ -149,16 +145,11 @@ impl Harvester {
         if let Some(opened) = self.batch.opened_at {
             timeout = timeout.min(self.settings.batch.wait.saturating_sub(opened.elapsed()));
         }
-        if let Some(last) = self.last_rescan {
-            timeout = timeout.min(self.settings.rescan.saturating_sub(last.elapsed()));
-        }
+        timeout = timeout.min(self.next_rescan.saturating_duration_since(Instant::now()));
         if self.wake.recv_timeout(timeout).is_ok() {
             // Something changed under the globs: look again soon (a new
             // file, a rename), but not on every write.
-            let soon = Instant::now() - self.settings.rescan + MIN_RESCAN;
-            if self.last_rescan.is_some_and(|last| last < soon) {
-                self.last_rescan = None;
-            }
+            self.next_rescan = self.next_rescan.min(self.last_rescan + MIN_RESCAN);
         }
     }
 
@@ -264,9 +255,9 @@ impl Harvester {
     /// orphaned (read to their end, then released), files gone from the disk
     /// are forgotten.
     fn rescan(&mut self) {
-        self.last_rescan = Some(Instant::now());
-        self.truncated
-            .retain(|truncated| truncated.at.elapsed() < COPY_MATCH_WINDOW);
+        self.last_rescan = Instant::now();
+        self.next_rescan = self.last_rescan + self.settings.rescan;
+        self.truncated.retain(Truncated::is_recent);
         let mut seen = Vec::new();
         let mut matched = Vec::new();
         for found in discover::scan(&self.settings.paths) {
@@ -356,122 +347,6 @@ impl Harvester {
             Err(error) => tracing::warn!(file = %path.display(), %error, "cannot read; will retry"),
         }
     }
-
-    /// Where a newly found file starts; `None` to decide later.
-    fn start_offset(&mut self, id: FileId, fingerprint: u64) -> Option<u64> {
-        if let Some(saved) = self.saved.remove(&id) {
-            if saved.fingerprint == fingerprint {
-                return Some(saved.offset);
-            }
-            // Same inode, other first line: truncated and rewritten (or a
-            // reused inode) while the agent was down. A copy may show up.
-            self.truncated.push(Truncated {
-                fingerprint: saved.fingerprint,
-                offset: saved.offset,
-                at: Instant::now(),
-            });
-        }
-        if let Some(at) = self
-            .truncated
-            .iter()
-            .position(|truncated| truncated.fingerprint == fingerprint)
-        {
-            let copy_of = self.truncated.swap_remove(at);
-            self.copy_candidates.remove(&id);
-            return Some(copy_of.offset);
-        }
-        let live_twin = self
-            .tailers
-            .values()
-            .any(|tailer| tailer.fingerprint == fingerprint && !tailer.orphaned);
-        if live_twin {
-            // Probably copytruncate's copy, made just before the original is
-            // truncated: wait a little for the truncation to tell.
-            let first_seen = *self.copy_candidates.entry(id).or_insert_with(Instant::now);
-            if first_seen.elapsed() < self.settings.rotate_wait {
-                return None;
-            }
-        }
-        self.copy_candidates.remove(&id);
-        Some(0)
-    }
-
-    /// Files in the checkpoint that the first scan did not find: rotated
-    /// while the agent was down. They are looked for by inode in their old
-    /// directory and read to their end.
-    fn recover_rotated(&mut self) {
-        let missing: Vec<Position> = self.saved.drain().map(|(_, position)| position).collect();
-        for position in missing {
-            match find_by_id(&position) {
-                Some((path, file)) => {
-                    let source = Arc::new(Source::new(&self.settings.node, &position.path));
-                    let opened = Tailer::open(
-                        position.id,
-                        position.fingerprint,
-                        path.clone(),
-                        source,
-                        file,
-                        position.offset,
-                        self.settings.max_line_bytes,
-                    );
-                    if let Ok(mut tailer) = opened {
-                        tracing::info!(file = %path.display(), offset = position.offset,
-                            "reading a file rotated while the agent was down");
-                        tailer.orphaned = true;
-                        self.tailers.insert(position.id, tailer);
-                    }
-                }
-                None => {
-                    tracing::warn!(file = %position.path.display(), offset = position.offset,
-                        "a checkpointed file is gone; lines after its offset, if any, were not read");
-                    self.batch.note_forget(position.id);
-                }
-            }
-        }
-        self.metrics.files_watched.set(self.tailers.len() as i64);
-    }
-}
-
-/// The file was truncated in place: read it again from its start, and
-/// remember where it was so that its copy can continue from there.
-fn truncate(
-    tailer: &mut Tailer,
-    truncated: &mut Vec<Truncated>,
-    metrics: &Metrics,
-    batch: &mut Batch,
-) {
-    metrics.file_truncations.inc();
-    tracing::info!(file = %tailer.path.display(), offset = tailer.offset(),
-        "file truncated (copytruncate); reading it again from the start");
-    truncated.push(Truncated {
-        fingerprint: tailer.fingerprint,
-        offset: tailer.position().offset,
-        at: Instant::now(),
-    });
-    // Until the new content has a first line, no fingerprint: 0 matches none.
-    let fingerprint = fingerprint(tailer.file()).ok().flatten().unwrap_or(0);
-    match tailer.restart(fingerprint) {
-        Ok(()) => batch.note_position(tailer.position()),
-        Err(error) => tracing::warn!(file = %tailer.path.display(), %error, "cannot rewind"),
-    }
-}
-
-/// The file with this device and inode in the directory of `position.path`,
-/// if its first line still matches.
-fn find_by_id(position: &Position) -> Option<(PathBuf, File)> {
-    let dir = position.path.parent()?;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let Ok(metadata) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if FileId::of(&metadata) != position.id {
-            continue;
-        }
-        let file = File::open(&path).ok()?;
-        return (fingerprint(&file).ok()?? == position.fingerprint).then_some((path, file));
-    }
-    None
 }
 
 fn now_rfc3339() -> String {

@@ -1,0 +1,152 @@
+//! How the harvester decides where a newly found file starts: its saved
+//! position, the position of the file it is a copy of (copytruncate), or 0;
+//! and how files rotated while the agent was down are found again.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Harvester;
+use crate::batch::Batch;
+use crate::checkpoint::{FileId, Position, fingerprint};
+use crate::metrics::Metrics;
+use crate::source::Source;
+use crate::tailer::Tailer;
+
+/// How long a truncated file's old position waits for its copy to show up.
+const COPY_MATCH_WINDOW: Duration = Duration::from_secs(60);
+
+/// The position a file had when it was found truncated: its copy, if one
+/// appears, resumes from there.
+#[derive(Debug)]
+pub(super) struct Truncated {
+    fingerprint: u64,
+    offset: u64,
+    at: Instant,
+}
+
+impl Truncated {
+    /// Whether a copy showing up now may still be this file's.
+    pub(super) fn is_recent(&self) -> bool {
+        self.at.elapsed() < COPY_MATCH_WINDOW
+    }
+}
+
+impl Harvester {
+    /// Where a newly found file starts; `None` to decide later.
+    pub(super) fn start_offset(&mut self, id: FileId, fingerprint: u64) -> Option<u64> {
+        if let Some(saved) = self.saved.remove(&id) {
+            if saved.fingerprint == fingerprint {
+                return Some(saved.offset);
+            }
+            // Same inode, other first line: truncated and rewritten (or a
+            // reused inode) while the agent was down. A copy may show up.
+            self.truncated.push(Truncated {
+                fingerprint: saved.fingerprint,
+                offset: saved.offset,
+                at: Instant::now(),
+            });
+        }
+        if let Some(at) = self
+            .truncated
+            .iter()
+            .position(|truncated| truncated.fingerprint == fingerprint)
+        {
+            let copy_of = self.truncated.swap_remove(at);
+            self.copy_candidates.remove(&id);
+            return Some(copy_of.offset);
+        }
+        let live_twin = self
+            .tailers
+            .values()
+            .any(|tailer| tailer.fingerprint == fingerprint && !tailer.orphaned);
+        if live_twin {
+            // Probably copytruncate's copy, made just before the original is
+            // truncated: wait a little for the truncation to tell.
+            let first_seen = *self.copy_candidates.entry(id).or_insert_with(Instant::now);
+            if first_seen.elapsed() < self.settings.rotate_wait {
+                return None;
+            }
+        }
+        self.copy_candidates.remove(&id);
+        Some(0)
+    }
+
+    /// Files in the checkpoint that the first scan did not find: rotated
+    /// while the agent was down. They are looked for by inode in their old
+    /// directory and read to their end.
+    pub(super) fn recover_rotated(&mut self) {
+        let missing: Vec<Position> = self.saved.drain().map(|(_, position)| position).collect();
+        for position in missing {
+            match find_by_id(&position) {
+                Some((path, file)) => {
+                    let source = Arc::new(Source::new(&self.settings.node, &position.path));
+                    let opened = Tailer::open(
+                        position.id,
+                        position.fingerprint,
+                        path.clone(),
+                        source,
+                        file,
+                        position.offset,
+                        self.settings.max_line_bytes,
+                    );
+                    if let Ok(mut tailer) = opened {
+                        tracing::info!(file = %path.display(), offset = position.offset,
+                            "reading a file rotated while the agent was down");
+                        tailer.orphaned = true;
+                        self.tailers.insert(position.id, tailer);
+                    }
+                }
+                None => {
+                    tracing::warn!(file = %position.path.display(), offset = position.offset,
+                        "a checkpointed file is gone; lines after its offset, if any, were not read");
+                    self.batch.note_forget(position.id);
+                }
+            }
+        }
+        self.metrics.files_watched.set(self.tailers.len() as i64);
+    }
+}
+
+/// The file was truncated in place: read it again from its start, and
+/// remember where it was so that its copy can continue from there.
+pub(super) fn truncate(
+    tailer: &mut Tailer,
+    truncated: &mut Vec<Truncated>,
+    metrics: &Metrics,
+    batch: &mut Batch,
+) {
+    metrics.file_truncations.inc();
+    tracing::info!(file = %tailer.path.display(), offset = tailer.offset(),
+        "file truncated (copytruncate); reading it again from the start");
+    truncated.push(Truncated {
+        fingerprint: tailer.fingerprint,
+        offset: tailer.position().offset,
+        at: Instant::now(),
+    });
+    // Until the new content has a first line, no fingerprint: 0 matches none.
+    let fingerprint = fingerprint(tailer.file()).ok().flatten().unwrap_or(0);
+    match tailer.restart(fingerprint) {
+        Ok(()) => batch.note_position(tailer.position()),
+        Err(error) => tracing::warn!(file = %tailer.path.display(), %error, "cannot rewind"),
+    }
+}
+
+/// The file with this device and inode in the directory of `position.path`,
+/// if its first line still matches.
+fn find_by_id(position: &Position) -> Option<(PathBuf, File)> {
+    let dir = position.path.parent()?;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if FileId::of(&metadata) != position.id {
+            continue;
+        }
+        let file = File::open(&path).ok()?;
+        return (fingerprint(&file).ok()?? == position.fingerprint).then_some((path, file));
+    }
+    None
+}
