@@ -5,13 +5,13 @@
 //!   a key was left by something else and would live forever;
 //! - keys under `cache:` whose record is gone or expired in the store.
 //!
-//! TTLs are read in one pipeline per SCAN batch, records checked in one
-//! query per batch, and deletions re-check the key inside Redis (a Lua
-//! script) so that a key rewritten since it was examined, or a delete
-//! tombstone the API relies on, is left alone.
+//! TTLs are read by the same script step as the SCAN, records checked in one
+//! query per batch, and deletions re-check each key inside Redis (one Lua
+//! call per batch) so that a key rewritten since it was examined, or a
+//! delete tombstone the API relies on, is left alone.
 
 use std::collections::HashSet;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use platform::cache::KEY_PREFIX;
 use platform::clock::{Clock, SystemClock};
@@ -24,22 +24,36 @@ use tokio::task::JoinSet;
 use crate::budget::{Budget, StopReason};
 use crate::report::Tally;
 
-/// KEYS[1] a cache key; ARGV[1] `no_ttl` or `gone`; ARGV[2] `1` for a dry
-/// run. Returns 1 when the key was (or would be) unlinked.
+/// KEYS: the cache keys of one batch that looked stale; ARGV[1] `1` for a
+/// dry run, then per key `no_ttl` or `gone`. Returns, per key, 1 when it was
+/// (or would be) unlinked: a key rewritten since it was examined, or a
+/// delete tombstone, is left alone.
+///
+/// One call per batch rather than per key: Redis's fixed cost of a script
+/// call dominated the job (100,000 calls took about 2 s of Redis CPU on the
+/// benchmark); a batch of up to 500 keys runs in about a millisecond.
 static UNLINK_IF_STILL_STALE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl == -2 then return 0 end
-if ARGV[1] == 'no_ttl' then
-  if ttl ~= -1 then return 0 end
-elseif redis.call('TYPE', KEYS[1]).ok == 'string' then
-  -- A delete tombstone refuses stale fills for a minute; keep it.
-  local head = redis.call('GETRANGE', KEYS[1], 0, 31)
-  if string.match(head, '^%d+ T$') then return 0 end
+local dry_run = ARGV[1] == '1'
+local removed = {}
+for i, key in ipairs(KEYS) do
+  local reason = ARGV[i + 1]
+  local ttl = redis.call('PTTL', key)
+  local stale = 1
+  if ttl == -2 then
+    stale = 0
+  elseif reason == 'no_ttl' then
+    if ttl ~= -1 then stale = 0 end
+  elseif redis.call('TYPE', key).ok == 'string' then
+    -- A delete tombstone refuses stale fills for a minute; keep it.
+    local head = redis.call('GETRANGE', key, 0, 31)
+    if string.match(head, '^%d+ T$') then stale = 0 end
+  end
+  if stale == 1 and not dry_run then redis.call('UNLINK', key) end
+  removed[i] = stale
 end
-if ARGV[2] ~= '1' then redis.call('UNLINK', KEYS[1]) end
-return 1
+return removed
 ",
     )
 });
@@ -120,14 +134,9 @@ impl RedisSweep<'_> {
     /// awaited and counted before the error is returned: the summary then
     /// covers every deletion that happened.
     pub async fn run(mut self, tally: &mut Tally) -> Result<Option<StopReason>, SweepError> {
-        let script_hash = UNLINK_IF_STILL_STALE
-            .prepare_invoke()
-            .load_async(&mut self.connection)
-            .await?;
         let worker = BatchWorker {
             connection: self.connection.clone(),
             store: self.store.clone(),
-            script_hash: script_hash.into(),
             dry_run: self.dry_run,
         };
         // SCAN may return a key twice; a dry run must not count it twice.
@@ -206,7 +215,6 @@ impl RedisSweep<'_> {
 struct BatchWorker {
     connection: ConnectionManager,
     store: Store,
-    script_hash: Arc<str>,
     dry_run: bool,
 }
 
@@ -276,18 +284,12 @@ impl BatchWorker {
         if doomed.is_empty() {
             return Ok(Vec::new());
         }
-        let dry_run = if self.dry_run { "1" } else { "0" };
-        let mut pipeline = redis::pipe();
+        let mut invocation = UNLINK_IF_STILL_STALE.prepare_invoke();
+        invocation.arg(if self.dry_run { "1" } else { "0" });
         for (key, reason) in &doomed {
-            pipeline
-                .cmd("EVALSHA")
-                .arg(&*self.script_hash)
-                .arg(1)
-                .arg(key)
-                .arg(reason.arg())
-                .arg(dry_run);
+            invocation.key(key).arg(reason.arg());
         }
-        let removed: Vec<i64> = pipeline.query_async(&mut self.connection).await?;
+        let removed: Vec<i64> = invocation.invoke_async(&mut self.connection).await?;
         Ok(doomed
             .into_iter()
             .zip(removed)
