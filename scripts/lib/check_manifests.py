@@ -170,6 +170,24 @@ def check_checksums(docs):
                                f"is {got}, the ConfigMap's data hashes to {want}")
 
 
+def check_secret_readability(docs):
+    """A Secret volume (mode 0440 here) is readable by a non-root user only
+    through the pod's fsGroup."""
+    for doc in docs:
+        if doc["kind"] not in ("Deployment", "StatefulSet", "DaemonSet", "CronJob"):
+            continue
+        spec = pod_spec(doc)
+        security = spec.get("securityContext", {})
+        if security.get("runAsUser", 0) == 0:
+            continue
+        for volume in spec.get("volumes", []):
+            secret = volume.get("secret")
+            if secret and secret.get("defaultMode", 0o644) & 0o004 == 0:
+                check("fsGroup" in security,
+                      f"{doc['kind']}/{doc['metadata']['name']} mounts Secret {secret['secretName']} "
+                      f"(mode {secret.get('defaultMode'):o}) without an fsGroup: uid {security['runAsUser']} cannot read it")
+
+
 def accepted_variables(help_dir):
     accepted = {}
     for binary in ("api", "log-collector", "cleanup"):
@@ -199,6 +217,7 @@ def main():
     accepted = accepted_variables(help_dir)
     for path in [base, *renders]:
         check_checksums(load(path))
+        check_secret_readability(load(path))
         check_environment(path, accepted)
     if failures:
         print("manifest checks failed:")
