@@ -67,13 +67,7 @@ async fn rename_rotation_delivers_every_line_exactly_once_even_while_the_sink_is
     );
     // Anything late would show up as a duplicate.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let counts = loki.messages().into_iter().fold(
-        Default::default(),
-        |mut counts: std::collections::HashMap<_, _>, m| {
-            *counts.entry(m).or_insert(0) += 1;
-            counts
-        },
-    );
+    let counts = loki.message_counts();
     let (missing, duplicates) = losses_and_duplicates(&counts, &expected);
     assert!(
         missing.is_empty(),

@@ -64,13 +64,7 @@ async fn a_loki_outage_loses_nothing_and_memory_stays_bounded() {
         loki.messages().len(),
         agent.logs()
     );
-    let counts = loki
-        .messages()
-        .into_iter()
-        .fold(HashMap::new(), |mut counts, line| {
-            *counts.entry(line).or_insert(0) += 1;
-            counts
-        });
+    let counts = loki.message_counts();
     let (missing, duplicates) = losses_and_duplicates(&counts, &expected);
     assert!(missing.is_empty(), "lost {} lines", missing.len());
     assert_eq!(duplicates, 0);

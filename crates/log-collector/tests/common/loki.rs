@@ -64,6 +64,15 @@ impl LokiReceiver {
         self.lines().into_iter().map(|(_, line)| line).collect()
     }
 
+    /// How often each message arrived.
+    pub fn message_counts(&self) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for message in self.messages() {
+            *counts.entry(message).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Every way a push broke the format, if any.
     pub fn violations(&self) -> Vec<String> {
         self.shared.violations.lock().unwrap().clone()
