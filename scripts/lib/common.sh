@@ -88,8 +88,9 @@ ensure_schemathesis() {
   echo "$venv/bin/schemathesis"
 }
 
-# The Kubernetes version manifests are validated against.
-export KUBERNETES_VERSION="${KUBERNETES_VERSION:-1.32.0}"
+# The Kubernetes versions manifests are validated against: the oldest we
+# support (what minikube starts by default) and the newest the validator knows.
+export KUBERNETES_VERSIONS="${KUBERNETES_VERSIONS:-1.34.0 1.37.0}"
 
 # Installs (once) the deployment linters from PyPI into a venv of their own;
 # prints the venv's bin directory.
