@@ -45,7 +45,11 @@ def pod_spec(workload):
 
 
 def container(workload, name):
-    return next(c for c in pod_spec(workload)["containers"] if c["name"] == name)
+    found = next((c for c in pod_spec(workload)["containers"] if c["name"] == name), None)
+    if found is None:
+        failures.append(f"{workload['kind']}/{workload['metadata']['name']} has no container {name}")
+        return {}
+    return found
 
 
 def env(container_spec):
@@ -111,7 +115,7 @@ def check_spec_values(docs):
                  "save 900 1", "save 300 10", "save 60 10000", "dir /data", "appendonly yes", "appendfsync everysec"]:
         check(line in conf, f"redis.conf has {line!r}")
     check(not any(line.startswith("requirepass") for line in conf), "no password in the redis ConfigMap")
-    check(container(redis, "redis-exporter") is not None, "redis_exporter sidecar")
+    check("oliver006/redis_exporter" in container(redis, "redis-exporter").get("image", ""), "redis_exporter sidecar")
     limit = container(redis, "redis")["resources"]["limits"]["memory"]
     check(int(limit.rstrip("Mi")) >= 2 * 128, f"redis memory limit {limit} >= 2x maxmemory")
     secret = find(docs, "Secret", "redis-secret")

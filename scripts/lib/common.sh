@@ -72,6 +72,20 @@ wait_for_http() {
   done
 }
 
+# Waits up to 10 s until the api at BASE reads through Redis: its cache
+# level comes up with the supervisor's first check, after /ready.
+wait_for_redis_in_use() {
+  local base=$1 tries=0
+  until curl -fsS "$base/api/v1/cache/test" 2>/dev/null | grep -q '"redis_in_use":true'; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 100 ]; then
+      echo "$base never started using Redis" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
 # Installs schemathesis into a virtualenv of its own (once) and prints the
 # path of its command.
 ensure_schemathesis() {

@@ -81,43 +81,30 @@ impl LineParser {
             ));
         };
         let message = text(&parsed.message, metrics);
-        let slot = &mut self.partial[parsed.stream.index()];
-        let truncated = line.truncated;
-        match (slot.take(), parsed.complete) {
-            (None, true) => Some(self.complete(
+        let index = parsed.stream.index();
+        if parsed.complete && self.partial[index].is_none() {
+            // The common case: a whole line, no joining.
+            return Some(self.complete(
                 parsed.timestamp,
                 Some(parsed.stream),
                 message,
-                truncated,
+                line.truncated,
                 metrics,
-            )),
-            (None, false) => {
-                let mut partial = Partial {
-                    start: line.start,
-                    timestamp: parsed.timestamp,
-                    message: String::new(),
-                    truncated,
-                };
-                append_bounded(&mut partial, &message, self.max_line_bytes);
-                *slot = Some(partial);
-                None
-            }
-            (Some(mut partial), complete) => {
-                partial.truncated |= truncated;
-                append_bounded(&mut partial, &message, self.max_line_bytes);
-                if !complete {
-                    *slot = Some(partial);
-                    return None;
-                }
-                Some(self.complete(
-                    partial.timestamp,
-                    Some(parsed.stream),
-                    partial.message,
-                    partial.truncated,
-                    metrics,
-                ))
-            }
+            ));
         }
+        let partial = self.partial[index].get_or_insert_with(|| Partial {
+            start: line.start,
+            timestamp: parsed.timestamp,
+            message: String::new(),
+            truncated: false,
+        });
+        partial.truncated |= line.truncated;
+        append_bounded(partial, &message, self.max_line_bytes);
+        if !parsed.complete {
+            return None;
+        }
+        let partial = self.partial[index].take()?;
+        Some(self.complete_partial(parsed.stream, partial, metrics))
     }
 
     /// The offset a restart may resume from once every line before `end`
@@ -137,16 +124,20 @@ impl LineParser {
         let mut events = Vec::new();
         for stream in [Stream::Stdout, Stream::Stderr] {
             if let Some(partial) = self.partial[stream.index()].take() {
-                events.push(self.complete(
-                    partial.timestamp,
-                    Some(stream),
-                    partial.message,
-                    partial.truncated,
-                    metrics,
-                ));
+                events.push(self.complete_partial(stream, partial, metrics));
             }
         }
         events
+    }
+
+    fn complete_partial(&self, stream: Stream, partial: Partial, metrics: &Metrics) -> Event {
+        self.complete(
+            partial.timestamp,
+            Some(stream),
+            partial.message,
+            partial.truncated,
+            metrics,
+        )
     }
 
     fn complete(

@@ -27,6 +27,14 @@ pub(super) struct Truncated {
 }
 
 impl Truncated {
+    pub(super) fn now(fingerprint: u64, offset: u64) -> Self {
+        Self {
+            fingerprint,
+            offset,
+            at: Instant::now(),
+        }
+    }
+
     /// Whether a copy showing up now may still be this file's.
     pub(super) fn is_recent(&self) -> bool {
         self.at.elapsed() < COPY_MATCH_WINDOW
@@ -42,11 +50,8 @@ impl Harvester {
             }
             // Same inode, other first line: truncated and rewritten (or a
             // reused inode) while the agent was down. A copy may show up.
-            self.truncated.push(Truncated {
-                fingerprint: saved.fingerprint,
-                offset: saved.offset,
-                at: Instant::now(),
-            });
+            self.truncated
+                .push(Truncated::now(saved.fingerprint, saved.offset));
         }
         if let Some(at) = self
             .truncated
@@ -91,11 +96,15 @@ impl Harvester {
                         position.offset,
                         self.settings.max_line_bytes,
                     );
-                    if let Ok(mut tailer) = opened {
-                        tracing::info!(file = %path.display(), offset = position.offset,
-                            "reading a file rotated while the agent was down");
-                        tailer.orphaned = true;
-                        self.tailers.insert(position.id, tailer);
+                    match opened {
+                        Ok(mut tailer) => {
+                            tracing::info!(file = %path.display(), offset = position.offset,
+                                "reading a file rotated while the agent was down");
+                            tailer.orphaned = true;
+                            self.tailers.insert(position.id, tailer);
+                        }
+                        Err(error) => tracing::warn!(file = %path.display(), %error,
+                            "cannot read a file rotated while the agent was down"),
                     }
                 }
                 None => {
@@ -120,11 +129,7 @@ pub(super) fn truncate(
     metrics.file_truncations.inc();
     tracing::info!(file = %tailer.path.display(), offset = tailer.offset(),
         "file truncated (copytruncate); reading it again from the start");
-    truncated.push(Truncated {
-        fingerprint: tailer.fingerprint,
-        offset: tailer.position().offset,
-        at: Instant::now(),
-    });
+    truncated.push(Truncated::now(tailer.fingerprint, tailer.position().offset));
     // Until the new content has a first line, no fingerprint: 0 matches none.
     let fingerprint = fingerprint(tailer.file()).ok().flatten().unwrap_or(0);
     match tailer.restart(fingerprint) {

@@ -17,7 +17,7 @@
 //! - at start, a checkpointed file that the globs no longer find is looked
 //!   for by inode beside its old path (a rotation under another name).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -36,6 +36,7 @@ use crate::batch::Batch;
 use crate::checkpoint::{FileId, Position, fingerprint};
 use crate::config::Settings;
 use crate::discover;
+use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::source::Source;
 use crate::tailer::Tailer;
@@ -68,7 +69,6 @@ pub struct Harvester {
     closing: Vec<(u64, Tailer)>,
     out: Sender<Batch>,
     acks: Receiver<u64>,
-    acked: u64,
     wake: Receiver<()>,
     stop: Arc<AtomicBool>,
     last_rescan: Instant,
@@ -107,7 +107,6 @@ impl Harvester {
             closing: Vec::new(),
             out: links.out,
             acks: links.acks,
-            acked: 0,
             wake: links.wake,
             stop: links.stop,
             last_rescan: Instant::now(),
@@ -172,10 +171,12 @@ impl Harvester {
             let budget = READ_TURN.min(self.batch.room(&self.settings.batch).max(1));
             let batch = &mut self.batch;
             let metrics = &self.metrics;
-            let outcome = match tailer.read(budget, &read_time, metrics, &mut |event| {
-                metrics.buffered_bytes.inc_by(event.size() as i64);
-                batch.push(event);
-            }) {
+            let outcome = match tailer.read(
+                budget,
+                &read_time,
+                metrics,
+                &mut into_batch(batch, metrics),
+            ) {
                 Ok(outcome) => outcome,
                 Err(error) => {
                     tracing::warn!(file = %tailer.path.display(), %error, "read failed; will retry");
@@ -202,9 +203,6 @@ impl Harvester {
         for id in finished {
             self.release(id, &read_time);
         }
-        if self.batch.is_full(&self.settings.batch) {
-            self.ship();
-        }
         total
     }
 
@@ -216,10 +214,7 @@ impl Harvester {
         };
         let batch = &mut self.batch;
         let metrics = &self.metrics;
-        tailer.finish(read_time, metrics, &mut |event| {
-            metrics.buffered_bytes.inc_by(event.size() as i64);
-            batch.push(event);
-        });
+        tailer.finish(read_time, metrics, &mut into_batch(batch, metrics));
         // The final position stays in the checkpoint while the file exists,
         // so that a restart does not read it again.
         batch.note_position(tailer.position());
@@ -242,13 +237,12 @@ impl Harvester {
         self.out.blocking_send(batch).is_ok()
     }
 
-    /// Closes the files whose last batch was acknowledged.
+    /// Closes the files whose last batch was acknowledged. (A file waits
+    /// for the batch being filled, later than any acknowledged one.)
     fn take_acks(&mut self) {
-        while let Ok(seq) = self.acks.try_recv() {
-            self.acked = self.acked.max(seq);
+        if let Some(acked) = self.acks.try_iter().max() {
+            self.closing.retain(|(seq, _)| *seq > acked);
         }
-        let acked = self.acked;
-        self.closing.retain(|(seq, _)| *seq > acked);
     }
 
     /// Evaluates the globs: new files are opened, files that left them are
@@ -258,18 +252,16 @@ impl Harvester {
         self.last_rescan = Instant::now();
         self.next_rescan = self.last_rescan + self.settings.rescan;
         self.truncated.retain(Truncated::is_recent);
-        let mut seen = Vec::new();
-        let mut matched = Vec::new();
+        let mut seen = HashSet::new();
+        let mut matched = HashSet::new();
         for found in discover::scan(&self.settings.paths) {
             let id = FileId::of(&found.metadata);
-            seen.push(id);
+            seen.insert(id);
             if !found.rotated {
-                matched.push(id);
+                matched.insert(id);
             }
             if let Some(tailer) = self.tailers.get_mut(&id) {
-                if tailer.path != found.path {
-                    tailer.path = found.path;
-                }
+                tailer.path = found.path;
                 if tailer.fingerprint == 0 {
                     // Truncated earlier; its new first line is known now.
                     tailer.fingerprint = fingerprint(tailer.file()).ok().flatten().unwrap_or(0);
@@ -346,6 +338,15 @@ impl Harvester {
             }
             Err(error) => tracing::warn!(file = %path.display(), %error, "cannot read; will retry"),
         }
+    }
+}
+
+/// Where read events go: into the batch, counted as buffered until the
+/// shipper has them acknowledged.
+fn into_batch<'a>(batch: &'a mut Batch, metrics: &'a Metrics) -> impl FnMut(Event) + 'a {
+    |event| {
+        metrics.buffered_bytes.inc_by(event.size() as i64);
+        batch.push(event);
     }
 }
 
