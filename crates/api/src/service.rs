@@ -14,7 +14,7 @@ use platform::clock::Clock;
 use platform::domain::{Key, Record, Ttl};
 use platform::store::{Store, StoreError};
 
-use crate::cache::l1::{LoadError, Loaded, LocalCache, Source};
+use crate::cache::l1::{LoadError, Loaded, LocalCache, Snapshot, Source};
 use crate::cache::{CacheError, Entry, RedisCache};
 use crate::metrics::{Level, Metrics};
 
@@ -96,7 +96,33 @@ impl DataService {
             }
             self.metrics.level_miss(Level::L1);
         }
-        let loaded = match self.l1.get_or_load(key.as_str(), self.load(key)).await {
+        // Taken before Redis is read: an invalidation after this point keeps
+        // what the read returns out of L1.
+        let snapshot = self.l1.snapshot(key.as_str());
+        if let Some(record) = self.read_redis(key).await {
+            if self.l1_enabled {
+                let loaded = Loaded {
+                    record: record.clone(),
+                    source: Source::Redis,
+                    cacheable: true,
+                };
+                self.l1
+                    .insert_if_current(key.as_str(), snapshot, loaded)
+                    .await;
+            }
+            return Ok(Some(Served {
+                record,
+                source: Source::Redis,
+            }));
+        }
+        // Boxed: the coalescing future is several kilobytes, and every
+        // request's future would carry (and move) it inline, though only
+        // Redis misses run it.
+        let load = Box::pin(
+            self.l1
+                .get_or_load(key.as_str(), snapshot, self.load(key, snapshot)),
+        );
+        let loaded = match load.await {
             Ok(loaded) => Some(Loaded::clone(&loaded)),
             Err(error) => match &*error {
                 LoadError::NotFound => None,
@@ -107,25 +133,43 @@ impl DataService {
         Ok(loaded.map(|Loaded { record, source, .. }| Served { record, source }))
     }
 
-    /// Below L1: Redis, else the store (then fill Redis). Runs once per key
-    /// for any number of concurrent callers.
-    async fn load(&self, key: &Key) -> Result<Option<Loaded>, Arc<StoreError>> {
-        if let Some(cache) = &self.cache {
-            match cache.get(key).await {
-                Ok(Some(Entry::Live(record))) => {
-                    self.metrics.level_hit(Level::Redis);
-                    return Ok(Some(Loaded {
-                        record,
-                        source: Source::Redis,
-                        cacheable: true,
-                    }));
-                }
-                Ok(Some(Entry::Tombstone { .. }) | None) => self.metrics.level_miss(Level::Redis),
-                Err(CacheError::Unusable) => {}
-                Err(error) => {
-                    tracing::debug!(%key, %error, "cache read failed; reading the store");
-                }
+    /// The live entry Redis holds for `key`, if Redis is in use and holds
+    /// one.
+    async fn read_redis(&self, key: &Key) -> Option<Record> {
+        let cache = self.cache.as_ref()?;
+        match cache.get(key).await {
+            Ok(Some(Entry::Live(record))) => {
+                self.metrics.level_hit(Level::Redis);
+                Some(record)
             }
+            Ok(Some(Entry::Tombstone { .. }) | None) => {
+                self.metrics.level_miss(Level::Redis);
+                None
+            }
+            Err(CacheError::Unusable) => None,
+            Err(error) => {
+                tracing::debug!(%key, %error, "cache read failed; reading the store");
+                None
+            }
+        }
+    }
+
+    /// A Redis miss: read the store and fill Redis. Runs once per key for
+    /// any number of concurrent callers.
+    ///
+    /// A caller whose Redis read missed just before another load filled
+    /// Redis may arrive here after that load finished; the fill moved the
+    /// key's generation past the caller's `snapshot`, so it looks at Redis
+    /// again instead of reading the store a second time.
+    async fn load(&self, key: &Key, snapshot: Snapshot) -> Result<Option<Loaded>, Arc<StoreError>> {
+        if self.l1.snapshot(key.as_str()) != snapshot
+            && let Some(record) = self.read_redis(key).await
+        {
+            return Ok(Some(Loaded {
+                record,
+                source: Source::Redis,
+                cacheable: true,
+            }));
         }
         let Some(record) = self.load_from_store(key).await.map_err(Arc::new)? else {
             return Ok(None);
@@ -148,11 +192,14 @@ impl DataService {
     /// The second half of a miss: offer what the store returned to Redis,
     /// which keeps whatever is newer.
     pub async fn fill(&self, key: &Key, record: &Record) {
-        if let Some(cache) = &self.cache
-            && let Err(error) = cache.put(key, record, self.clock.now_ms()).await
-        {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        if let Err(error) = cache.put(key, record, self.clock.now_ms()).await {
             tracing::debug!(%key, %error, "cache fill skipped");
         }
+        // Readers that missed Redis before this fill look again (see `load`).
+        self.l1.note_change(key.as_str());
     }
 
     /// Stores `value` under `key` and caches it. The cache update may fail;

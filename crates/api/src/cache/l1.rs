@@ -6,13 +6,16 @@
 //! a `cache:` key in Redis is pushed to every replica ([`super::tracking`]),
 //! which evicts it here.
 //!
-//! Concurrent misses for one key share one load (moka's `try_get_with`), so
-//! a thousand readers of a cold key cause one Redis read and one store read.
+//! Concurrent store loads of one key are shared (moka's `try_get_with`), so
+//! a thousand readers of a cold key cause one store read and one Redis fill.
+//! Redis reads are not shared: a GET costs Redis less than the coalescing
+//! would cost here, and it keeps the path of a Redis hit short.
 //!
-//! A load that raced with an invalidation must not be inserted: it may carry
-//! the value the invalidation was about. Each load notes the generation of
-//! its key's stripe when it starts; invalidations bump it; a load that finds
-//! it changed hands its value to its callers without caching it.
+//! A value read before an invalidation must not be inserted after it: it
+//! may be the value the invalidation was about. Each reader notes the
+//! generation of its key's stripe ([`Snapshot`]) before it reads below L1;
+//! invalidations bump it; a value whose key's generation moved is handed to
+//! its callers without being cached.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,6 +57,14 @@ pub struct Loaded {
     /// write elsewhere). The next load finds the value in Redis and caches
     /// it.
     pub cacheable: bool,
+}
+
+/// The invalidation state of one key at one moment (see
+/// [`LocalCache::snapshot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    epoch: u64,
+    stripe: u64,
 }
 
 /// Why a coalesced load produced no cacheable value.
@@ -107,35 +118,68 @@ impl LocalCache {
         self.entries.get(key).await
     }
 
+    /// Caches `loaded` under `key` unless an invalidation of `key` (or a
+    /// flush) came after `taken`, or invalidations are not flowing.
+    pub async fn insert_if_current(&self, key: &str, taken: Snapshot, loaded: Loaded) {
+        if !self.is_armed() || self.snapshot(key) != taken {
+            return;
+        }
+        self.entries.insert(key.to_owned(), Arc::new(loaded)).await;
+        self.evict_if_superseded(key, taken).await;
+    }
+
     /// Gets `key`, loading it once for all concurrent callers on a miss.
+    /// `taken` is the snapshot the caller took before it started looking
+    /// below L1: a value is cached only if nothing invalidated `key` since.
     pub async fn get_or_load<F, E>(
         &self,
         key: &str,
+        taken: Snapshot,
         load: F,
     ) -> Result<Arc<Loaded>, Arc<LoadError<E>>>
     where
         F: Future<Output = Result<Option<Loaded>, E>>,
         E: Send + Sync + 'static,
     {
-        let snapshot = self.snapshot(key);
         let guarded = async {
             match load.await {
                 Ok(None) => Err(LoadError::NotFound),
                 Err(error) => Err(LoadError::Failed(error)),
                 Ok(Some(loaded))
-                    if !loaded.cacheable || self.snapshot(key) != snapshot || !self.is_armed() =>
+                    if !loaded.cacheable || self.snapshot(key) != taken || !self.is_armed() =>
                 {
                     Err(LoadError::Uncached(loaded))
                 }
                 Ok(Some(loaded)) => Ok(Arc::new(loaded)),
             }
         };
-        self.entries.try_get_with(key.to_owned(), guarded).await
+        let outcome = self.entries.try_get_with(key.to_owned(), guarded).await;
+        if outcome.is_ok() {
+            self.evict_if_superseded(key, taken).await;
+        }
+        outcome
+    }
+
+    /// The check after an insert: an invalidation that bumped the
+    /// generation between the check before the insert and the insert itself
+    /// may have evicted nothing yet, so the entry goes. An invalidation
+    /// after this check evicts it by itself (it bumps, then evicts).
+    async fn evict_if_superseded(&self, key: &str, taken: Snapshot) {
+        if !self.is_armed() || self.snapshot(key) != taken {
+            self.entries.invalidate(key).await;
+        }
+    }
+
+    /// Notes that `key` changed in Redis without evicting anything: loads
+    /// of it that are in flight are not cached, and callers holding an
+    /// older snapshot know to look at Redis again.
+    pub fn note_change(&self, key: &str) {
+        self.stripe(key).fetch_add(1, Ordering::AcqRel);
     }
 
     /// Evicts `key` and holds back loads of it that are in flight.
     pub async fn invalidate(&self, key: &str) {
-        self.stripe(key).fetch_add(1, Ordering::AcqRel);
+        self.note_change(key);
         self.entries.invalidate(key).await;
     }
 
@@ -165,11 +209,13 @@ impl LocalCache {
         &self.generations[index]
     }
 
-    fn snapshot(&self, key: &str) -> (u64, u64) {
-        (
-            self.epoch.load(Ordering::Acquire),
-            self.stripe(key).load(Ordering::Acquire),
-        )
+    /// Where the invalidations of `key` stand; compare with a later one to
+    /// learn whether `key` may have changed in between.
+    pub fn snapshot(&self, key: &str) -> Snapshot {
+        Snapshot {
+            epoch: self.epoch.load(Ordering::Acquire),
+            stripe: self.stripe(key).load(Ordering::Acquire),
+        }
     }
 }
 
@@ -195,7 +241,7 @@ mod tests {
         let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, true);
         let (started, start) = tokio::sync::oneshot::channel::<()>();
         let (finish, finished) = tokio::sync::oneshot::channel::<()>();
-        let load = cache.get_or_load::<_, ()>("k", async {
+        let load = cache.get_or_load::<_, ()>("k", cache.snapshot("k"), async {
             let _ = started.send(());
             let _ = finished.await;
             Ok(Some(loaded("old")))
@@ -217,7 +263,7 @@ mod tests {
     async fn nothing_is_cached_while_disarmed() {
         let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, false);
         let outcome = cache
-            .get_or_load::<_, ()>("k", async { Ok(Some(loaded("v"))) })
+            .get_or_load::<_, ()>("k", cache.snapshot("k"), async { Ok(Some(loaded("v"))) })
             .await;
         assert!(matches!(
             outcome.as_ref().map_err(|error| &**error),
@@ -227,7 +273,7 @@ mod tests {
 
         cache.set_armed(true);
         let outcome = cache
-            .get_or_load::<_, ()>("k", async { Ok(Some(loaded("v"))) })
+            .get_or_load::<_, ()>("k", cache.snapshot("k"), async { Ok(Some(loaded("v"))) })
             .await;
         assert!(outcome.is_ok());
         assert!(cache.get("k").await.is_some());
@@ -237,7 +283,7 @@ mod tests {
     async fn a_zero_ttl_keeps_nothing() {
         let cache = LocalCache::new(Duration::ZERO, 1 << 20, true);
         let outcome = cache
-            .get_or_load::<_, ()>("k", async { Ok(Some(loaded("v"))) })
+            .get_or_load::<_, ()>("k", cache.snapshot("k"), async { Ok(Some(loaded("v"))) })
             .await;
         assert!(outcome.is_ok());
         cache.entries.run_pending_tasks().await;
