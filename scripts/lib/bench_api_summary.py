@@ -1,0 +1,59 @@
+"""Summarises `scripts/bench api`: each round's ratios, then the ratios of
+the best round of every scenario, against the targets of the cache issue.
+
+Usage: bench_api_summary.py RESULTS REDIS_BENCHMARK_OUT
+RESULTS holds `round|scenario|req/s|p50|p99|peak RSS MiB` lines; the other
+file one redis-benchmark summary line per round.
+"""
+import re
+import sys
+
+HEALTH = "GET /health"
+L1_ON = "hot GET, L1 on"
+L1_OFF = "hot GET, L1 off (Redis)"
+MISS = "miss-heavy GET (store)"
+
+
+def ratios(rows, redis_rps):
+    """L1 on against /health, L1 off and miss-heavy against Redis, in %."""
+    return (
+        100 * rows[L1_ON][0] / rows[HEALTH][0],
+        100 * rows[L1_OFF][0] / redis_rps,
+        100 * rows[MISS][0] / redis_rps,
+    )
+
+
+def main():
+    rounds = {}
+    for line in open(sys.argv[1]):
+        round_, name, rps, p50, p99, rss = line.rstrip("\n").split("|")
+        rounds.setdefault(int(round_), {})[name] = (float(rps), p50, p99, float(rss))
+    redis = [
+        float(re.search(r"([\d.]+) requests per second", line).group(1))
+        for line in open(sys.argv[2])
+    ]
+    for (round_, rows), redis_rps in zip(sorted(rounds.items()), redis):
+        on, off, miss = ratios(rows, redis_rps)
+        print(
+            f"round {round_}: L1 on {on:.0f}% of /health; L1 off {off:.0f}% and miss-heavy "
+            f"{miss:.0f}% of redis-benchmark GET ({redis_rps:,.0f} req/s)"
+        )
+    best = {}
+    for rows in rounds.values():
+        for name, row in rows.items():
+            if name not in best or row[0] > best[name][0]:
+                best[name] = row
+    print("best round of each scenario:")
+    for name, (rps, p50, p99, rss) in best.items():
+        print(f"  {name:<28} {rps:>10,.0f} req/s   p50 {p50:>8}   p99 {p99:>8}   peak RSS {rss:.1f} MiB")
+    print(f"  {'redis-benchmark GET':<28} {max(redis):>10,.0f} req/s")
+    on, off, miss = ratios(best, max(redis))
+    print(f"hot GET, L1 on:  {on:.0f}% of /health (target >= 80%)")
+    print(f"hot GET, L1 off: {off:.0f}% of redis-benchmark GET, p99 {best[L1_OFF][2]} (targets >= 55%, p99 <= 3 ms)")
+    print(f"miss-heavy GET:  {miss:.0f}% of redis-benchmark GET (target >= 20%)")
+    hot_rss = max(best[L1_ON][3], best[L1_OFF][3])
+    print(f"peak RSS under hot load: {hot_rss:.1f} MiB (target <= 20)")
+
+
+if __name__ == "__main__":
+    main()
