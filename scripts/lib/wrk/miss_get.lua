@@ -1,10 +1,12 @@
 -- GET a key never read before (miss:<n>, present only in the store), so
 -- that every request is a store read and a Redis fill. Each thread takes
--- its own range of PER_THREAD keys.
-local per_thread = tonumber(os.getenv("PER_THREAD") or "300000")
+-- its own range of PER_THREAD keys, starting at OFFSET (so that every round
+-- of a benchmark gets keys of its own).
+local per_thread = tonumber(os.getenv("PER_THREAD") or "200000")
+local base = tonumber(os.getenv("OFFSET") or "0")
 local threads = 0
 setup = function(thread)
-  thread:set("offset", threads * per_thread)
+  thread:set("offset", base + threads * per_thread)
   threads = threads + 1
 end
 local n = 0
