@@ -260,6 +260,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_value_read_before_an_invalidation_is_not_inserted() {
+        let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, true);
+        let taken = cache.snapshot("k");
+        cache.invalidate("k").await;
+        cache.insert_if_current("k", taken, loaded("old")).await;
+        assert!(cache.get("k").await.is_none());
+
+        let taken = cache.snapshot("k");
+        cache.insert_if_current("k", taken, loaded("new")).await;
+        let hit = cache.get("k").await.map(|hit| hit.record.value.clone());
+        assert_eq!(hit.as_deref(), Some("new"));
+    }
+
+    #[tokio::test]
+    async fn a_noted_change_moves_the_snapshot_and_evicts_nothing() {
+        let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, true);
+        cache
+            .insert_if_current("k", cache.snapshot("k"), loaded("v"))
+            .await;
+        let before = cache.snapshot("k");
+        cache.note_change("k");
+        assert_ne!(cache.snapshot("k"), before);
+        assert!(cache.get("k").await.is_some());
+    }
+
+    #[tokio::test]
     async fn nothing_is_cached_while_disarmed() {
         let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, false);
         let outcome = cache
