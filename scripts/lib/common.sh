@@ -56,7 +56,22 @@ SQL
 
 # A free TCP port on 127.0.0.1.
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  free_ports 1
+}
+
+# Prints N distinct free TCP ports on 127.0.0.1, one per line. The sockets
+# stay open until all N are chosen: ports picked one at a time can repeat
+# (the kernel may hand a just-closed port out again), which once gave two
+# services of the local stack the same port.
+free_ports() {
+  python3 -c '
+import socket, sys
+sockets = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+for s in sockets:
+    print(s.getsockname()[1])
+' "$1"
 }
 
 # Waits up to 20 s for URL to answer 2xx.
