@@ -74,31 +74,35 @@ for s in sockets:
 ' "$1"
 }
 
-# Waits up to 20 s for URL to answer 2xx.
-wait_for_http() {
-  local url=$1 tries=0
-  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
-    tries=$((tries + 1))
-    if [ "$tries" -ge 200 ]; then
-      echo "no answer from $url" >&2
+# Runs CMD... every 0.1 s until it succeeds; after TRIES failures prints
+# MESSAGE and fails.
+poll_until() {
+  local tries=$1 message=$2 failures=0
+  shift 2
+  until "$@"; do
+    failures=$((failures + 1))
+    if [ "$failures" -ge "$tries" ]; then
+      echo "$message" >&2
       return 1
     fi
     sleep 0.1
   done
 }
 
+# Waits up to 20 s for URL to answer 2xx.
+wait_for_http() {
+  poll_until 200 "no answer from $1" curl -fs -o /dev/null "$1"
+}
+
+# Whether the api at BASE reads through Redis.
+redis_in_use() {
+  [[ "$(curl -fs "$1/api/v1/cache/test")" == *'"redis_in_use":true'* ]]
+}
+
 # Waits up to 10 s until the api at BASE reads through Redis: its cache
 # level comes up with the supervisor's first check, after /ready.
 wait_for_redis_in_use() {
-  local base=$1 tries=0
-  until curl -fsS "$base/api/v1/cache/test" 2>/dev/null | grep -q '"redis_in_use":true'; do
-    tries=$((tries + 1))
-    if [ "$tries" -ge 100 ]; then
-      echo "$base never started using Redis" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
+  poll_until 100 "$1 never started using Redis" redis_in_use "$1"
 }
 
 # Installs schemathesis into a virtualenv of its own (once) and prints the
