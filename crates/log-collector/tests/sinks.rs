@@ -187,13 +187,7 @@ async fn the_redis_stream_sink_survives_a_redis_restart() {
         }
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    let config =
-        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
-    let mut connection = redis
-        .client()
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .unwrap();
+    let mut connection = redis.connection().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let entries = loop {
         // Each entry: [id, [field, value, field, value, ...]].

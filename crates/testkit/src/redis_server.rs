@@ -74,6 +74,19 @@ impl RedisServer {
             .unwrap_or_else(|error| panic!("bad redis url for port {}: {error}", self.port))
     }
 
+    /// A connection for a test's own commands. redis-rs gives up on a reply
+    /// after 500 ms by default; a test that seeds thousands of keys into a
+    /// server that fsyncs every write, on a busy CI machine, can wait longer
+    /// than that for a pipeline without anything being wrong.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+        self.client()
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to redis on {}: {error}", self.port))
+    }
+
     /// SIGKILL: no shutdown save, connections reset, like a crashed pod.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

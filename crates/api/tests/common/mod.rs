@@ -240,11 +240,7 @@ impl TestApp {
     /// A direct connection to the test's redis-server, to look behind the
     /// API's back.
     pub async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
-        self.redis()
-            .client()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+        self.redis().connection().await
     }
 
     /// The `redis_connected` gauge as `/metrics` shows it.

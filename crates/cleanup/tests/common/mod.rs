@@ -50,11 +50,7 @@ impl Fixture {
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        self.redis
-            .client()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+        self.redis.connection().await
     }
 
     /// A record in the store, cached in Redis as the API would cache it.
