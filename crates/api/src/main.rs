@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-/// A request allocates and frees some eighty small blocks (hyper, tower,
-/// sqlx, serde); glibc's allocator spent a quarter of the user-space
-/// instructions of a store read on them, mimalloc's thread-local free lists
-/// a fraction of that (docs/decisions.md).
+/// A request allocates and frees dozens of small blocks (hyper, tower,
+/// serde, sqlx); glibc's allocator spent a quarter of the user-space
+/// instructions of a store read on them. With mimalloc a store read runs
+/// 11 % fewer instructions and an L1 hit 18 % fewer (docs/decisions.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

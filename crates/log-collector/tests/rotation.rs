@@ -8,7 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::loki::LokiReceiver;
-use common::{Agent, Node, append, cri, delivered, losses_and_duplicates, wait_until};
+use common::{
+    Agent, Node, append, cri, delivered, expect_lines, losses_and_duplicates, wait_until,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rename_rotation_delivers_every_line_exactly_once_even_while_the_sink_is_down() {
@@ -54,17 +56,7 @@ async fn rename_rotation_delivers_every_line_exactly_once_even_while_the_sink_is
     append(&dir.join("0.log"), &cri("last"));
     expected.push("last".into());
 
-    let arrived = wait_until(Duration::from_secs(30), || {
-        loki.messages().len() >= expected.len()
-    })
-    .await;
-    assert!(
-        arrived,
-        "{} of {} lines reached Loki; agent log:\n{}",
-        loki.messages().len(),
-        expected.len(),
-        agent.logs()
-    );
+    expect_lines(&loki, expected.len(), Duration::from_secs(30), &agent).await;
     // Anything late would show up as a duplicate.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let counts = loki.message_counts();

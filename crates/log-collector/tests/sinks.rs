@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::loki::LokiReceiver;
-use common::{Agent, Node, append, cri, delivered, losses_and_duplicates, wait_until};
+use common::{
+    Agent, Node, append, cri, delivered, expect_lines, losses_and_duplicates, wait_until,
+};
 use testkit::{Persistence, RedisServer};
 
 const BATCH_BYTES: u64 = 64 * 1024;
@@ -57,13 +59,7 @@ async fn a_loki_outage_loses_nothing_and_memory_stays_bounded() {
         read_during_outage < total as f64 / 2.0,
         "reading should pause while the sink is down ({read_during_outage} of {total} read)"
     );
-    let arrived = wait_until(Duration::from_secs(30), || loki.messages().len() >= total).await;
-    assert!(
-        arrived,
-        "{} of {total} lines arrived:\n{}",
-        loki.messages().len(),
-        agent.logs()
-    );
+    expect_lines(&loki, total, Duration::from_secs(30), &agent).await;
     let counts = loki.message_counts();
     let (missing, duplicates) = losses_and_duplicates(&counts, &expected);
     assert!(missing.is_empty(), "lost {} lines", missing.len());
@@ -105,17 +101,7 @@ async fn loki_413_splits_batches_and_400_drops_with_a_count() {
     let mut text: String = lines.iter().map(|line| cri(line)).collect();
     text.push_str(&cri(&"z".repeat(20 * 1024)));
     append(&dir.join("0.log"), &text);
-    let arrived = wait_until(Duration::from_secs(15), || {
-        loki.messages().len() >= lines.len()
-    })
-    .await;
-    assert!(
-        arrived,
-        "{} of {} arrived:\n{}",
-        loki.messages().len(),
-        lines.len(),
-        agent.logs()
-    );
+    expect_lines(&loki, lines.len(), Duration::from_secs(15), &agent).await;
     let metrics = agent.metrics().await.unwrap();
     assert!(
         metrics.contains("log_collector_dropped_lines_total{reason=\"too_large\"} 1"),

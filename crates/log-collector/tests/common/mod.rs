@@ -220,6 +220,18 @@ pub async fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> boo
     true
 }
 
+/// Waits up to `limit` until `loki` has received `count` lines; fails the
+/// test with the agent's log otherwise.
+pub async fn expect_lines(loki: &loki::LokiReceiver, count: usize, limit: Duration, agent: &Agent) {
+    let arrived = wait_until(limit, || loki.messages().len() >= count).await;
+    assert!(
+        arrived,
+        "{} of {count} lines reached Loki; agent log:\n{}",
+        loki.messages().len(),
+        agent.logs()
+    );
+}
+
 /// Lines missing from `counts` among `expected`, and lines seen twice or
 /// more (counting the extra copies).
 pub fn losses_and_duplicates(
