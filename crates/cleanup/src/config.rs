@@ -47,10 +47,17 @@ pub struct Config {
     #[arg(long, env = "CLEANUP_RATE_LIMIT", default_value_t = 0)]
     pub rate_limit: u64,
 
-    /// SCAN COUNT: keys Redis looks at per SCAN call.
-    #[arg(long, env = "CLEANUP_SCAN_COUNT", default_value_t = 500,
+    /// SCAN COUNT: keys Redis looks at per walk step. Smaller steps keep
+    /// Redis's answer to other clients quicker while the job runs.
+    #[arg(long, env = "CLEANUP_SCAN_COUNT", default_value_t = 250,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub scan_count: u64,
+
+    /// Up to this many live records, cache keys are checked against an
+    /// in-memory index of the store's keys (read once per run, about 20
+    /// bytes a record); above it, or at 0, the store is asked once per batch.
+    #[arg(long, env = "CLEANUP_INDEX_MAX_RECORDS", default_value_t = 2_000_000)]
+    pub index_max_records: u64,
 
     /// Expired records deleted per store transaction.
     #[arg(long, env = "CLEANUP_BATCH_SIZE", default_value_t = 1000,

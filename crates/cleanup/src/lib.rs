@@ -9,14 +9,17 @@
 //! run between batches; what was done is reported, and the next run picks up
 //! the rest (every step is idempotent).
 
+mod batch;
 mod budget;
 mod config;
+mod live_index;
 mod lock;
 mod pushgateway;
 mod report;
 mod sweep_redis;
 mod sweep_store;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use platform::cache::ReplayError;
@@ -26,6 +29,7 @@ pub use config::Config;
 pub use report::{Status, Summary, Tally};
 
 use budget::{Budget, StopReason};
+use live_index::LiveIndex;
 use lock::Lock;
 use sweep_redis::{RedisSweep, SweepError};
 
@@ -167,6 +171,7 @@ async fn sweep(
     {
         return Ok(Some(reason));
     }
+    let live_index = LiveIndex::load(store, config.index_max_records).await?;
     let redis_sweep = RedisSweep {
         connection: connection.clone(),
         store,
@@ -174,6 +179,9 @@ async fn sweep(
         scan_count: config.scan_count,
         dry_run: config.dry_run,
         budget,
+        live_index: live_index.map(Arc::new),
+        cursor_key: format!("{}:cursor", config.lock_key),
+        cursor_ttl: config.lock_ttl(),
     };
     if let Some(reason) = redis_sweep.run(tally).await? {
         return Ok(Some(reason));

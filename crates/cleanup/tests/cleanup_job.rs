@@ -1,12 +1,13 @@
 //! The cleanup job against real Redis and both store engines: exactly the
-//! right keys go, everything else stays byte for byte; dry runs, the lock,
-//! the deadline, failures and the Pushgateway.
+//! right keys go, everything else stays byte for byte; dry runs, the
+//! outbox, the Pushgateway and `--help`. Stops and failures are in
+//! interruptions.rs.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::Fixture;
+use common::{Fixture, Run};
 use platform::clock::{Clock, SystemClock};
 use platform::store::Engine;
 use redis::AsyncCommands;
@@ -73,11 +74,36 @@ async fn mixed_keyspace(fixture: &Fixture) -> Vec<&'static str> {
 }
 
 async fn exactly_the_right_keys_go_and_a_second_run_deletes_nothing(engine: Engine) {
+    let run = exactly_the_right_keys_go(engine, &[]).await;
+    assert!(
+        run.output
+            .contains("read the live record keys into an index"),
+        "{}",
+        run.output
+    );
+}
+
+/// The same keyspace, with more live records than the index may hold: the
+/// store is asked about every cache key, batch by batch.
+async fn the_same_keys_go_when_the_store_is_asked_batch_by_batch(engine: Engine) {
+    let run = exactly_the_right_keys_go(engine, &[("CLEANUP_INDEX_MAX_RECORDS", "1")]).await;
+    assert!(
+        run.output
+            .contains("more live records than the index may hold"),
+        "{}",
+        run.output
+    );
+}
+
+/// Runs the job twice over the mixed keyspace with `extra` settings: the
+/// first run removes exactly the doomed keys, the second nothing. Returns the
+/// first run.
+async fn exactly_the_right_keys_go(engine: Engine, extra: &[(&str, &str)]) -> Run {
     let fixture = Fixture::new(engine).await;
     let doomed = mixed_keyspace(&fixture).await;
     let before = fixture.snapshot().await;
 
-    let run = fixture.run(&[]);
+    let run = fixture.run(extra);
     assert_eq!(run.code, Some(0), "{}", run.output);
     assert_eq!(run.summary["status"], "complete");
     assert_eq!(run.count("deleted_no_ttl"), 2);
@@ -104,11 +130,12 @@ async fn exactly_the_right_keys_go_and_a_second_run_deletes_nothing(engine: Engi
         .unwrap();
     assert_eq!(left, 0);
 
-    let again = fixture.run(&[]);
+    let again = fixture.run(extra);
     assert_eq!(again.code, Some(0), "{}", again.output);
     assert_eq!(again.count("keys_deleted"), 0);
     assert_eq!(again.count("rows_deleted"), 0);
     assert_eq!(fixture.snapshot().await, after);
+    run
 }
 
 async fn a_dry_run_deletes_nothing_and_counts_what_a_real_run_deletes(engine: Engine) {
@@ -180,190 +207,9 @@ testkit::on_both_engines!(
     Engine;
     outbox_leftovers_are_applied_and_cleared,
     exactly_the_right_keys_go_and_a_second_run_deletes_nothing,
+    the_same_keys_go_when_the_store_is_asked_batch_by_batch,
     a_dry_run_deletes_nothing_and_counts_what_a_real_run_deletes,
 );
-
-/// `count` cache keys without TTL, written in pipelines.
-async fn many_stale_keys(fixture: &Fixture, count: usize) {
-    let mut redis = fixture.connection().await;
-    for chunk in (0..count).collect::<Vec<_>>().chunks(5000) {
-        let mut pipeline = redis::pipe();
-        for i in chunk {
-            pipeline.set(format!("cache:stale:{i}"), "x").ignore();
-        }
-        let _: () = pipeline.query_async(&mut redis).await.unwrap();
-    }
-}
-
-/// Waits until a running job has deleted some of the 20,000 stale keys.
-async fn deletes_begin(fixture: &Fixture) {
-    testkit::eventually("the job deletes something", || async {
-        stale_left(fixture).await < 20_000
-    })
-    .await;
-}
-
-/// How many `cache:stale:*` keys are left.
-async fn stale_left(fixture: &Fixture) -> u64 {
-    let mut redis = fixture.connection().await;
-    let keys: Vec<String> = redis.keys("cache:stale:*").await.unwrap();
-    keys.len() as u64
-}
-
-#[tokio::test]
-async fn two_concurrent_runs_one_works_the_other_exits_with_the_lock_code() {
-    let fixture = Fixture::new(Engine::Sqlite).await;
-    many_stale_keys(&fixture, 3000).await;
-    // The first run is slowed down so that it still holds the lock when the
-    // second one starts.
-    let first = fixture
-        .command(&[("CLEANUP_RATE_LIMIT", "2000")])
-        .spawn()
-        .unwrap();
-    let mut redis = fixture.connection().await;
-    testkit::eventually("the first run takes the lock", || {
-        let mut redis = redis.clone();
-        async move { redis.exists("cleanup:lock").await.unwrap() }
-    })
-    .await;
-    let second = fixture.run(&[]);
-    assert_eq!(second.code, Some(3), "{}", second.output);
-    assert!(
-        second.output.contains("holds the lock"),
-        "{}",
-        second.output
-    );
-
-    let first = common::Run::from_output(&first.wait_with_output().unwrap());
-    assert_eq!(first.code, Some(0), "{}", first.output);
-    assert_eq!(first.count("keys_deleted"), 3000);
-    let lock_left: bool = redis.exists("cleanup:lock").await.unwrap();
-    assert!(!lock_left, "the lock is released");
-}
-
-#[tokio::test]
-async fn the_deadline_stops_cleanly_and_the_next_run_finishes() {
-    let fixture = Fixture::new(Engine::Sqlite).await;
-    many_stale_keys(&fixture, 20_000).await;
-
-    let first = fixture.run(&[
-        ("CLEANUP_DEADLINE_SECONDS", "1"),
-        ("CLEANUP_RATE_LIMIT", "5000"),
-    ]);
-    assert_eq!(first.code, Some(0), "{}", first.output);
-    assert_eq!(first.summary["status"], "partial");
-    assert_eq!(first.summary["stopped_by"], "deadline");
-    let deleted = first.count("keys_deleted");
-    assert!(deleted > 0 && deleted < 20_000, "deleted {deleted}");
-    assert_eq!(
-        stale_left(&fixture).await,
-        20_000 - deleted,
-        "reported = done"
-    );
-
-    let second = fixture.run(&[]);
-    assert_eq!(second.code, Some(0), "{}", second.output);
-    assert_eq!(second.summary["status"], "complete");
-    assert_eq!(deleted + second.count("keys_deleted"), 20_000);
-    assert_eq!(stale_left(&fixture).await, 0);
-}
-
-#[tokio::test]
-async fn sigterm_stops_between_batches_like_the_deadline() {
-    let fixture = Fixture::new(Engine::Sqlite).await;
-    many_stale_keys(&fixture, 20_000).await;
-    let child = fixture
-        .command(&[("CLEANUP_RATE_LIMIT", "5000")])
-        .spawn()
-        .unwrap();
-    deletes_begin(&fixture).await;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let run = common::Run::from_output(&child.wait_with_output().unwrap());
-    assert_eq!(run.code, Some(0), "{}", run.output);
-    assert_eq!(run.summary["status"], "partial");
-    assert_eq!(run.summary["stopped_by"], "signal");
-    let deleted = run.count("keys_deleted");
-    assert!(deleted > 0 && deleted < 20_000, "deleted {deleted}");
-    assert_eq!(
-        stale_left(&fixture).await,
-        20_000 - deleted,
-        "reported = done"
-    );
-    let mut redis = fixture.connection().await;
-    let lock_left: bool = redis.exists("cleanup:lock").await.unwrap();
-    assert!(!lock_left, "the lock is released on SIGTERM");
-}
-
-#[tokio::test]
-async fn unreachable_redis_or_store_fails_clearly() {
-    let fixture = Fixture::new(Engine::Sqlite).await;
-    let closed_port = testkit::free_port().to_string();
-    let run = fixture.run(&[("REDIS_PORT", &closed_port)]);
-    assert_eq!(run.code, Some(1), "{}", run.output);
-    assert!(
-        run.output
-            .contains(&format!("redis at 127.0.0.1:{closed_port}")),
-        "{}",
-        run.output
-    );
-
-    let run = fixture.run(&[(
-        "DATABASE_URL",
-        &format!("postgres://nobody:wrong@127.0.0.1:{closed_port}/none"),
-    )]);
-    assert_eq!(run.code, Some(1), "{}", run.output);
-    assert!(run.output.contains("DATABASE_URL"), "{}", run.output);
-    assert!(
-        !run.output.contains("wrong@"),
-        "the password leaked: {}",
-        run.output
-    );
-
-    let run = fixture.run(&[("REDIS_HOST", "")]);
-    assert_eq!(run.code, Some(2), "{}", run.output);
-    assert!(run.output.contains("REDIS_HOST"), "{}", run.output);
-}
-
-#[tokio::test]
-async fn redis_dying_mid_run_fails_with_only_reported_batches_done() {
-    let mut fixture =
-        Fixture::with_persistence(Engine::Sqlite, testkit::Persistence::AppendOnlyAlways).await;
-    many_stale_keys(&fixture, 20_000).await;
-    let child = fixture
-        .command(&[
-            ("CLEANUP_RATE_LIMIT", "10000"),
-            ("CLEANUP_SCAN_COUNT", "100"),
-        ])
-        .spawn()
-        .unwrap();
-    // Kill Redis once the job has deleted something.
-    deletes_begin(&fixture).await;
-    fixture.redis.kill();
-    let run = common::Run::from_output(&child.wait_with_output().unwrap());
-    assert_eq!(run.code, Some(1), "{}", run.output);
-    assert_eq!(run.summary["status"], "failed");
-    let reported = run.count("keys_deleted");
-    assert!(reported > 0, "{}", run.output);
-
-    // Redis comes back with everything it executed (fsync always). Every
-    // reported deletion happened; at most the batches in flight when Redis
-    // died (3 of SCAN COUNT 100, a few keys more as SCAN's COUNT is a hint)
-    // may have been executed without their reply arriving.
-    fixture.redis.restart();
-    let deleted = 20_000 - stale_left(&fixture).await;
-    assert!(
-        (reported..=reported + 3 * 150).contains(&deleted),
-        "reported {reported}, deleted {deleted}"
-    );
-    // The lock could not be released; it expires by itself.
-    let mut redis = fixture.connection().await;
-    let lock_ttl: i64 = redis.pttl("cleanup:lock").await.unwrap();
-    assert!(lock_ttl > 0, "the lock has a TTL: {lock_ttl}");
-}
 
 #[tokio::test]
 async fn metrics_accumulate_in_a_real_pushgateway() {
@@ -373,7 +219,7 @@ async fn metrics_accumulate_in_a_real_pushgateway() {
     let url = pushgateway.url();
 
     assert_eq!(fixture.run(&[("PUSHGATEWAY_URL", &url)]).code, Some(0));
-    many_stale_keys(&fixture, 7).await;
+    common::many_stale_keys(&fixture, 7).await;
     assert_eq!(fixture.run(&[("PUSHGATEWAY_URL", &url)]).code, Some(0));
 
     let exposition = reqwest::get(format!("{url}/metrics"))
@@ -418,6 +264,7 @@ fn help_lists_every_variable_and_the_exit_codes() {
         "CLEANUP_DRY_RUN",
         "PUSHGATEWAY_URL",
         "CLEANUP_RATE_LIMIT",
+        "CLEANUP_INDEX_MAX_RECORDS",
     ] {
         assert!(
             help.contains(&format!("[env: {variable}")),

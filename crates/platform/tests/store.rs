@@ -10,6 +10,7 @@ const NOW: i64 = 1_800_000_000_000;
 
 struct TestStore {
     store: Store,
+    url: String,
     _sqlite: Option<tempfile::TempDir>,
     _postgres: Option<testkit::TestDatabase>,
 }
@@ -22,6 +23,7 @@ async fn open(engine: Engine) -> TestStore {
             let store = Store::connect(&url, 4).await.unwrap();
             TestStore {
                 store,
+                url,
                 _sqlite: Some(dir),
                 _postgres: None,
             }
@@ -31,6 +33,7 @@ async fn open(engine: Engine) -> TestStore {
             let store = Store::connect(database.url(), 4).await.unwrap();
             TestStore {
                 store,
+                url: database.url().to_owned(),
                 _sqlite: None,
                 _postgres: Some(database),
             }
@@ -226,6 +229,86 @@ async fn maintenance_finds_dead_keys_and_reclaims_expired_rows(engine: Engine) {
     assert!(store.get(&key("lasting"), NOW).await.unwrap().is_some());
 }
 
+/// Rows written with plain SQL, as another program might: many at once,
+/// and keys the API would refuse.
+async fn insert_rows(test: &TestStore, sql: &str) {
+    let pool = sqlx::AnyPool::connect(&test.url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+async fn live_keys_are_read_page_by_page(engine: Engine) {
+    let test = open(engine).await;
+    let store = &test.store;
+    // More live records than one page holds (10,000), and some that are not
+    // live.
+    insert_rows(
+        &test,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10050) \
+             INSERT INTO records (key, value, version, updated_at_ms, expires_at_ms) \
+             SELECT 'page:' || i, 'v', 1, {NOW}, NULL FROM n"
+        ),
+    )
+    .await;
+    let ttl = Ttl::from_seconds(10).unwrap();
+    store
+        .put(&key("lasting"), "v", Some(ttl), NOW)
+        .await
+        .unwrap();
+    store
+        .put(&key("expired"), "v", Some(ttl), NOW - 60_000)
+        .await
+        .unwrap();
+    let newline = match engine {
+        Engine::Sqlite => "'odd' || char(10) || 'key'",
+        Engine::Postgres => "'odd' || chr(10) || 'key'",
+    };
+    insert_rows(
+        &test,
+        &format!(
+            "INSERT INTO records (key, value, version, updated_at_ms, expires_at_ms) \
+             VALUES ({newline}, 'v', 1, {NOW}, NULL)"
+        ),
+    )
+    .await;
+
+    let mut seen = Vec::new();
+    store
+        .for_each_live_key(NOW, |key| {
+            seen.push(key.to_owned());
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+    let read = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(read, seen.len(), "no key is read twice");
+    let mut expected: Vec<String> = (1..=10_050).map(|i| format!("page:{i}")).collect();
+    expected.push("lasting".to_owned());
+    expected.sort();
+    // Neither the expired record nor the key holding a newline.
+    assert_eq!(seen, expected);
+
+    let mut visited = 0;
+    store
+        .for_each_live_key(NOW, |_| {
+            visited += 1;
+            if visited == 3 {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(visited, 3, "Break stops the read");
+}
+
 testkit::on_both_engines!(
     Engine;
     put_then_get_returns_the_record,
@@ -234,4 +317,5 @@ testkit::on_both_engines!(
     every_write_and_delete_lands_in_the_outbox,
     concurrent_writers_to_one_key_all_succeed,
     maintenance_finds_dead_keys_and_reclaims_expired_rows,
+    live_keys_are_read_page_by_page,
 );

@@ -152,3 +152,30 @@ impl Run {
             .unwrap_or_else(|| panic!("no {field} in the summary; output:\n{}", self.output))
     }
 }
+
+/// `count` cache keys without TTL, written in pipelines.
+pub async fn many_stale_keys(fixture: &Fixture, count: usize) {
+    let mut redis = fixture.connection().await;
+    for chunk in (0..count).collect::<Vec<_>>().chunks(5000) {
+        let mut pipeline = redis::pipe();
+        for i in chunk {
+            pipeline.set(format!("cache:stale:{i}"), "x").ignore();
+        }
+        let _: () = pipeline.query_async(&mut redis).await.unwrap();
+    }
+}
+
+/// Waits until a running job has deleted some of the 20,000 stale keys.
+pub async fn deletes_begin(fixture: &Fixture) {
+    testkit::eventually("the job deletes something", || async {
+        stale_left(fixture).await < 20_000
+    })
+    .await;
+}
+
+/// How many `cache:stale:*` keys are left.
+pub async fn stale_left(fixture: &Fixture) -> u64 {
+    let mut redis = fixture.connection().await;
+    let keys: Vec<String> = redis.keys("cache:stale:*").await.unwrap();
+    keys.len() as u64
+}
