@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::ServiceExt;
+use axum::extract::Request;
 use platform::clock::Clock;
 use platform::store::Store;
 use tokio::net::TcpListener;
@@ -144,7 +146,8 @@ impl Application {
         let draining = self.state.draining.clone();
         let drain_delay = self.drain_delay;
         let store = self.state.service.store().clone();
-        let router = routes::router(self.state, self.request_timeout);
+        let app =
+            ServiceExt::<Request>::into_make_service(routes::app(self.state, self.request_timeout));
         tracing::info!(%address, "serving");
 
         let stop = async move {
@@ -154,7 +157,7 @@ impl Application {
             tokio::time::sleep(drain_delay).await;
             tracing::info!("closing the listener; finishing in-flight requests");
         };
-        axum::serve(self.listener, router)
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(stop)
             .await
             .context("serving HTTP")?;

@@ -7,14 +7,17 @@ mod health;
 mod middleware;
 mod ops;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -45,8 +48,22 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
 }
 
-/// The whole application as one `Router`.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+/// The whole application: the routes, inside the layers every request goes
+/// through.
+///
+/// The layers wrap the router as one service rather than each route
+/// (`Router::layer`): axum boxes a route once per layer, and cloning a
+/// route for a request clones every box inside it, which cost 23
+/// allocations and a tenth of the CPU of a cached read. Only the metrics
+/// layer needs the matched route, so only it stays inside.
+pub fn app(
+    state: AppState,
+    request_timeout: Duration,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ Sync
++ 'static {
     // JSON escapes can make a body larger than the value it carries; the
     // value's own limit is checked after parsing, with a clearer message.
     let body_limit = state
@@ -71,18 +88,23 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             middleware::record_metrics,
         ))
         .with_state(state);
+    let routes = Router::new().merge(docs::swagger_ui()).merge(api);
 
-    Router::new()
-        .merge(docs::swagger_ui())
-        .merge(api)
-        .layer(DefaultBodyLimit::max(body_limit))
+    ServiceBuilder::new()
+        // Back to axum's body type, which the tracing layer wraps.
+        .map_response(IntoResponse::into_response)
+        .layer(SetRequestIdLayer::new(
+            x_request_id.clone(),
+            MakeRequestUuid,
+        ))
+        .layer(PropagateRequestIdLayer::new(x_request_id))
+        .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
         .layer(axum::middleware::from_fn_with_state(
             request_timeout,
             middleware::time_limit,
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .service(routes)
 }
 
 async fn route_not_found(uri: Uri) -> ApiError {
