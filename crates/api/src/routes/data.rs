@@ -1,5 +1,7 @@
 //! The data endpoints: write, read and delete records.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -74,7 +76,7 @@ pub struct ReadRecord {
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     JsonBody(Object(request)): JsonBody<Object<WriteRequest>>,
 ) -> Result<(StatusCode, Json<StoredRecord>), ApiError> {
     let key = Key::parse(request.key).map_err(ApiError::InvalidKeyField)?;
@@ -111,7 +113,7 @@ pub async fn create(
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
 pub async fn read(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     PathParam(raw): PathParam<String>,
 ) -> Result<Json<ReadRecord>, ApiError> {
     let key = Key::parse(raw)?;
@@ -149,7 +151,7 @@ pub async fn read(
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
 pub async fn remove(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     PathParam(raw): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
     let key = Key::parse(raw)?;

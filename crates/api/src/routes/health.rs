@@ -1,5 +1,6 @@
 //! Liveness and readiness, for the kubelet's probes.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
@@ -50,7 +51,7 @@ pub async fn health() -> Json<HealthBody> {
         (status = 200, description = "Ready for traffic", body = ReadyBody),
         (status = 503, description = "Not ready (store down or draining)", body = ReadyBody),
     ))]
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyBody>) {
+pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<ReadyBody>) {
     let draining = state.draining.load(Ordering::Acquire);
     // A probe must answer quickly even when the store hangs.
     let store_ok = tokio::time::timeout(STORE_CHECK_TIMEOUT, state.service.store().ping())

@@ -87,7 +87,8 @@ pub fn app(
             state.metrics.clone(),
             middleware::record_metrics,
         ))
-        .with_state(state);
+        // One reference count per request instead of one per field.
+        .with_state(Arc::new(state));
     let routes = Router::new().merge(docs::swagger_ui()).merge(api);
 
     ServiceBuilder::new()

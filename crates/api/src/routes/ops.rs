@@ -1,5 +1,7 @@
 //! Operational endpoints: metrics, the cache self-test, the configuration.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -15,7 +17,7 @@ use crate::error::ApiError;
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4",
                content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let body = state
         .metrics
         .render()
@@ -57,7 +59,7 @@ pub struct CacheTestBody {
 /// A real round trip to Redis, and this replica's cache statistics.
 #[utoipa::path(get, path = "/api/v1/cache/test", tag = "operations",
     responses((status = 200, description = "Cache status", body = CacheTestBody)))]
-pub async fn cache_test(State(state): State<AppState>) -> Json<CacheTestBody> {
+pub async fn cache_test(State(state): State<Arc<AppState>>) -> Json<CacheTestBody> {
     let metrics = &state.metrics;
     let (hits, misses) = metrics.served_totals();
     let (cache, redis_in_use, ping) = match state.service.cache() {
@@ -101,7 +103,7 @@ pub struct ConfigBody {
 /// never shown.
 #[utoipa::path(get, path = "/api/v1/config", tag = "operations",
     responses((status = 200, description = "Configuration in effect", body = ConfigBody)))]
-pub async fn config(State(state): State<AppState>) -> Json<ConfigBody> {
+pub async fn config(State(state): State<Arc<AppState>>) -> Json<ConfigBody> {
     let config = &state.config;
     Json(ConfigBody {
         app_env: config.app_env.clone(),
