@@ -7,9 +7,37 @@
 
 mod common;
 
+use std::process::Child;
+
 use common::{Fixture, Run, deletes_begin, many_stale_keys, stale_left};
 use platform::store::Engine;
 use redis::AsyncCommands;
+
+/// 20,000 stale keys, and a run started with `settings` that has begun
+/// deleting them.
+async fn run_under_way(fixture: &Fixture, settings: &[(&str, &str)]) -> Child {
+    many_stale_keys(fixture, 20_000).await;
+    let child = fixture.command(settings).spawn().unwrap();
+    deletes_begin(fixture).await;
+    child
+}
+
+/// Checks a run that stopped part way: exit 0, `partial` because of
+/// `stopped_by`, and exactly the keys it reports deleted are gone. Returns
+/// how many it deleted.
+async fn stopped_part_way(fixture: &Fixture, run: &Run, stopped_by: &str) -> u64 {
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert_eq!(run.summary["status"], "partial");
+    assert_eq!(run.summary["stopped_by"], stopped_by);
+    let deleted = run.count("keys_deleted");
+    assert!(deleted > 0 && deleted < 20_000, "deleted {deleted}");
+    assert_eq!(
+        stale_left(fixture).await,
+        20_000 - deleted,
+        "reported = done"
+    );
+    deleted
+}
 
 #[tokio::test]
 async fn two_concurrent_runs_one_works_the_other_exits_with_the_lock_code() {
@@ -51,16 +79,7 @@ async fn the_deadline_stops_cleanly_and_the_next_run_finishes() {
         ("CLEANUP_DEADLINE_SECONDS", "1"),
         ("CLEANUP_RATE_LIMIT", "5000"),
     ]);
-    assert_eq!(first.code, Some(0), "{}", first.output);
-    assert_eq!(first.summary["status"], "partial");
-    assert_eq!(first.summary["stopped_by"], "deadline");
-    let deleted = first.count("keys_deleted");
-    assert!(deleted > 0 && deleted < 20_000, "deleted {deleted}");
-    assert_eq!(
-        stale_left(&fixture).await,
-        20_000 - deleted,
-        "reported = done"
-    );
+    let deleted = stopped_part_way(&fixture, &first, "deadline").await;
 
     let second = fixture.run(&[]);
     assert_eq!(second.code, Some(0), "{}", second.output);
@@ -72,28 +91,14 @@ async fn the_deadline_stops_cleanly_and_the_next_run_finishes() {
 #[tokio::test]
 async fn sigterm_stops_between_batches_like_the_deadline() {
     let fixture = Fixture::new(Engine::Sqlite).await;
-    many_stale_keys(&fixture, 20_000).await;
-    let child = fixture
-        .command(&[("CLEANUP_RATE_LIMIT", "5000")])
-        .spawn()
-        .unwrap();
-    deletes_begin(&fixture).await;
+    let child = run_under_way(&fixture, &[("CLEANUP_RATE_LIMIT", "5000")]).await;
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let run = Run::from_output(&child.wait_with_output().unwrap());
-    assert_eq!(run.code, Some(0), "{}", run.output);
-    assert_eq!(run.summary["status"], "partial");
-    assert_eq!(run.summary["stopped_by"], "signal");
-    let deleted = run.count("keys_deleted");
-    assert!(deleted > 0 && deleted < 20_000, "deleted {deleted}");
-    assert_eq!(
-        stale_left(&fixture).await,
-        20_000 - deleted,
-        "reported = done"
-    );
+    stopped_part_way(&fixture, &run, "signal").await;
     let mut redis = fixture.connection().await;
     let lock_left: bool = redis.exists("cleanup:lock").await.unwrap();
     assert!(!lock_left, "the lock is released on SIGTERM");
@@ -102,12 +107,7 @@ async fn sigterm_stops_between_batches_like_the_deadline() {
 #[tokio::test]
 async fn a_lost_walk_cursor_fails_the_run_instead_of_starting_over() {
     let fixture = Fixture::new(Engine::Sqlite).await;
-    many_stale_keys(&fixture, 20_000).await;
-    let child = fixture
-        .command(&[("CLEANUP_RATE_LIMIT", "5000")])
-        .spawn()
-        .unwrap();
-    deletes_begin(&fixture).await;
+    let child = run_under_way(&fixture, &[("CLEANUP_RATE_LIMIT", "5000")]).await;
     // What a FLUSHALL, or a Redis restarted without its data, does.
     let mut redis = fixture.connection().await;
     let removed: u64 = redis.del("cleanup:lock:cursor").await.unwrap();
@@ -162,16 +162,15 @@ async fn unreachable_redis_or_store_fails_clearly() {
 async fn redis_dying_mid_run_fails_with_only_reported_batches_done() {
     let mut fixture =
         Fixture::with_persistence(Engine::Sqlite, testkit::Persistence::AppendOnlyAlways).await;
-    many_stale_keys(&fixture, 20_000).await;
-    let child = fixture
-        .command(&[
+    let child = run_under_way(
+        &fixture,
+        &[
             ("CLEANUP_RATE_LIMIT", "10000"),
             ("CLEANUP_SCAN_COUNT", "100"),
-        ])
-        .spawn()
-        .unwrap();
-    // Kill Redis once the job has deleted something.
-    deletes_begin(&fixture).await;
+        ],
+    )
+    .await;
+    // Redis dies once the job has deleted something.
     fixture.redis.kill();
     let run = Run::from_output(&child.wait_with_output().unwrap());
     assert_eq!(run.code, Some(1), "{}", run.output);
