@@ -26,6 +26,7 @@ async fn every_response_carries_a_request_id() {
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{path}: {id}");
         generated.push(id);
     }
+    generated.sort();
     generated.dedup();
     assert_eq!(generated.len(), 3, "each request gets its own id");
 

@@ -75,10 +75,9 @@ pub enum SweepError {
     Outbox(#[from] platform::cache::ReplayError),
 }
 
-/// Batches examined at the same time. SCAN, the TTL pipeline, the store
-/// query and the deletions of different batches overlap, which keeps both
-/// Redis and the store busy; three is enough to hide one round trip behind
-/// another on two cores.
+/// Batches examined at the same time: the store query and the deletions of
+/// one batch overlap with those of others and with the walk; three is
+/// enough to hide one round trip behind another on two cores.
 const IN_FLIGHT: usize = 3;
 
 /// Walk steps sent before the reply to the current one is in: one keeps
@@ -115,12 +114,11 @@ impl RedisSweep<'_> {
     /// failure half way still reports what was done). Returns why it stopped
     /// early, if it did.
     pub async fn run(mut self, tally: &mut Tally) -> Result<Option<StopReason>, SweepError> {
-        let ttl_ms = u64::try_from(self.cursor_ttl.as_millis()).unwrap_or(u64::MAX);
         let () = redis::cmd("SET")
             .arg(&self.cursor_key)
             .arg(0)
             .arg("PX")
-            .arg(ttl_ms)
+            .arg(platform::cache::millis(self.cursor_ttl))
             .query_async(&mut self.connection)
             .await?;
         let outcome = self.walk(tally).await;

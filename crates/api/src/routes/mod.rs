@@ -39,7 +39,7 @@ pub struct PublicConfig {
 }
 
 /// Everything a handler can reach.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AppState {
     pub service: DataService,
     pub metrics: Arc<Metrics>,
