@@ -49,17 +49,20 @@ pub struct PodLabels {
     pub pod: String,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// Static strings, so that counting a request allocates nothing: the
+/// method is one of a fixed set and the route one of the route templates
+/// (see [`crate::routes::route_label`]).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
-    pub route: String,
+    pub method: &'static str,
+    pub route: &'static str,
     pub status: u16,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub method: String,
-    pub route: String,
+    pub method: &'static str,
+    pub route: &'static str,
 }
 
 /// A cache operation timed by `cache_operation_duration_seconds`.
@@ -240,19 +243,17 @@ impl Metrics {
             .observe(seconds);
     }
 
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub fn observe_request(&self, labels: RouteLabels, status: u16, seconds: f64) {
+        let RouteLabels { method, route } = labels;
         self.http_requests
             .get_or_create(&RequestLabels {
-                method: method.to_owned(),
-                route: route.to_owned(),
+                method,
+                route,
                 status,
             })
             .inc();
         self.http_request_duration
-            .get_or_create(&RouteLabels {
-                method: method.to_owned(),
-                route: route.to_owned(),
-            })
+            .get_or_create(&labels)
             .observe(seconds);
     }
 

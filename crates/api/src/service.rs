@@ -19,13 +19,22 @@ use crate::cache::{CacheError, Entry, RedisCache};
 use crate::metrics::{Level, Metrics};
 
 /// A record and the level that answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Served {
-    pub record: Record,
+    /// The entry L1 holds, when L1 answered.
+    pub entry: Arc<Loaded>,
     pub source: Source,
 }
 
 impl Served {
+    fn new(entry: Arc<Loaded>, source: Source) -> Self {
+        Self { entry, source }
+    }
+
+    pub fn record(&self) -> &Record {
+        &self.entry.record
+    }
+
     /// True when a cache level answered, false when the store did.
     pub fn cached(&self) -> bool {
         self.source != Source::Store
@@ -79,7 +88,7 @@ impl DataService {
         let now_ms = self.clock.now_ms();
         // Every level may hold a record that lapsed a moment ago; its own
         // expiry time decides.
-        let served = served.filter(|served| served.record.is_live_at(now_ms));
+        let served = served.filter(|served| served.record().is_live_at(now_ms));
         self.metrics
             .served(served.as_ref().is_some_and(Served::cached));
         Ok(served)
@@ -89,10 +98,7 @@ impl DataService {
         if self.l1_enabled {
             if let Some(hit) = self.l1.get(key.as_str()).await {
                 self.metrics.level_hit(Level::L1);
-                return Ok(Some(Served {
-                    record: hit.record.clone(),
-                    source: Source::L1,
-                }));
+                return Ok(Some(Served::new(hit, Source::L1)));
             }
             self.metrics.level_miss(Level::L1);
         }
@@ -100,20 +106,13 @@ impl DataService {
         // what the read returns out of L1.
         let snapshot = self.l1.snapshot(key.as_str());
         if let Some(record) = self.read_redis(key).await {
+            let entry = Arc::new(Loaded::new(record, Source::Redis, true));
             if self.l1_enabled {
-                let loaded = Loaded {
-                    record: record.clone(),
-                    source: Source::Redis,
-                    cacheable: true,
-                };
                 self.l1
-                    .insert_if_current(key.as_str(), snapshot, loaded)
+                    .insert_if_current(key.as_str(), snapshot, entry.clone())
                     .await;
             }
-            return Ok(Some(Served {
-                record,
-                source: Source::Redis,
-            }));
+            return Ok(Some(Served::new(entry, Source::Redis)));
         }
         // Boxed: the coalescing future is several kilobytes, and every
         // request's future would carry (and move) it inline, though only
@@ -122,15 +121,16 @@ impl DataService {
             self.l1
                 .get_or_load(key.as_str(), snapshot, self.load(key, snapshot)),
         );
-        let loaded = match load.await {
-            Ok(loaded) => Some(Loaded::clone(&loaded)),
+        let entry = match load.await {
+            Ok(entry) => entry,
             Err(error) => match &*error {
-                LoadError::NotFound => None,
-                LoadError::Uncached(loaded) => Some(loaded.clone()),
+                LoadError::NotFound => return Ok(None),
+                LoadError::Uncached(loaded) => Arc::new(loaded.clone()),
                 LoadError::Failed(error) => return Err(StoreError::Shared(error.clone())),
             },
         };
-        Ok(loaded.map(|Loaded { record, source, .. }| Served { record, source }))
+        let source = entry.source;
+        Ok(Some(Served::new(entry, source)))
     }
 
     /// The live entry Redis holds for `key`, if Redis is in use and holds
@@ -165,22 +165,15 @@ impl DataService {
         if self.l1.snapshot(key.as_str()) != snapshot
             && let Some(record) = self.read_redis(key).await
         {
-            return Ok(Some(Loaded {
-                record,
-                source: Source::Redis,
-                cacheable: true,
-            }));
+            return Ok(Some(Loaded::new(record, Source::Redis, true)));
         }
         let Some(record) = self.load_from_store(key).await.map_err(Arc::new)? else {
             return Ok(None);
         };
         self.fill(key, &record).await;
-        Ok(Some(Loaded {
-            record,
-            source: Source::Store,
-            // Without Redis no announcement will come to evict it.
-            cacheable: self.cache.is_none(),
-        }))
+        // Without Redis no announcement will come to evict it.
+        let cacheable = self.cache.is_none();
+        Ok(Some(Loaded::new(record, Source::Store, cacheable)))
     }
 
     /// The first half of a miss: read the record from the store.

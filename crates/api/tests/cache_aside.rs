@@ -8,8 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Engine, Options, spawn_app};
+use common::{Engine, Options, TestApp, spawn_app};
 use redis::AsyncCommands;
+use serde_json::Value;
 
 async fn get_after_post_is_served_from_redis(engine: Engine) {
     let app = spawn_app(Options::new(engine)).await;
@@ -32,6 +33,51 @@ async fn get_after_post_is_served_from_redis(engine: Engine) {
     let mut redis = app.redis_connection().await;
     let ttl_ms: i64 = redis.pttl("cache:user:123").await.unwrap();
     assert!((1..=3_600_000).contains(&ttl_ms), "PTTL {ttl_ms}");
+}
+
+/// Reads `key` until L1 answers; returns the last body Redis answered with
+/// and L1's. (Redis announces a write to this replica too, and an
+/// announcement that arrives after a read keeps that read's value out of
+/// L1, so the first read after a write may not fill it.)
+async fn read_until_l1_answers(app: &TestApp, key: &str) -> (Value, Value) {
+    let mut from_redis = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = app.get(key).await;
+        assert_eq!(status, 200, "{body}");
+        match body["source"].as_str() {
+            Some("l1") => return (from_redis, body),
+            Some("redis") => from_redis = body,
+            _ => panic!("neither L1 nor Redis answered: {body}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("L1 never answered for {key}");
+}
+
+/// L1 answers with the fields Redis answered with; the body it keeps for
+/// its hits goes with the entry when the record changes.
+async fn an_l1_hit_answers_what_redis_answered(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    app.wait_for_l1_armed().await;
+    app.put("user:9", "first", Some(3600)).await;
+
+    let (from_redis, from_l1) = read_until_l1_answers(&app, "user:9").await;
+    let mut expected = from_redis;
+    expected["source"] = "l1".into();
+    assert_eq!(from_l1, expected);
+    assert_eq!(
+        app.get("user:9").await.1,
+        from_l1,
+        "a second hit, same body"
+    );
+
+    let stored = app.put("user:9", "second", None).await;
+    let (from_redis, from_l1) = read_until_l1_answers(&app, "user:9").await;
+    assert_eq!(from_redis["value"], "second");
+    assert_eq!(from_redis["version"], stored["version"]);
+    assert!(from_redis.get("expires_at").is_none(), "{from_redis}");
+    assert_eq!(from_l1["value"], "second");
+    assert_eq!(from_l1["version"], stored["version"]);
 }
 
 async fn a_missing_redis_entry_is_refilled_from_the_store(engine: Engine) {
@@ -119,6 +165,7 @@ async fn every_write_gets_a_higher_version(engine: Engine) {
 testkit::on_both_engines!(
     Engine;
     get_after_post_is_served_from_redis,
+    an_l1_hit_answers_what_redis_answered,
     a_missing_redis_entry_is_refilled_from_the_store,
     a_record_is_gone_once_its_ttl_lapses,
     delete_removes_from_store_and_cache,

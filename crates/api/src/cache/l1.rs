@@ -17,10 +17,11 @@
 //! invalidations bump it; a value whose key's generation moved is handed to
 //! its callers without being cached.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use moka::future::Cache;
 use platform::domain::Record;
 
@@ -47,7 +48,7 @@ impl Source {
 }
 
 /// A loaded record and the level that answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Loaded {
     pub record: Record,
     pub source: Source,
@@ -57,6 +58,32 @@ pub struct Loaded {
     /// write elsewhere). The next load finds the value in Redis and caches
     /// it.
     pub cacheable: bool,
+    /// The response body of a read that L1 answers with this entry. Every
+    /// such read would render the same bytes (an entry is replaced, never
+    /// changed), so the first renders them and the rest share them.
+    l1_response: OnceLock<Bytes>,
+}
+
+impl Loaded {
+    pub fn new(record: Record, source: Source, cacheable: bool) -> Self {
+        Self {
+            record,
+            source,
+            cacheable,
+            l1_response: OnceLock::new(),
+        }
+    }
+
+    /// The body of an L1 hit on this entry: rendered by `render` on the
+    /// first call, shared afterwards.
+    pub fn l1_response<E>(&self, render: impl FnOnce() -> Result<Bytes, E>) -> Result<Bytes, E> {
+        if let Some(body) = self.l1_response.get() {
+            return Ok(body.clone());
+        }
+        let body = render()?;
+        // Two first hits may both render; the bytes are the same.
+        Ok(self.l1_response.get_or_init(|| body).clone())
+    }
 }
 
 /// The invalidation state of one key at one moment (see
@@ -96,7 +123,10 @@ impl LocalCache {
     pub fn new(ttl: Duration, max_bytes: u64, armed: bool) -> Self {
         let builder = Cache::builder()
             .weigher(|key: &String, loaded: &Arc<Loaded>| {
-                u32::try_from(key.len() + loaded.record.value.len() + 64).unwrap_or(u32::MAX)
+                // The key and value, then again in the rendered response,
+                // which is counted up front: it comes with the first hit.
+                let weight = 2 * (key.len() + loaded.record.value.len()) + 256;
+                u32::try_from(weight).unwrap_or(u32::MAX)
             })
             .max_capacity(if ttl.is_zero() { 0 } else { max_bytes });
         let entries = if ttl.is_zero() {
@@ -120,11 +150,11 @@ impl LocalCache {
 
     /// Caches `loaded` under `key` unless an invalidation of `key` (or a
     /// flush) came after `taken`, or invalidations are not flowing.
-    pub async fn insert_if_current(&self, key: &str, taken: Snapshot, loaded: Loaded) {
+    pub async fn insert_if_current(&self, key: &str, taken: Snapshot, loaded: Arc<Loaded>) {
         if !self.is_armed() || self.snapshot(key) != taken {
             return;
         }
-        self.entries.insert(key.to_owned(), Arc::new(loaded)).await;
+        self.entries.insert(key.to_owned(), loaded).await;
         self.evict_if_superseded(key, taken).await;
     }
 
@@ -224,16 +254,13 @@ mod tests {
     use super::*;
 
     fn loaded(value: &str) -> Loaded {
-        Loaded {
-            record: Record {
-                value: value.into(),
-                version: 1,
-                updated_at_ms: 0,
-                expires_at_ms: None,
-            },
-            source: Source::Store,
-            cacheable: true,
-        }
+        let record = Record {
+            value: value.into(),
+            version: 1,
+            updated_at_ms: 0,
+            expires_at_ms: None,
+        };
+        Loaded::new(record, Source::Store, true)
     }
 
     #[tokio::test]
@@ -264,11 +291,15 @@ mod tests {
         let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, true);
         let taken = cache.snapshot("k");
         cache.invalidate("k").await;
-        cache.insert_if_current("k", taken, loaded("old")).await;
+        cache
+            .insert_if_current("k", taken, Arc::new(loaded("old")))
+            .await;
         assert!(cache.get("k").await.is_none());
 
         let taken = cache.snapshot("k");
-        cache.insert_if_current("k", taken, loaded("new")).await;
+        cache
+            .insert_if_current("k", taken, Arc::new(loaded("new")))
+            .await;
         let hit = cache.get("k").await.map(|hit| hit.record.value.clone());
         assert_eq!(hit.as_deref(), Some("new"));
     }
@@ -277,7 +308,7 @@ mod tests {
     async fn a_noted_change_moves_the_snapshot_and_evicts_nothing() {
         let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, true);
         cache
-            .insert_if_current("k", cache.snapshot("k"), loaded("v"))
+            .insert_if_current("k", cache.snapshot("k"), Arc::new(loaded("v")))
             .await;
         let before = cache.snapshot("k");
         cache.note_change("k");
@@ -303,6 +334,16 @@ mod tests {
             .await;
         assert!(outcome.is_ok());
         assert!(cache.get("k").await.is_some());
+    }
+
+    #[test]
+    fn an_entry_renders_its_l1_response_once() {
+        let entry = loaded("v");
+        let render = |body: &'static str| move || Ok::<_, ()>(Bytes::from_static(body.as_bytes()));
+        let first = entry.l1_response(render("first"));
+        let second = entry.l1_response(render("second"));
+        let expected = Ok(Bytes::from_static(b"first"));
+        assert_eq!([first, second], [expected.clone(), expected]);
     }
 
     #[tokio::test]

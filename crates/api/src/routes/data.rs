@@ -4,14 +4,18 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use platform::domain::{Key, Record, Ttl};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use platform::domain::{Key, Ttl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::extract::{JsonBody, Object, PathParam};
+use crate::cache::l1::Source;
 use crate::error::{ApiError, ErrorBody};
+use crate::service::Served;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -47,9 +51,9 @@ pub struct StoredRecord {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ReadRecord {
-    pub key: String,
-    pub value: String,
+pub struct ReadRecord<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
     /// True when a cache level answered, false when the store did.
     pub cached: bool,
     /// Which level answered: `l1` (this replica's memory), `redis` or
@@ -115,30 +119,36 @@ pub async fn create(
 pub async fn read(
     State(state): State<Arc<AppState>>,
     PathParam(raw): PathParam<String>,
-) -> Result<Json<ReadRecord>, ApiError> {
+) -> Result<Response, ApiError> {
     let key = Key::parse(raw)?;
     let served = state
         .service
         .get(&key)
         .await?
         .ok_or_else(|| ApiError::RecordNotFound(key.as_str().to_owned()))?;
-    let cached = served.cached();
-    let source = served.source.as_str();
-    let Record {
-        value,
-        version,
-        updated_at_ms,
-        expires_at_ms,
-    } = served.record;
-    Ok(Json(ReadRecord {
-        key: key.as_str().to_owned(),
-        value,
-        cached,
-        source,
-        timestamp: rfc3339(updated_at_ms),
-        expires_at: expires_at_ms.map(rfc3339),
-        version,
-    }))
+    let body = match served.source {
+        Source::L1 => served.entry.l1_response(|| render_read(&key, &served))?,
+        Source::Redis | Source::Store => render_read(&key, &served)?,
+    };
+    let json = HeaderValue::from_static("application/json");
+    Ok(([(header::CONTENT_TYPE, json)], body).into_response())
+}
+
+/// The body of a read: the JSON of [`ReadRecord`].
+fn render_read(key: &Key, served: &Served) -> Result<Bytes, ApiError> {
+    let record = served.record();
+    let body = ReadRecord {
+        key: key.as_str(),
+        value: &record.value,
+        cached: served.cached(),
+        source: served.source.as_str(),
+        timestamp: rfc3339(record.updated_at_ms),
+        expires_at: record.expires_at_ms.map(rfc3339),
+        version: record.version,
+    };
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(|error| ApiError::Internal(format!("rendering a record: {error}")))
 }
 
 /// Delete a record from the store and the cache.

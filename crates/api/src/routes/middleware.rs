@@ -8,31 +8,44 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Span;
 
+use super::paths;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteLabels};
+
+/// The methods with a label of their own; any other is counted as `other`.
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+];
 
 /// Counts and times each request under its route template (never the raw
-/// path, which would give every key its own series).
+/// path, which would give every key its own series). Methods and routes
+/// outside our lists share one label each, so no client can add series.
 pub async fn record_metrics(
     State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = request.method().as_str().to_owned();
+    let route = match request.extensions().get::<MatchedPath>() {
+        Some(matched) => listed(&paths::ALL, matched.as_str()),
+        None => "unmatched",
+    };
+    let method = listed(&METHODS, request.method().as_str());
     let response = next.run(request).await;
     metrics.observe_request(
-        &method,
-        &route,
+        RouteLabels { method, route },
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// `value` as the static string of `list` that equals it, or `other`.
+fn listed(list: &[&'static str], value: &str) -> &'static str {
+    list.iter()
+        .find(|listed| **listed == value)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// Answers 408 (our JSON error) when a request takes longer than `limit`.

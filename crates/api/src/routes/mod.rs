@@ -27,6 +27,20 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::service::DataService;
 
+/// The route templates, which are also the `route` label of the request
+/// metrics (see [`middleware::record_metrics`]).
+mod paths {
+    pub const HEALTH: &str = "/health";
+    pub const READY: &str = "/ready";
+    pub const METRICS: &str = "/metrics";
+    pub const CACHE_TEST: &str = "/api/v1/cache/test";
+    pub const CONFIG: &str = "/api/v1/config";
+    pub const DATA: &str = "/api/v1/data";
+    pub const DATA_KEY: &str = "/api/v1/data/{key}";
+    /// Every route above: a route missing here is counted as `other`.
+    pub const ALL: [&str; 7] = [HEALTH, READY, METRICS, CACHE_TEST, CONFIG, DATA, DATA_KEY];
+}
+
 /// What `/api/v1/config` may show: nothing secret is ever put in here.
 #[derive(Debug, Clone)]
 pub struct PublicConfig {
@@ -74,13 +88,13 @@ pub fn app(
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
 
     let api = Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/v1/cache/test", get(ops::cache_test))
-        .route("/api/v1/config", get(ops::config))
-        .route("/api/v1/data", axum::routing::post(data::create))
-        .route("/api/v1/data/{key}", get(data::read).delete(data::remove))
+        .route(paths::HEALTH, get(health::health))
+        .route(paths::READY, get(health::ready))
+        .route(paths::METRICS, get(ops::metrics))
+        .route(paths::CACHE_TEST, get(ops::cache_test))
+        .route(paths::CONFIG, get(ops::config))
+        .route(paths::DATA, axum::routing::post(data::create))
+        .route(paths::DATA_KEY, get(data::read).delete(data::remove))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
