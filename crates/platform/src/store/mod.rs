@@ -76,6 +76,13 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings every connection before handing it out. Against
+            // PostgreSQL that finds connections the server dropped (a restart,
+            // a proxy) before a request's query fails on one, which is worth a
+            // round trip. A SQLite connection has no server to lose; its ping
+            // is only a second trip to the connection's thread, and the API's
+            // miss benchmark serves 4 to 13 % more reads without it.
+            .test_before_acquire(engine == Engine::Postgres)
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
