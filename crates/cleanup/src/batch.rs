@@ -166,12 +166,14 @@ fn triage(keys: Vec<String>, ttls: Vec<i64>, index: Option<&LiveIndex>) -> Triag
             -2 => {} // gone since SCAN saw it
             -1 => triage.doomed.push((key, Reason::NoTtl)),
             _ => match key.strip_prefix(KEY_PREFIX) {
+                // Live when the index was read: nothing to ask. (Asked
+                // first: almost every key is, and the index only holds keys
+                // the API accepted.)
+                Some(record) if index.is_some_and(|index| index.contains(record)) => {}
                 // No record can exist under a key the API would refuse.
                 Some(record) if Key::parse(record).is_err() => {
                     triage.doomed.push((key, Reason::RecordGone));
                 }
-                // Live when the index was read: nothing to ask.
-                Some(record) if index.is_some_and(|index| index.contains(record)) => {}
                 Some(_) => triage.to_check.push(key),
                 // Outside `cache:` there is no record to compare with.
                 None => {}
