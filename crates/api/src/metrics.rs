@@ -51,7 +51,7 @@ pub struct PodLabels {
 
 /// Static strings, so that counting a request allocates nothing: the
 /// method is one of a fixed set and the route one of the route templates
-/// (see [`crate::routes::route_label`]).
+/// (`routes/mod.rs`), `unmatched` or `other`.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub method: &'static str,

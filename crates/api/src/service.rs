@@ -21,7 +21,8 @@ use crate::metrics::{Level, Metrics};
 /// A record and the level that answered.
 #[derive(Debug, Clone)]
 pub struct Served {
-    /// The entry L1 holds, when L1 answered.
+    /// The record as loaded: the very entry L1 holds when L1 answered, so
+    /// reading it clones nothing.
     pub entry: Arc<Loaded>,
     pub source: Source,
 }

@@ -1,7 +1,15 @@
 -- GET one of KEYS preloaded keys (hot:0 .. hot:KEYS-1), round robin.
+--
+-- The requests are formatted once, up front: wrk shares the machine's
+-- cores with the server it measures, and formatting each request in Lua
+-- cost it about 2 us more per request (measured with `time` around wrk).
 local keys = tonumber(os.getenv("KEYS") or "1000")
+local requests = {}
+for i = 0, keys - 1 do
+  requests[i] = wrk.format("GET", "/api/v1/data/hot:" .. i)
+end
 local n = 0
 request = function()
-  n = n + 1
-  return wrk.format("GET", "/api/v1/data/hot:" .. (n % keys))
+  n = (n + 1) % keys
+  return requests[n]
 end

@@ -14,11 +14,13 @@ mod outbox;
 mod records;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
+use tokio::sync::{Mutex, MutexGuard};
 
 pub use outbox::OutboxEntry;
 
@@ -53,7 +55,7 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     /// One failure handed to several waiters (a coalesced read).
     #[error("{0}")]
-    Shared(std::sync::Arc<StoreError>),
+    Shared(Arc<StoreError>),
 }
 
 /// A pool of connections to the store.
@@ -61,6 +63,13 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    /// SQLite: the turn to write a record. SQLite lets one connection write
+    /// at a time, and a connection that finds the lock taken waits in its
+    /// busy handler, which sleeps 1, 2, 5, 10... ms between tries. Record
+    /// writes of this process queue here instead, in order, and mostly find
+    /// the lock free (other writers, such as the cleanup job, still meet
+    /// the busy handler).
+    write_turn: Option<Arc<Mutex<()>>>,
 }
 
 impl Store {
@@ -108,7 +117,21 @@ impl Store {
             Engine::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Engine::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, engine })
+        let write_turn = (engine == Engine::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Self {
+            pool,
+            engine,
+            write_turn,
+        })
+    }
+
+    /// Waits for this process's turn to write (SQLite), to be held until
+    /// the write transaction ends; PostgreSQL writers need none.
+    async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.write_turn {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        }
     }
 
     pub fn engine(&self) -> Engine {

@@ -60,6 +60,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Record, StoreError> {
         let expires_at_ms = ttl.map(|ttl| now_ms.saturating_add(ttl.millis()));
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let version: i64 = sqlx::query_scalar(UPSERT)
             .bind(key.as_str())
@@ -83,6 +84,7 @@ impl Store {
     /// must not go below from now on (one above the deleted record's), or
     /// `None` when there was no live record.
     pub async fn delete(&self, key: &Key, now_ms: i64) -> Result<Option<i64>, StoreError> {
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let deleted: Option<i64> = sqlx::query_scalar(DELETE_LIVE)
             .bind(key.as_str())
