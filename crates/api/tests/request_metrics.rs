@@ -11,16 +11,9 @@ use reqwest::Method;
 
 /// The `http_requests_total` lines of `/metrics`, without the value.
 async fn request_series(app: &TestApp) -> Vec<String> {
-    let body = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
+    app.metrics_text()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
+        .lines()
         .filter(|line| line.starts_with("http_requests_total{"))
         .map(|line| line.rsplit_once(' ').unwrap().0.to_owned())
         .collect()

@@ -243,18 +243,23 @@ impl TestApp {
         self.redis().connection().await
     }
 
-    /// The `redis_connected` gauge as `/metrics` shows it.
-    pub async fn redis_connected_metric(&self) -> Option<u8> {
-        let body = self
-            .http
+    /// What `/metrics` shows now.
+    pub async fn metrics_text(&self) -> String {
+        self.http
             .get(self.url("/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
-        body.lines()
+            .unwrap()
+    }
+
+    /// The `redis_connected` gauge as `/metrics` shows it.
+    pub async fn redis_connected_metric(&self) -> Option<u8> {
+        self.metrics_text()
+            .await
+            .lines()
             .find(|line| line.starts_with("redis_connected{"))
             .and_then(|line| line.rsplit(' ').next())
             .and_then(|value| value.parse().ok())
