@@ -57,8 +57,8 @@ def main():
     print(f"miss-heavy GET:  {miss:.0f}% of redis-benchmark GET (target >= 20%)")
     hot_rss = max(best[L1_ON][3], best[L1_OFF][3])
     print(f"peak RSS under hot load: {hot_rss:.1f} MiB (target <= 20)")
-    # Not a target: what the api itself spends, which the machine's windows
-    # move much less than the throughput.
+    # Not a target: what the api itself spends per request, without wrk's
+    # and Redis's share of the same cores.
     cpu = {name: min(r[name][4] for r in rounds.values()) for name in (HEALTH, L1_ON)}
     print(
         f"api CPU per request (least of the rounds): L1 hit {cpu[L1_ON]:.1f} us, "
