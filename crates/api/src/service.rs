@@ -19,7 +19,7 @@ use crate::cache::{CacheError, Entry, RedisCache};
 use crate::metrics::{Level, Metrics};
 
 /// A record and the level that answered.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Served {
     /// The record as loaded: the very entry L1 holds when L1 answered, so
     /// reading it clones nothing.
