@@ -48,8 +48,9 @@ pub struct Config {
     pub rate_limit: u64,
 
     /// SCAN COUNT: keys Redis looks at per walk step. Smaller steps keep
-    /// Redis's answer to other clients quicker while the job runs.
-    #[arg(long, env = "CLEANUP_SCAN_COUNT", default_value_t = 250,
+    /// Redis's answer to other clients quicker while the job runs; larger
+    /// ones make the walk a little faster.
+    #[arg(long, env = "CLEANUP_SCAN_COUNT", default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub scan_count: u64,
 
