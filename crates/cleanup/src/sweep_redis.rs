@@ -36,7 +36,7 @@ use crate::report::Tally;
 /// job's throughput on the benchmark (docs/decisions.md). Keeping the
 /// cursor in Redis lets the job send the next step before the reply to the
 /// last one has come back, so Redis does not sit idle for a round trip
-/// between steps. Another client's command waits for at most the step
+/// between steps. Another client's command usually waits for the step
 /// Redis is running and the one queued behind it: at the default COUNT of
 /// 100, about a quarter of a millisecond each. The scanned keys are not declared in KEYS, which
 /// a single Redis (the spec's redis-0) allows and Redis Cluster would not.
