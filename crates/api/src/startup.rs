@@ -10,7 +10,7 @@ use anyhow::Context;
 use axum::ServiceExt;
 use axum::extract::Request;
 use platform::clock::Clock;
-use platform::store::Store;
+use platform::store::{Store, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -45,7 +45,7 @@ impl Application {
 
         let store = Store::connect(
             &config.store.database_url,
-            config.store.database_max_connections,
+            StoreOptions::point_reads(config.store.database_max_connections),
         )
         .await
         .context("DATABASE_URL")?;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use platform::cache::ReplayError;
-use platform::store::{Store, StoreError};
+use platform::store::{Store, StoreError, StoreOptions};
 
 pub use config::Config;
 pub use report::{Status, Summary, Tally};
@@ -96,7 +96,7 @@ async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
         source,
     };
     // One connection per batch in flight, and one for the rest.
-    let store = Store::connect(&config.store.database_url, 4).await?;
+    let store = Store::connect(&config.store.database_url, StoreOptions::batch_reads(4)).await?;
     let mut connection = platform::redis::connection_manager(&settings).map_err(redis_error)?;
 
     let Some(lock) = Lock::acquire(&mut connection, &config.lock_key, config.lock_ttl())

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use platform::domain::{Key, Ttl};
-use platform::store::{Engine, Store};
+use platform::store::{Engine, Store, StoreOptions};
 
 const NOW: i64 = 1_800_000_000_000;
 
@@ -20,7 +20,9 @@ async fn open(engine: Engine) -> TestStore {
         Engine::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("store.db").display());
-            let store = Store::connect(&url, 4).await.unwrap();
+            let store = Store::connect(&url, StoreOptions::point_reads(4))
+                .await
+                .unwrap();
             TestStore {
                 store,
                 url,
@@ -30,7 +32,9 @@ async fn open(engine: Engine) -> TestStore {
         }
         Engine::Postgres => {
             let database = testkit::TestDatabase::create().await;
-            let store = Store::connect(database.url(), 4).await.unwrap();
+            let store = Store::connect(database.url(), StoreOptions::point_reads(4))
+                .await
+                .unwrap();
             TestStore {
                 store,
                 url: database.url().to_owned(),

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use platform::cache::{cache_key, entry};
 use platform::clock::{Clock, SystemClock};
 use platform::domain::{Key, Record, Ttl};
-use platform::store::{Engine, Store};
+use platform::store::{Engine, Store, StoreOptions};
 use redis::AsyncCommands;
 use testkit::{Persistence, RedisServer, TestDatabase};
 
@@ -39,7 +39,9 @@ impl Fixture {
                 (database.url().to_owned(), Some(database))
             }
         };
-        let store = Store::connect(&database_url, 2).await.unwrap();
+        let store = Store::connect(&database_url, StoreOptions::batch_reads(2))
+            .await
+            .unwrap();
         Self {
             redis: RedisServer::start_with(None, persistence),
             store,
