@@ -38,8 +38,9 @@ use crate::report::Tally;
 /// last one has come back, so Redis does not sit idle for a round trip
 /// between steps. Another client's command usually waits for the step
 /// Redis is running and the one queued behind it: at the default COUNT of
-/// 100, about a quarter of a millisecond each. The scanned keys are not declared in KEYS, which
-/// a single Redis (the spec's redis-0) allows and Redis Cluster would not.
+/// 100, about a quarter of a millisecond each. The scanned keys are not
+/// declared in KEYS, which a single Redis (the spec's redis-0) allows and
+/// Redis Cluster would not.
 static SCAN_STEP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
