@@ -1,13 +1,11 @@
-//! Examining one batch of the walk: which keys must go, and unlinking them.
+//! Examining one batch of the walk: the cache keys with a TTL whose record
+//! is gone or expired in the store, and unlinking them.
 //!
-//! A key with no TTL goes (the API never writes a cache key without one, so
-//! such a key was left by something else and would live forever); so does a
-//! key under `cache:` whose record is gone or expired in the store. The
-//! TTLs came with the batch; records are looked up in the index of live
-//! keys, and those it does not know in one store query per batch.
-//! Deletions re-check each key inside Redis (one Lua call per batch) so
-//! that a key rewritten since it was examined, or a delete tombstone the
-//! API relies on, is left alone.
+//! Records are looked up in the index of live keys, and those it does not
+//! know in one store query per batch. Deletions re-check each key inside
+//! Redis (one Lua call per batch) so that a key gone since it was examined,
+//! or a delete tombstone the API relies on, is left alone. (Keys with no TTL
+//! never get here: the walk's step unlinks them.)
 
 use std::sync::{Arc, LazyLock};
 
@@ -21,10 +19,9 @@ use redis::aio::ConnectionManager;
 use crate::live_index::LiveIndex;
 use crate::sweep_redis::SweepError;
 
-/// KEYS: the cache keys of one batch that looked stale; ARGV[1] `1` for a
-/// dry run, then per key `no_ttl` or `gone`. Returns, per key, 1 when it was
-/// (or would be) unlinked: a key rewritten since it was examined, or a
-/// delete tombstone, is left alone.
+/// KEYS: the cache keys of one batch whose record is gone; ARGV[1] `1` for
+/// a dry run. Returns, per key, 1 when it was (or would be) unlinked: a key
+/// gone since, or a delete tombstone, is left alone.
 ///
 /// One call per batch rather than per key: Redis's fixed cost of a script
 /// call dominated the job (100,000 calls took about 2 s of Redis CPU on the
@@ -35,14 +32,11 @@ static UNLINK_IF_STILL_STALE: LazyLock<Script> = LazyLock::new(|| {
 local dry_run = ARGV[1] == '1'
 local removed = {}
 for i, key in ipairs(KEYS) do
-  local reason = ARGV[i + 1]
-  local ttl = redis.call('PTTL', key)
+  local kind = redis.call('TYPE', key).ok
   local stale = 1
-  if ttl == -2 then
+  if kind == 'none' then
     stale = 0
-  elseif reason == 'no_ttl' then
-    if ttl ~= -1 then stale = 0 end
-  elseif redis.call('TYPE', key).ok == 'string' then
+  elseif kind == 'string' then
     -- A delete tombstone refuses stale fills for a minute; keep it.
     local head = redis.call('GETRANGE', key, 0, 31)
     if string.match(head, '^%d+ T$') then stale = 0 end
@@ -55,22 +49,6 @@ return removed
     )
 });
 
-/// Why a key goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    NoTtl,
-    RecordGone,
-}
-
-impl Reason {
-    fn arg(self) -> &'static str {
-        match self {
-            Self::NoTtl => "no_ttl",
-            Self::RecordGone => "gone",
-        }
-    }
-}
-
 /// What examining one SCAN batch needs; cloned into each batch's task.
 #[derive(Clone)]
 pub struct BatchWorker {
@@ -82,27 +60,19 @@ pub struct BatchWorker {
 }
 
 impl BatchWorker {
-    /// Examines one batch; returns the keys removed (or, in a dry run, that
-    /// would be) and why.
-    pub async fn process(
-        mut self,
-        keys: Vec<String>,
-        ttls: Vec<i64>,
-    ) -> Result<Vec<(String, Reason)>, SweepError> {
-        let doomed = self.classify(keys, ttls).await?;
+    /// Examines one batch of keys that have a TTL; returns the keys removed
+    /// (or, in a dry run, that would be) because their record is gone.
+    pub async fn process(mut self, keys: Vec<String>) -> Result<Vec<String>, SweepError> {
+        let doomed = self.records_gone(keys).await?;
         self.unlink(doomed).await
     }
 
-    /// Which of `keys` must go, and why.
-    async fn classify(
-        &mut self,
-        keys: Vec<String>,
-        ttls: Vec<i64>,
-    ) -> Result<Vec<(String, Reason)>, SweepError> {
+    /// Which of `keys` name a record that is gone or expired.
+    async fn records_gone(&mut self, keys: Vec<String>) -> Result<Vec<String>, SweepError> {
         let Triage {
             mut doomed,
             to_check,
-        } = triage(keys, ttls, self.live_index.as_deref());
+        } = triage(keys, self.live_index.as_deref());
         if to_check.is_empty() {
             return Ok(doomed);
         }
@@ -120,7 +90,7 @@ impl BatchWorker {
         for key in to_check {
             let record = key.strip_prefix(KEY_PREFIX).unwrap_or_default();
             if dead.contains(record) {
-                doomed.push((key, Reason::RecordGone));
+                doomed.push(key);
             }
         }
         Ok(doomed)
@@ -128,56 +98,46 @@ impl BatchWorker {
 
     /// Unlinks (or, in a dry run, counts) `doomed` keys that are still stale
     /// when Redis looks again.
-    async fn unlink(
-        &mut self,
-        doomed: Vec<(String, Reason)>,
-    ) -> Result<Vec<(String, Reason)>, SweepError> {
+    async fn unlink(&mut self, doomed: Vec<String>) -> Result<Vec<String>, SweepError> {
         if doomed.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = UNLINK_IF_STILL_STALE.prepare_invoke();
-        invocation.arg(if self.dry_run { "1" } else { "0" });
-        for (key, reason) in &doomed {
-            invocation.key(key).arg(reason.arg());
-        }
-        let removed: Vec<i64> = invocation.invoke_async(&mut self.connection).await?;
+        let removed: Vec<i64> = UNLINK_IF_STILL_STALE
+            .key(&doomed)
+            .arg(if self.dry_run { "1" } else { "0" })
+            .invoke_async(&mut self.connection)
+            .await?;
         Ok(doomed
             .into_iter()
             .zip(removed)
             .filter(|(_, removed)| *removed == 1)
-            .map(|(doomed, _)| doomed)
+            .map(|(key, _)| key)
             .collect())
     }
 }
 
-/// What a batch's TTLs and the index tell without asking the store.
+/// What the index tells about a batch without asking the store.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Triage {
-    /// Keys that must go, and why.
-    doomed: Vec<(String, Reason)>,
+    /// Cache keys whose record is gone.
+    doomed: Vec<String>,
     /// Cache keys whose record the store must be asked about.
     to_check: Vec<String>,
 }
 
-fn triage(keys: Vec<String>, ttls: Vec<i64>, index: Option<&LiveIndex>) -> Triage {
+fn triage(keys: Vec<String>, index: Option<&LiveIndex>) -> Triage {
     let mut triage = Triage::default();
-    for (key, ttl) in keys.into_iter().zip(ttls) {
-        match ttl {
-            -2 => {} // gone since SCAN saw it
-            -1 => triage.doomed.push((key, Reason::NoTtl)),
-            _ => match key.strip_prefix(KEY_PREFIX) {
-                // Live when the index was read: nothing to ask. (Asked
-                // first: almost every key is, and the index only holds keys
-                // the API accepted.)
-                Some(record) if index.is_some_and(|index| index.contains(record)) => {}
-                // No record can exist under a key the API would refuse.
-                Some(record) if Key::parse(record).is_err() => {
-                    triage.doomed.push((key, Reason::RecordGone));
-                }
-                Some(_) => triage.to_check.push(key),
-                // Outside `cache:` there is no record to compare with.
-                None => {}
-            },
+    for key in keys {
+        match key.strip_prefix(KEY_PREFIX) {
+            // Live when the index was read: nothing to ask. (Asked first:
+            // almost every key is, and the index only holds keys the API
+            // accepted.)
+            Some(record) if index.is_some_and(|index| index.contains(record)) => {}
+            // No record can exist under a key the API would refuse.
+            Some(record) if Key::parse(record).is_err() => triage.doomed.push(key),
+            Some(_) => triage.to_check.push(key),
+            // Outside `cache:` there is no record to compare with.
+            None => {}
         }
     }
     triage
@@ -192,22 +152,10 @@ mod tests {
     }
 
     #[test]
-    fn ttls_and_key_shapes_decide_without_the_store() {
-        let keys = owned(&[
-            "cache:a",
-            "cache:b",
-            "cache:c",
-            "cache:bad key",
-            "session:1",
-        ]);
-        let triage = triage(keys, vec![-1, -2, 5_000, 5_000, 5_000], None);
-        assert_eq!(
-            triage.doomed,
-            [
-                ("cache:a".to_owned(), Reason::NoTtl),
-                ("cache:bad key".to_owned(), Reason::RecordGone)
-            ]
-        );
+    fn key_shapes_decide_without_the_store() {
+        let keys = owned(&["cache:c", "cache:bad key", "session:1"]);
+        let triage = triage(keys, None);
+        assert_eq!(triage.doomed, ["cache:bad key"]);
         // Without an index, every other cache key is asked about.
         assert_eq!(triage.to_check, ["cache:c"]);
     }
@@ -216,11 +164,10 @@ mod tests {
     fn keys_the_index_does_not_know_are_still_asked_about() {
         // "late" was written after the index was read: the index does not
         // know it, so the store decides, not the index.
-        let index = LiveIndex::from_keys(["live", "forever"]);
-        let keys = owned(&["cache:live", "cache:late", "cache:forever"]);
-        let triage = triage(keys, vec![5_000, 5_000, -1], Some(&index));
+        let index = LiveIndex::from_keys(["live"]);
+        let keys = owned(&["cache:live", "cache:late"]);
+        let triage = triage(keys, Some(&index));
         assert_eq!(triage.to_check, ["cache:late"]);
-        // An indexed record does not save a key without a TTL.
-        assert_eq!(triage.doomed, [("cache:forever".to_owned(), Reason::NoTtl)]);
+        assert!(triage.doomed.is_empty());
     }
 }

@@ -5,8 +5,9 @@
 //!   a key was left by something else and would live forever;
 //! - keys under `cache:` whose record is gone or expired in the store.
 //!
-//! TTLs are read by the same script step as the SCAN; each batch of keys is
-//! then examined on its own task (crate::batch) while the walk goes on.
+//! A step of the walk reads the TTLs of the keys its SCAN returned and
+//! unlinks those without one; the keys with a TTL are then examined as a
+//! batch on their own task (crate::batch) while the walk goes on.
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
@@ -20,27 +21,30 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use tokio::task::JoinSet;
 
-use crate::batch::{BatchWorker, Reason};
+use crate::batch::BatchWorker;
 use crate::budget::{Budget, StopReason};
 use crate::live_index::LiveIndex;
 use crate::report::Tally;
 
 /// One step of the walk: `SCAN cursor MATCH pattern COUNT n` from the
-/// cursor kept in KEYS[1], and the PTTL of every key it returned. ARGV:
-/// pattern, count. Returns `{next cursor, keys, pttls}`, the cursor `done`
-/// once the walk is over.
+/// cursor kept in KEYS[1], then the PTTL of every key it returned; a key
+/// with no TTL is unlinked there and then (unless ARGV[3] is `1`, a dry
+/// run). ARGV: pattern, count, dry run. Returns `{next cursor, keys SCAN
+/// returned, keys with a TTL, keys with none}`, the cursor `done` once the
+/// walk is over.
 ///
-/// Doing both inside Redis sends each key name over the wire once instead
-/// of three times (SCAN reply, PTTL request, PTTL reply) and spares Redis
-/// the parsing and dispatch of one command per key: it roughly doubled the
-/// job's throughput on the benchmark (docs/decisions.md). Keeping the
-/// cursor in Redis lets the job send the next step before the reply to the
-/// last one has come back, so Redis does not sit idle for a round trip
-/// between steps. Another client's command usually waits for the step
-/// Redis is running and the one queued behind it: at the default COUNT of
-/// 100, about a quarter of a millisecond each. The scanned keys are not
-/// declared in KEYS, which a single Redis (the spec's redis-0) allows and
-/// Redis Cluster would not.
+/// Doing all of it inside Redis sends each key name over the wire once
+/// instead of three times (SCAN reply, PTTL request, PTTL reply) and spares
+/// Redis the parsing and dispatch of one command per key: it roughly
+/// doubled the job's throughput on the benchmark (docs/decisions.md).
+/// Unlinking in the step that read the TTL needs no second look: nothing
+/// runs between the two. Keeping the cursor in Redis lets the job send the
+/// next step before the reply to the last one has come back, so Redis does
+/// not sit idle for a round trip between steps. Another client's command
+/// usually waits for the step Redis is running and the one queued behind
+/// it: at the default COUNT of 100, about a quarter of a millisecond each.
+/// The scanned keys are not declared in KEYS, which a single Redis (the
+/// spec's redis-0) allows and Redis Cluster would not.
 static SCAN_STEP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -49,18 +53,24 @@ if not cursor then
   return redis.error_reply('CURSORLOST the walk cursor is gone; was Redis restarted or flushed?')
 end
 if cursor == 'done' then
-  return {'done', {}, {}}
+  return {'done', 0, {}, {}}
 end
 local reply = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', ARGV[2])
 local next = reply[1]
 if next == '0' then next = 'done' end
 redis.call('SET', KEYS[1], next, 'KEEPTTL')
-local keys = reply[2]
-local ttls = {}
-for i, key in ipairs(keys) do
-  ttls[i] = redis.call('PTTL', key)
+local dry_run = ARGV[3] == '1'
+local with_ttl, without_ttl = {}, {}
+for _, key in ipairs(reply[2]) do
+  local ttl = redis.call('PTTL', key)
+  if ttl >= 0 then
+    with_ttl[#with_ttl + 1] = key
+  elseif ttl == -1 then
+    if not dry_run then redis.call('UNLINK', key) end
+    without_ttl[#without_ttl + 1] = key
+  end
 end
-return {next, keys, ttls}
+return {next, #reply[2], with_ttl, without_ttl}
 ",
     )
 });
@@ -105,16 +115,20 @@ pub struct RedisSweep<'a> {
 
 /// What one step of the walk returned.
 struct Step {
-    keys: Vec<String>,
-    ttls: Vec<i64>,
+    /// How many keys SCAN returned.
+    scanned: u64,
+    /// Those with a TTL: their records decide.
+    with_ttl: Vec<String>,
+    /// Those without one, unlinked by the step (or, in a dry run, not).
+    without_ttl: Vec<String>,
     /// The walk is over: SCAN came back to cursor 0.
     last: bool,
 }
 
 impl RedisSweep<'_> {
-    /// Walks the whole pattern, adding to `tally` batch by batch (so that a
-    /// failure half way still reports what was done). Returns why it stopped
-    /// early, if it did.
+    /// Walks the whole pattern, adding to `tally` step by step and batch by
+    /// batch (so that a failure half way still reports what was done).
+    /// Returns why it stopped early, if it did.
     pub async fn run(mut self, tally: &mut Tally) -> Result<Option<StopReason>, SweepError> {
         let () = redis::cmd("SET")
             .arg(&self.cursor_key)
@@ -131,9 +145,11 @@ impl RedisSweep<'_> {
         outcome
     }
 
-    /// The walk itself. When a batch fails, no new batch starts, and the
-    /// ones in flight are awaited and counted before the error is returned:
-    /// the summary then covers every deletion that happened.
+    /// The walk itself. When a step or a batch fails, or the budget runs
+    /// out, no new step or batch starts; the steps already sent are still
+    /// received (they may have unlinked keys) and the batches in flight
+    /// awaited, and all of it counted before the error is returned: the
+    /// summary then covers every deletion that happened.
     async fn walk(&self, tally: &mut Tally) -> Result<Option<StopReason>, SweepError> {
         let worker = BatchWorker {
             connection: self.connection.clone(),
@@ -153,41 +169,45 @@ impl RedisSweep<'_> {
         let mut stopped = None;
         let mut failure = None;
         loop {
-            while stopped.is_none() && failure.is_none() && in_flight.len() < IN_FLIGHT {
-                if let Some(reason) = self.budget.exhausted() {
-                    stopped = Some(reason);
-                    break;
-                }
-                while !walked && steps.len() <= STEPS_AHEAD {
-                    steps.push_back(self.step());
-                }
-                let Some(step) = steps.next().await else {
-                    break;
-                };
+            if !walked && stopped.is_none() && failure.is_none() {
+                stopped = self.budget.exhausted();
+            }
+            let winding_down = stopped.is_some() || failure.is_some();
+            let take_step = in_flight.len() < IN_FLIGHT || winding_down;
+            // Steps are sent only here, right before one is received: a
+            // step pushed earlier would go out after a stop.
+            while take_step && !winding_down && !walked && steps.len() <= STEPS_AHEAD {
+                steps.push_back(self.step());
+            }
+            if take_step && let Some(step) = steps.next().await {
                 match step {
                     Ok(step) => {
                         walked |= step.last;
-                        tally.scanned += step.keys.len() as u64;
-                        if !step.keys.is_empty() {
-                            in_flight.spawn(worker.clone().process(step.keys, step.ttls));
+                        tally.scanned += step.scanned;
+                        for key in step.without_ttl {
+                            if !self.dry_run || counted.insert(key) {
+                                tally.deleted_no_ttl += 1;
+                            }
+                        }
+                        if !winding_down && !step.with_ttl.is_empty() {
+                            in_flight.spawn(worker.clone().process(step.with_ttl));
                         }
                     }
-                    Err(error) => failure = Some(error),
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                    }
                 }
                 self.budget.pace(tally.scanned).await;
+                continue;
             }
             let Some(done) = in_flight.join_next().await else {
                 break;
             };
             match done {
                 Ok(Ok(removed)) => {
-                    for (key, reason) in removed {
-                        if self.dry_run && !counted.insert(key) {
-                            continue;
-                        }
-                        match reason {
-                            Reason::NoTtl => tally.deleted_no_ttl += 1,
-                            Reason::RecordGone => tally.deleted_record_gone += 1,
+                    for key in removed {
+                        if !self.dry_run || counted.insert(key) {
+                            tally.deleted_record_gone += 1;
                         }
                     }
                 }
@@ -210,13 +230,17 @@ impl RedisSweep<'_> {
     fn step(&self) -> impl Future<Output = Result<Step, SweepError>> + 'static {
         let mut connection = self.connection.clone();
         let mut invocation = SCAN_STEP.key(&self.cursor_key);
-        invocation.arg(self.pattern).arg(self.scan_count);
+        invocation
+            .arg(self.pattern)
+            .arg(self.scan_count)
+            .arg(if self.dry_run { "1" } else { "0" });
         async move {
-            let (cursor, keys, ttls): (String, Vec<String>, Vec<i64>) =
+            let (cursor, scanned, with_ttl, without_ttl): (String, u64, _, _) =
                 invocation.invoke_async(&mut connection).await?;
             Ok(Step {
-                keys,
-                ttls,
+                scanned,
+                with_ttl,
+                without_ttl,
                 last: cursor == "done",
             })
         }
