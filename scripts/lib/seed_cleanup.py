@@ -1,8 +1,10 @@
 """Seeds the cleanup benchmark: N live records in the SQLite store, and a
 Redis protocol stream (for `redis-cli --pipe`) holding their cache entries
 (with TTL) plus N/8 cache keys without TTL and N/8 session keys without TTL.
+A second stream holds only the cache keys without TTL: what a run deletes,
+to put back before the next round.
 
-Usage: seed_cleanup.py STORE_DB RECORDS RESP_OUT
+Usage: seed_cleanup.py STORE_DB RECORDS RESP_OUT RESTORE_OUT
 """
 import sqlite3
 import sys
@@ -18,7 +20,7 @@ def resp(*parts):
 
 
 def main():
-    db_path, records, out_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    db_path, records, out_path, restore_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     now_ms = int(time.time() * 1000)
     version = now_ms * 1000
     db = sqlite3.connect(db_path)
@@ -34,9 +36,10 @@ def main():
         for i in range(records):
             out.write(resp("SET", f"cache:bench:{i}", f"{version} L {now_ms} - value", "PX", "3600000"))
         for i in range(extra):
-            out.write(resp("SET", f"cache:nottl:{i}", "x"))
-        for i in range(extra):
             out.write(resp("SET", f"session:{i}", "x"))
+    with open(restore_path, "wb") as out:
+        for i in range(extra):
+            out.write(resp("SET", f"cache:nottl:{i}", "x"))
 
 
 if __name__ == "__main__":
