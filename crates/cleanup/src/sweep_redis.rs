@@ -205,7 +205,9 @@ impl RedisSweep<'_> {
                         failure.get_or_insert(error);
                     }
                 }
-                self.budget.pace(tally.scanned).await;
+                if !winding_down {
+                    self.budget.pace(tally.scanned).await;
+                }
                 continue;
             }
             let Some(done) = in_flight.join_next().await else {
