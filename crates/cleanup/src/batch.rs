@@ -62,13 +62,15 @@ pub struct BatchWorker {
 impl BatchWorker {
     /// Examines one batch of keys that have a TTL; returns the keys removed
     /// (or, in a dry run, that would be) because their record is gone.
-    pub async fn process(mut self, keys: Vec<String>) -> Result<Vec<String>, SweepError> {
+    /// Keys are bytes: Redis keys need not be UTF-8, and a key that is not
+    /// names no record.
+    pub async fn process(mut self, keys: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, SweepError> {
         let doomed = self.records_gone(keys).await?;
         self.unlink(doomed).await
     }
 
     /// Which of `keys` name a record that is gone or expired.
-    async fn records_gone(&mut self, keys: Vec<String>) -> Result<Vec<String>, SweepError> {
+    async fn records_gone(&mut self, keys: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, SweepError> {
         let Triage {
             mut doomed,
             to_check,
@@ -78,7 +80,7 @@ impl BatchWorker {
         }
         let mut records: Vec<&str> = to_check
             .iter()
-            .filter_map(|key| key.strip_prefix(KEY_PREFIX))
+            .filter_map(|key| record_name(key)?.ok())
             .collect();
         // SCAN returns keys in hash order; probing the store's b-tree in key
         // order instead makes neighbouring lookups share pages.
@@ -88,8 +90,10 @@ impl BatchWorker {
             .keys_without_live_record(&records, SystemClock.now_ms())
             .await?;
         for key in to_check {
-            let record = key.strip_prefix(KEY_PREFIX).unwrap_or_default();
-            if dead.contains(record) {
+            let gone = record_name(&key)
+                .and_then(Result::ok)
+                .is_some_and(|record| dead.contains(record));
+            if gone {
                 doomed.push(key);
             }
         }
@@ -98,7 +102,7 @@ impl BatchWorker {
 
     /// Unlinks (or, in a dry run, counts) `doomed` keys that are still stale
     /// when Redis looks again.
-    async fn unlink(&mut self, doomed: Vec<String>) -> Result<Vec<String>, SweepError> {
+    async fn unlink(&mut self, doomed: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, SweepError> {
         if doomed.is_empty() {
             return Ok(Vec::new());
         }
@@ -120,24 +124,32 @@ impl BatchWorker {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Triage {
     /// Cache keys whose record is gone.
-    doomed: Vec<String>,
+    doomed: Vec<Vec<u8>>,
     /// Cache keys whose record the store must be asked about.
-    to_check: Vec<String>,
+    to_check: Vec<Vec<u8>>,
 }
 
-fn triage(keys: Vec<String>, index: Option<&LiveIndex>) -> Triage {
+/// The record a key names: `None` outside `cache:`, an error when the name
+/// is not UTF-8 (so no record can have it).
+fn record_name(key: &[u8]) -> Option<Result<&str, std::str::Utf8Error>> {
+    key.strip_prefix(KEY_PREFIX.as_bytes())
+        .map(std::str::from_utf8)
+}
+
+fn triage(keys: Vec<Vec<u8>>, index: Option<&LiveIndex>) -> Triage {
     let mut triage = Triage::default();
     for key in keys {
-        match key.strip_prefix(KEY_PREFIX) {
+        match record_name(&key) {
+            // Outside `cache:` there is no record to compare with.
+            None => {}
             // Live when the index was read: nothing to ask. (Asked first:
             // almost every key is, and the index only holds keys the API
             // accepted.)
-            Some(record) if index.is_some_and(|index| index.contains(record)) => {}
-            // No record can exist under a key the API would refuse.
-            Some(record) if Key::parse(record).is_err() => triage.doomed.push(key),
-            Some(_) => triage.to_check.push(key),
-            // Outside `cache:` there is no record to compare with.
-            None => {}
+            Some(Ok(record)) if index.is_some_and(|index| index.contains(record)) => {}
+            Some(Ok(record)) if Key::parse(record).is_ok() => triage.to_check.push(key),
+            // No record can exist under a name the API would refuse, or one
+            // that is not even UTF-8.
+            Some(_) => triage.doomed.push(key),
         }
     }
     triage
@@ -147,17 +159,17 @@ fn triage(keys: Vec<String>, index: Option<&LiveIndex>) -> Triage {
 mod tests {
     use super::*;
 
-    fn owned(keys: &[&str]) -> Vec<String> {
-        keys.iter().map(|key| (*key).to_owned()).collect()
+    fn owned(keys: &[&[u8]]) -> Vec<Vec<u8>> {
+        keys.iter().map(|key| key.to_vec()).collect()
     }
 
     #[test]
     fn key_shapes_decide_without_the_store() {
-        let keys = owned(&["cache:c", "cache:bad key", "session:1"]);
+        let keys = owned(&[b"cache:c", b"cache:bad key", b"cache:\xff", b"session:1"]);
         let triage = triage(keys, None);
-        assert_eq!(triage.doomed, ["cache:bad key"]);
+        assert_eq!(triage.doomed, owned(&[b"cache:bad key", b"cache:\xff"]));
         // Without an index, every other cache key is asked about.
-        assert_eq!(triage.to_check, ["cache:c"]);
+        assert_eq!(triage.to_check, owned(&[b"cache:c"]));
     }
 
     #[test]
@@ -165,9 +177,9 @@ mod tests {
         // "late" was written after the index was read: the index does not
         // know it, so the store decides, not the index.
         let index = LiveIndex::from_keys(["live"]);
-        let keys = owned(&["cache:live", "cache:late"]);
+        let keys = owned(&[b"cache:live", b"cache:late"]);
         let triage = triage(keys, Some(&index));
-        assert_eq!(triage.to_check, ["cache:late"]);
+        assert_eq!(triage.to_check, owned(&[b"cache:late"]));
         assert!(triage.doomed.is_empty());
     }
 }

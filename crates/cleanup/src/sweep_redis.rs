@@ -125,10 +125,11 @@ pub struct RedisSweep<'a> {
 struct Step {
     /// How many keys SCAN returned.
     scanned: u64,
-    /// Those with a TTL: their records decide.
-    with_ttl: Vec<String>,
+    /// Those with a TTL: their records decide. (Keys are bytes: Redis keys
+    /// need not be UTF-8.)
+    with_ttl: Vec<Vec<u8>>,
     /// Those without one, unlinked by the step (or, in a dry run, not).
-    without_ttl: Vec<String>,
+    without_ttl: Vec<Vec<u8>>,
     /// The walk is over: SCAN came back to cursor 0.
     last: bool,
 }
@@ -172,7 +173,7 @@ impl RedisSweep<'_> {
         let mut steps = FuturesOrdered::new();
         let mut walked = false;
         // SCAN may return a key twice; a dry run must not count it twice.
-        let mut counted = HashSet::new();
+        let mut counted = HashSet::<Vec<u8>>::new();
         let mut in_flight = JoinSet::new();
         let mut stopped = None;
         let mut failure = None;

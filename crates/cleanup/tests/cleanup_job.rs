@@ -13,7 +13,7 @@ use platform::store::Engine;
 use redis::AsyncCommands;
 
 /// The mixed keyspace of the issue. Returns the keys that must go.
-async fn mixed_keyspace(fixture: &Fixture) -> Vec<&'static str> {
+async fn mixed_keyspace(fixture: &Fixture) -> Vec<&'static [u8]> {
     let now = SystemClock.now_ms();
     let mut redis = fixture.connection().await;
     // Live records, cached with a TTL: stay.
@@ -42,6 +42,10 @@ async fn mixed_keyspace(fixture: &Fixture) -> Vec<&'static str> {
         .unwrap();
     // A key the API could never have written (whitespace): goes.
     let _: () = redis.pset_ex("cache:bad key", "x", 60_000).await.unwrap();
+    // Names that are not UTF-8, which Redis allows: with a TTL the key
+    // names no record (goes), without one it goes as well.
+    let _: () = redis.pset_ex(b"cache:\xff", "x", 60_000).await.unwrap();
+    let _: () = redis.set(b"cache:\xfe", "x").await.unwrap();
     // A delete tombstone: no record, but the API relies on it; stays.
     let _: () = redis
         .pset_ex("cache:buried", "1795670057375001 T", 60_000)
@@ -64,12 +68,15 @@ async fn mixed_keyspace(fixture: &Fixture) -> Vec<&'static str> {
         .await
         .unwrap();
     let _: () = redis.set("CACHE:1", "other case").await.unwrap();
+    let _: () = redis.set(b"session:\xff", "binary").await.unwrap();
     vec![
-        "cache:user:forever",
-        "cache:orphan-no-ttl",
-        "cache:user:expired",
-        "cache:ghost",
-        "cache:bad key",
+        b"cache:user:forever",
+        b"cache:orphan-no-ttl",
+        b"cache:\xfe",
+        b"cache:user:expired",
+        b"cache:ghost",
+        b"cache:bad key",
+        b"cache:\xff",
     ]
 }
 
@@ -106,12 +113,12 @@ async fn exactly_the_right_keys_go(engine: Engine, extra: &[(&str, &str)]) -> Ru
     let run = fixture.run(extra);
     assert_eq!(run.code, Some(0), "{}", run.output);
     assert_eq!(run.summary["status"], "complete");
-    assert_eq!(run.count("deleted_no_ttl"), 2);
-    assert_eq!(run.count("deleted_record_gone"), 3);
-    assert_eq!(run.count("keys_deleted"), 5);
+    assert_eq!(run.count("deleted_no_ttl"), 3);
+    assert_eq!(run.count("deleted_record_gone"), 4);
+    assert_eq!(run.count("keys_deleted"), 7);
     assert_eq!(run.count("rows_deleted"), 1);
     assert!(
-        run.output.contains("cleanup done, deleted 5 expired keys"),
+        run.output.contains("cleanup done, deleted 7 expired keys"),
         "{}",
         run.output
     );
@@ -119,7 +126,11 @@ async fn exactly_the_right_keys_go(engine: Engine, extra: &[(&str, &str)]) -> Ru
     let after = fixture.snapshot().await;
     let mut expected = before.clone();
     for key in &doomed {
-        assert!(expected.remove(*key).is_some(), "{key} was in the keyspace");
+        assert!(
+            expected.remove(*key).is_some(),
+            "{} was in the keyspace",
+            String::from_utf8_lossy(key)
+        );
     }
     assert_eq!(after, expected, "only the doomed keys changed");
     // The expired record is gone from the store as well.
@@ -148,7 +159,7 @@ async fn a_dry_run_deletes_nothing_and_counts_what_a_real_run_deletes(engine: En
     assert_eq!(dry.summary["dry_run"], true);
     assert!(
         dry.output
-            .contains("cleanup done, would delete 5 expired keys"),
+            .contains("cleanup done, would delete 7 expired keys"),
         "{}",
         dry.output
     );
@@ -237,7 +248,7 @@ async fn metrics_accumulate_in_a_real_pushgateway() {
             .unwrap_or_else(|| panic!("{name} not in the pushgateway:\n{exposition}"))
     };
     assert_eq!(sample("cleanup_job_runs_total"), 2.0);
-    assert_eq!(sample("cleanup_keys_deleted_total"), 5.0 + 7.0);
+    assert_eq!(sample("cleanup_keys_deleted_total"), 7.0 + 7.0);
     assert_eq!(sample("cleanup_records_deleted_total"), 1.0);
     assert!(sample("cleanup_job_duration_seconds") > 0.0);
     assert!(sample("cleanup_job_last_success_timestamp_seconds") > 1.7e9);

@@ -100,9 +100,9 @@ impl Fixture {
 
     /// Every key with its DUMP (type, value and encoding, byte for byte) and
     /// whether it has a TTL.
-    pub async fn snapshot(&self) -> BTreeMap<String, (Vec<u8>, bool)> {
+    pub async fn snapshot(&self) -> BTreeMap<Vec<u8>, (Vec<u8>, bool)> {
         let mut redis = self.connection().await;
-        let keys: Vec<String> = redis::cmd("KEYS")
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
             .arg("*")
             .query_async(&mut redis)
             .await
