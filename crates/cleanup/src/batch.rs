@@ -123,7 +123,7 @@ impl BatchWorker {
 /// What the index tells about a batch without asking the store.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Triage {
-    /// Cache keys whose record is gone.
+    /// Cache keys whose record is gone, or could never exist.
     doomed: Vec<Vec<u8>>,
     /// Cache keys whose record the store must be asked about.
     to_check: Vec<Vec<u8>>,
