@@ -173,7 +173,7 @@ impl RedisSweep<'_> {
         let mut steps = FuturesOrdered::new();
         let mut walked = false;
         // SCAN may return a key twice; a dry run must not count it twice.
-        let mut counted = HashSet::<Vec<u8>>::new();
+        let mut counted = HashSet::new();
         let mut in_flight = JoinSet::new();
         let mut stopped = None;
         let mut failure = None;
