@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use platform::domain::{KeyError, TtlError};
+use platform::domain::{KeyError, TtlError, ValueError};
 use platform::store::StoreError;
 use serde::Serialize;
 
@@ -18,8 +18,8 @@ pub enum ApiError {
     InvalidKeyField(KeyError),
     #[error("{0}")]
     InvalidTtl(#[from] TtlError),
-    #[error("value is {len} bytes long; the limit is {limit}")]
-    ValueTooLarge { len: usize, limit: usize },
+    #[error("{0}")]
+    InvalidValue(#[from] ValueError),
     #[error("{message}")]
     BadRequestBody { status: StatusCode, message: String },
     #[error("{0}")]
@@ -57,7 +57,8 @@ impl ApiError {
         match self {
             Self::InvalidKey(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::InvalidKeyField(_) | Self::InvalidTtl(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::ValueTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidValue(ValueError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidValue(ValueError::Nul { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequestBody { status, .. } => *status,
             Self::RecordNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -72,7 +73,8 @@ impl ApiError {
             Self::InvalidKey(_) | Self::InvalidKeyField(_) => "invalid_key",
             Self::InvalidTtl(_) => "invalid_ttl",
             Self::InvalidPath(_) => "invalid_path",
-            Self::ValueTooLarge { .. } => "value_too_large",
+            Self::InvalidValue(ValueError::TooLarge { .. }) => "value_too_large",
+            Self::InvalidValue(ValueError::Nul { .. }) => "invalid_value",
             Self::BadRequestBody { status, .. } => match *status {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
                 StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",

@@ -10,7 +10,9 @@ pub const MAX_KEY_BYTES: usize = 256;
 /// unit mistake (milliseconds sent as seconds) and would overflow timestamps.
 pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
-/// A record key: 1 to 256 bytes of printable UTF-8 without whitespace.
+/// A record key: 1 to 256 bytes of printable UTF-8 without whitespace,
+/// control or format characters, and not `.` or `..`: every key can be
+/// written into a URL path, percent-encoded, and read back by any client.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(String);
 
@@ -21,9 +23,14 @@ pub enum KeyError {
     #[error("key is {len} bytes long; the limit is {MAX_KEY_BYTES}")]
     TooLong { len: usize },
     #[error(
-        "key contains {found:?} at byte {at}; whitespace and control characters are not allowed"
+        "key contains {found:?} at byte {at}; whitespace, control and invisible format \
+         characters are not allowed"
     )]
     Forbidden { found: char, at: usize },
+    /// URL clients and proxies resolve `.` and `..` path segments before
+    /// sending, so a record under either could never be read back.
+    #[error("key must not be {0:?}: URL clients resolve it as a path segment")]
+    DotSegment(&'static str),
 }
 
 impl Key {
@@ -35,12 +42,17 @@ impl Key {
         if raw.len() > MAX_KEY_BYTES {
             return Err(KeyError::TooLong { len: raw.len() });
         }
+        match raw.as_str() {
+            "." => return Err(KeyError::DotSegment(".")),
+            ".." => return Err(KeyError::DotSegment("..")),
+            _ => {}
+        }
         // Printable ASCII is by far the common case; only look closer at the
         // rest.
         if !raw.bytes().all(|byte| byte.is_ascii_graphic())
             && let Some((at, found)) = raw
                 .char_indices()
-                .find(|(_, c)| c.is_whitespace() || c.is_control() || is_invisible_format(*c))
+                .find(|(_, c)| c.is_whitespace() || c.is_control() || is_format(*c))
         {
             return Err(KeyError::Forbidden { found, at });
         }
@@ -52,10 +64,35 @@ impl Key {
     }
 }
 
-/// Characters that render as nothing (zero-width space and friends); a key
-/// made of them cannot be read back by a person.
-fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+/// Format characters (Unicode category Cf: zero-width characters, the soft
+/// hyphen, bidirectional overrides and isolates): they render as nothing or
+/// reorder the text around them, so a key holding one looks like another
+/// key, or like no key. The list is every Cf character of Unicode 16.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 impl fmt::Display for Key {
@@ -64,13 +101,51 @@ impl fmt::Display for Key {
     }
 }
 
+/// A record value: UTF-8 text of at most a configured number of bytes,
+/// without U+0000. PostgreSQL's `text` cannot hold NUL, so accepting it on
+/// SQLite alone would make the same request succeed or fail by engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("value is {len} bytes long; the limit is {limit}")]
+    TooLarge { len: usize, limit: usize },
+    #[error("value contains U+0000 at byte {at}; NUL characters are not allowed")]
+    Nul { at: usize },
+}
+
+impl Value {
+    pub fn parse(raw: String, max_bytes: usize) -> Result<Self, ValueError> {
+        if raw.len() > max_bytes {
+            return Err(ValueError::TooLarge {
+                len: raw.len(),
+                limit: max_bytes,
+            });
+        }
+        if let Some(at) = memchr::memchr(0, raw.as_bytes()) {
+            return Err(ValueError::Nul { at });
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// A record lifetime in whole seconds, 1 to [`MAX_TTL_SECONDS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ttl(u64);
 
+/// A ttl outside the allowed range; holds what the client sent, as text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("ttl must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}, got {0}")]
-pub struct TtlError(pub i128);
+pub struct TtlError(pub String);
 
 impl Ttl {
     pub fn from_seconds(seconds: i128) -> Result<Self, TtlError> {
@@ -78,7 +153,7 @@ impl Ttl {
             .ok()
             .filter(|s| (1..=MAX_TTL_SECONDS).contains(s))
             .map(Self)
-            .ok_or(TtlError(seconds))
+            .ok_or_else(|| TtlError(seconds.to_string()))
     }
 
     pub fn seconds(self) -> u64 {
@@ -138,8 +213,75 @@ mod tests {
             ("ab\u{7f}", '\u{7f}', 2),
             ("a\u{a0}b", '\u{a0}', 1),
             ("a\u{200b}", '\u{200b}', 1),
+            ("a\u{202e}b", '\u{202e}', 1),
+            ("\u{2066}ab", '\u{2066}', 0),
+            ("a\u{ad}", '\u{ad}', 1),
+            ("a\u{e0041}", '\u{e0041}', 1),
         ] {
             assert_eq!(Key::parse(raw), Err(KeyError::Forbidden { found, at }));
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_not_keys_but_dotted_keys_are() {
+        assert_eq!(Key::parse("."), Err(KeyError::DotSegment(".")));
+        assert_eq!(Key::parse(".."), Err(KeyError::DotSegment("..")));
+        for raw in ["...", ".a", "a.", "./", "../x"] {
+            assert!(Key::parse(raw).is_ok(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn values_refuse_nul_and_excess_with_the_position_or_size() {
+        assert_eq!(
+            Value::parse("ab".into(), 2).map(Value::into_string),
+            Ok("ab".into())
+        );
+        assert_eq!(
+            Value::parse("abc".into(), 2),
+            Err(ValueError::TooLarge { len: 3, limit: 2 })
+        );
+        assert_eq!(
+            Value::parse("a\0b".into(), 10),
+            Err(ValueError::Nul { at: 1 })
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_as_a_key_or_says_why(raw in "\\PC{0,8}|.{0,300}") {
+            match Key::parse(raw.as_str()) {
+                Ok(key) => {
+                    proptest::prop_assert_eq!(key.as_str(), raw.as_str());
+                    proptest::prop_assert!(raw.len() <= MAX_KEY_BYTES);
+                    proptest::prop_assert!(!raw.chars().any(|c| c.is_whitespace()
+                        || c.is_control() || is_format(c)));
+                }
+                Err(error) => proptest::prop_assert!(!error.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_value_is_kept_whole_or_refused(raw in ".{0,64}", limit in 0_usize..80) {
+            match Value::parse(raw.clone(), limit) {
+                Ok(value) => proptest::prop_assert_eq!(value.as_str(), raw.as_str()),
+                Err(ValueError::TooLarge { len, .. }) => {
+                    proptest::prop_assert!(len > limit);
+                }
+                Err(ValueError::Nul { at }) => {
+                    proptest::prop_assert_eq!(raw.as_bytes()[at], 0);
+                }
+            }
+        }
+
+        #[test]
+        fn any_integer_is_a_ttl_exactly_when_in_range(seconds in proptest::num::i128::ANY) {
+            let in_range = (1..=i128::from(MAX_TTL_SECONDS)).contains(&seconds);
+            let parsed = Ttl::from_seconds(seconds);
+            proptest::prop_assert_eq!(parsed.is_ok(), in_range);
+            if let Ok(ttl) = parsed {
+                proptest::prop_assert_eq!(i128::from(ttl.seconds()), seconds);
+            }
         }
     }
 
@@ -148,7 +290,7 @@ mod tests {
         assert_eq!(Ttl::from_seconds(1).map(Ttl::seconds), Ok(1));
         assert!(Ttl::from_seconds(MAX_TTL_SECONDS.into()).is_ok());
         for bad in [0, -1, i128::from(MAX_TTL_SECONDS) + 1, i128::MAX] {
-            assert_eq!(Ttl::from_seconds(bad), Err(TtlError(bad)));
+            assert_eq!(Ttl::from_seconds(bad), Err(TtlError(bad.to_string())));
         }
     }
 

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use platform::domain::{Key, Ttl};
+use platform::domain::{Key, Ttl, TtlError, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -20,16 +20,19 @@ use crate::service::Served;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WriteRequest {
-    /// 1 to 256 bytes of printable UTF-8, no whitespace.
+    /// 1 to 256 bytes of printable UTF-8: no whitespace, control or format
+    /// characters (zero-width, bidirectional controls, soft hyphen), and
+    /// not `.` or `..`.
     #[schema(example = "user:123", min_length = 1, max_length = 256)]
     pub key: String,
-    /// Any UTF-8 text up to MAX_VALUE_BYTES (1 MiB by default).
+    /// UTF-8 text without U+0000, up to MAX_VALUE_BYTES (1 MiB by default).
     #[schema(example = "John Doe")]
     pub value: String,
     /// Lifetime in seconds (1 to 315360000); absent or null: no expiry.
-    #[schema(example = 3600, minimum = 1, maximum = 315_360_000)]
+    /// Any other number, however large or fractional, is `invalid_ttl`.
+    #[schema(value_type = Option<i64>, example = 3600, minimum = 1, maximum = 315_360_000)]
     #[serde(default)]
-    pub ttl: Option<i64>,
+    pub ttl: Option<serde_json::Number>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,26 +79,17 @@ pub struct ReadRecord<'a> {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Value or body too large", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 422, description = "Invalid field", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody),
+        (status = 422, description = "Invalid field, key, value or ttl", body = ErrorBody),
+        (status = 503, description = "Store unavailable or overloaded", body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     JsonBody(Object(request)): JsonBody<Object<WriteRequest>>,
 ) -> Result<(StatusCode, Json<StoredRecord>), ApiError> {
     let key = Key::parse(request.key).map_err(ApiError::InvalidKeyField)?;
-    let ttl = request
-        .ttl
-        .map(|seconds| Ttl::from_seconds(seconds.into()))
-        .transpose()?;
-    let limit = state.config.max_value_bytes;
-    if request.value.len() > limit {
-        return Err(ApiError::ValueTooLarge {
-            len: request.value.len(),
-            limit,
-        });
-    }
-    let record = state.service.put(&key, &request.value, ttl).await?;
+    let ttl = request.ttl.as_ref().map(ttl_seconds).transpose()?;
+    let value = Value::parse(request.value, state.config.max_value_bytes)?;
+    let record = state.service.put(&key, value.as_str(), ttl).await?;
     let stored = StoredRecord {
         timestamp: rfc3339(record.updated_at_ms),
         expires_at: record.expires_at_ms.map(rfc3339),
@@ -105,6 +99,19 @@ pub async fn create(
         ttl: ttl.map(Ttl::seconds),
     };
     Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// A ttl as JSON gives it: any number, of which only whole seconds in range
+/// are a ttl.
+fn ttl_seconds(number: &serde_json::Number) -> Result<Ttl, TtlError> {
+    let whole = number
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| number.as_u64().map(i128::from));
+    match whole {
+        Some(seconds) => Ttl::from_seconds(seconds),
+        None => Err(TtlError(number.to_string())),
+    }
 }
 
 /// Read a record: cache first, then the store.
