@@ -313,8 +313,89 @@ async fn live_keys_are_read_page_by_page(engine: Engine) {
     assert_eq!(visited, 3, "Break stops the read");
 }
 
+/// Records written with a 1 s TTL and long expired, re-written without a
+/// TTL by concurrent clients while the cleanup's reclaim runs batch after
+/// batch: a re-written record is live, and no batch may take it.
+async fn reclaiming_expired_records_spares_those_rewritten_meanwhile(engine: Engine) {
+    const EXPIRED: i64 = 100_000;
+    const WRITERS: usize = 8;
+    const REWRITES_PER_WRITER: usize = 400;
+    let test = open(engine).await;
+    let seed = sqlx::AnyPool::connect(&test.url).await.unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+         INSERT INTO records (key, value, version, updated_at_ms, expires_at_ms) \
+         SELECT 'expired:' || i, 'old', i, $2, $3 FROM n",
+    )
+    .bind(EXPIRED)
+    .bind(NOW - 61_000)
+    .bind(NOW - 60_000)
+    .execute(&seed)
+    .await
+    .unwrap();
+    seed.close().await;
+
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reclaim = {
+        let store = test.store.clone();
+        let writing = writing.clone();
+        tokio::spawn(async move {
+            let mut reclaimed = 0;
+            loop {
+                let done = store.delete_expired_batch(NOW, 10_000).await.unwrap();
+                reclaimed += done;
+                if done == 0 && !writing.load(std::sync::atomic::Ordering::Acquire) {
+                    return reclaimed;
+                }
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let store = test.store.clone();
+        writers.push(tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(writer as u64);
+            let mut rewritten = Vec::new();
+            for _ in 0..REWRITES_PER_WRITER {
+                let k = key(&format!("expired:{}", rng.i64(1..=EXPIRED)));
+                store.put(&k, "rewritten", None, NOW).await.unwrap();
+                rewritten.push(k);
+            }
+            rewritten
+        }));
+    }
+    let mut rewritten = Vec::new();
+    for writer in writers {
+        rewritten.extend(writer.await.unwrap());
+    }
+    writing.store(false, std::sync::atomic::Ordering::Release);
+    let reclaimed = reclaim.await.unwrap();
+
+    let mut lost = Vec::new();
+    for k in &rewritten {
+        match test.store.get(k, NOW).await.unwrap() {
+            Some(record) if record.value == "rewritten" => {}
+            other => lost.push(format!("{k}: {other:?}")),
+        }
+    }
+    rewritten.sort();
+    rewritten.dedup();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged rewrites gone, e.g. {:?}",
+        lost.len(),
+        WRITERS * REWRITES_PER_WRITER,
+        &lost[..lost.len().min(5)]
+    );
+    // Everything else went, once.
+    let rewritten = u64::try_from(rewritten.len()).unwrap();
+    assert!(reclaimed >= u64::try_from(EXPIRED).unwrap() - rewritten);
+    assert_eq!(test.store.count_expired(NOW).await.unwrap(), 0);
+}
+
 testkit::on_both_engines!(
     Engine;
+    reclaiming_expired_records_spares_those_rewritten_meanwhile,
     put_then_get_returns_the_record,
     versions_grow_across_writes_and_deletes,
     expired_records_are_invisible,

@@ -9,8 +9,17 @@ use sqlx::AssertSqlSafe;
 use super::{Engine, Store, StoreError};
 
 /// One bounded transaction: at most `$2` expired rows.
+///
+/// The expiry is checked twice on purpose. The subquery picks the batch from
+/// a snapshot; under PostgreSQL's READ COMMITTED a row a client re-wrote
+/// after that snapshot (made live again) is re-checked against the outer
+/// `WHERE` only, once its lock is free. Without the outer check it was
+/// re-checked against `key IN (...)` alone and deleted: the client had its
+/// 201 and then read 404. SQLite runs the statement alone, but shares it.
 const DELETE_EXPIRED_BATCH: &str = "\
-DELETE FROM records WHERE key IN (
+DELETE FROM records
+WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1
+  AND key IN (
     SELECT key FROM records
     WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1
     LIMIT $2)";
