@@ -120,11 +120,11 @@ impl DataService {
         // Redis misses run it.
         let load = Box::pin(
             self.l1
-                .get_or_load(key.as_str(), snapshot, self.load(key, snapshot)),
+                .get_or_load(key.as_str(), snapshot, || self.load(key, snapshot)),
         );
         let entry = match load.await {
             Ok(entry) => entry,
-            Err(error) => match &*error {
+            Err(failure) => match &failure.error {
                 LoadError::NotFound => return Ok(None),
                 LoadError::Uncached(loaded) => Arc::new(loaded.clone()),
                 LoadError::Failed(error) => return Err(StoreError::Shared(error.clone())),

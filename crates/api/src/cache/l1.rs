@@ -7,7 +7,9 @@
 //! which evicts it here.
 //!
 //! Concurrent store loads of one key are shared (moka's `try_get_with`), so
-//! a thousand readers of a cold key cause one store read and one Redis fill.
+//! a thousand readers of a cold key cause one store read and one Redis fill;
+//! a reader that saw a write complete never takes a load that began before
+//! it (see [`LocalCache::get_or_load`]).
 //! Redis reads are not shared: a GET costs Redis less than the coalescing
 //! would cost here, and it keeps the path of a Redis hit short.
 //!
@@ -94,6 +96,22 @@ pub struct Snapshot {
     stripe: u64,
 }
 
+impl Snapshot {
+    /// Whether this snapshot was taken no earlier than `other` (of the same
+    /// key): every invalidation `other` had seen, this one had seen too.
+    fn covers(self, other: Self) -> bool {
+        self.epoch >= other.epoch && self.stripe >= other.stripe
+    }
+}
+
+/// A load that produced no cacheable value, as every caller that joined it
+/// sees it, with the snapshot it began from.
+#[derive(Debug)]
+pub struct SharedFailure<E> {
+    began: Snapshot,
+    pub error: LoadError<E>,
+}
+
 /// Why a coalesced load produced no cacheable value.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError<E> {
@@ -161,33 +179,68 @@ impl LocalCache {
     /// Gets `key`, loading it once for all concurrent callers on a miss.
     /// `taken` is the snapshot the caller took before it started looking
     /// below L1: a value is cached only if nothing invalidated `key` since.
-    pub async fn get_or_load<F, E>(
+    ///
+    /// A caller may join a load that began before a write or delete of
+    /// `key` that this caller saw complete (its `taken` is newer than the
+    /// load's): that load can return the value from before the write, or
+    /// nothing from before a re-creation. Such a caller does not take it and
+    /// runs a load of its own (`load` is called again), uncoalesced: one
+    /// extra store read, and only when a write raced a load of the same key.
+    pub async fn get_or_load<L, F, E>(
+        &self,
+        key: &str,
+        taken: Snapshot,
+        load: L,
+    ) -> Result<Arc<Loaded>, Arc<SharedFailure<E>>>
+    where
+        L: Fn() -> F,
+        F: Future<Output = Result<Option<Loaded>, E>>,
+        E: Send + Sync + 'static,
+    {
+        let shared = self
+            .entries
+            .try_get_with(key.to_owned(), async {
+                self.guarded(key, taken, load()).await.map(Arc::new)
+            })
+            .await;
+        match shared {
+            Ok(entry) => {
+                self.evict_if_superseded(key, taken).await;
+                Ok(entry)
+            }
+            Err(failure) if failure.began.covers(taken) => Err(failure),
+            Err(_) => match self.guarded(key, taken, load()).await {
+                Ok(loaded) => Ok(Arc::new(loaded)),
+                Err(failure) => Err(Arc::new(failure)),
+            },
+        }
+    }
+
+    /// Runs `load`, which began at `taken`, and says whether its value may
+    /// be cached.
+    async fn guarded<F, E>(
         &self,
         key: &str,
         taken: Snapshot,
         load: F,
-    ) -> Result<Arc<Loaded>, Arc<LoadError<E>>>
+    ) -> Result<Loaded, SharedFailure<E>>
     where
         F: Future<Output = Result<Option<Loaded>, E>>,
-        E: Send + Sync + 'static,
     {
-        let guarded = async {
-            match load.await {
-                Ok(None) => Err(LoadError::NotFound),
-                Err(error) => Err(LoadError::Failed(error)),
-                Ok(Some(loaded))
-                    if !loaded.cacheable || self.snapshot(key) != taken || !self.is_armed() =>
-                {
-                    Err(LoadError::Uncached(loaded))
-                }
-                Ok(Some(loaded)) => Ok(Arc::new(loaded)),
+        let error = match load.await {
+            Ok(None) => LoadError::NotFound,
+            Err(error) => LoadError::Failed(error),
+            Ok(Some(loaded))
+                if !loaded.cacheable || self.snapshot(key) != taken || !self.is_armed() =>
+            {
+                LoadError::Uncached(loaded)
             }
+            Ok(Some(loaded)) => return Ok(loaded),
         };
-        let outcome = self.entries.try_get_with(key.to_owned(), guarded).await;
-        if outcome.is_ok() {
-            self.evict_if_superseded(key, taken).await;
-        }
-        outcome
+        Err(SharedFailure {
+            began: taken,
+            error,
+        })
     }
 
     /// The check after an insert: an invalidation that bumped the
@@ -251,6 +304,8 @@ impl LocalCache {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::Notify;
+
     use super::*;
 
     fn loaded(value: &str) -> Loaded {
@@ -263,27 +318,60 @@ mod tests {
         Loaded::new(record, Source::Store, true)
     }
 
+    /// The error side of an outcome, as a waiter sees it.
+    fn failure<E>(outcome: &Result<Arc<Loaded>, Arc<SharedFailure<E>>>) -> Option<&LoadError<E>> {
+        outcome.as_ref().err().map(|failure| &failure.error)
+    }
+
     #[tokio::test]
     async fn a_load_that_raced_an_invalidation_is_returned_but_not_cached() {
         let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, true);
-        let (started, start) = tokio::sync::oneshot::channel::<()>();
-        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
-        let load = cache.get_or_load::<_, ()>("k", cache.snapshot("k"), async {
-            let _ = started.send(());
-            let _ = finished.await;
+        let (started, finish) = (Notify::new(), Notify::new());
+        let load = cache.get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async {
+            started.notify_one();
+            finish.notified().await;
             Ok(Some(loaded("old")))
         });
         let race = async {
-            let _ = start.await;
+            started.notified().await;
             cache.invalidate("k").await;
-            let _ = finish.send(());
+            finish.notify_one();
         };
         let (outcome, ()) = tokio::join!(load, race);
-        match outcome.as_ref().map_err(|error| &**error) {
-            Err(LoadError::Uncached(value)) => assert_eq!(value.record.value, "old"),
+        match failure(&outcome) {
+            Some(LoadError::Uncached(value)) => assert_eq!(value.record.value, "old"),
             other => panic!("expected a superseded load, got {other:?}"),
         }
         assert!(cache.get("k").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_read_after_an_invalidation_does_not_take_a_load_that_began_before_it() {
+        let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, true);
+        let (started, finish) = (Notify::new(), Notify::new());
+        let early = cache.get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async {
+            started.notify_one();
+            finish.notified().await;
+            Ok(Some(loaded("old")))
+        });
+        let late = async {
+            started.notified().await;
+            // A write completed; this reader starts after it and joins the
+            // load in flight, which is let go only once it waits.
+            cache.invalidate("k").await;
+            let read = cache.get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async {
+                Ok(Some(loaded("new")))
+            });
+            let release = async {
+                tokio::task::yield_now().await;
+                finish.notify_one();
+            };
+            tokio::join!(read, release).0
+        };
+        let (early, late) = tokio::join!(early, late);
+        assert!(matches!(failure(&early), Some(LoadError::Uncached(_))));
+        let value = late.map(|entry| entry.record.value.clone());
+        assert_eq!(value.ok().as_deref(), Some("new"));
     }
 
     #[tokio::test]
@@ -320,17 +408,14 @@ mod tests {
     async fn nothing_is_cached_while_disarmed() {
         let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, false);
         let outcome = cache
-            .get_or_load::<_, ()>("k", cache.snapshot("k"), async { Ok(Some(loaded("v"))) })
+            .get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
             .await;
-        assert!(matches!(
-            outcome.as_ref().map_err(|error| &**error),
-            Err(LoadError::Uncached(_))
-        ));
+        assert!(matches!(failure(&outcome), Some(LoadError::Uncached(_))));
         assert!(cache.get("k").await.is_none());
 
         cache.set_armed(true);
         let outcome = cache
-            .get_or_load::<_, ()>("k", cache.snapshot("k"), async { Ok(Some(loaded("v"))) })
+            .get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
             .await;
         assert!(outcome.is_ok());
         assert!(cache.get("k").await.is_some());
@@ -350,7 +435,7 @@ mod tests {
     async fn a_zero_ttl_keeps_nothing() {
         let cache = LocalCache::new(Duration::ZERO, 1 << 20, true);
         let outcome = cache
-            .get_or_load::<_, ()>("k", cache.snapshot("k"), async { Ok(Some(loaded("v"))) })
+            .get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
             .await;
         assert!(outcome.is_ok());
         cache.entries.run_pending_tasks().await;
