@@ -4,8 +4,10 @@
 //!
 //! A run: take the lock (or exit 3), delete expired records in batches,
 //! walk `CLEANUP_PATTERN` and unlink cache keys with no TTL or no live
-//! record, apply outbox entries stopped API replicas left behind, release
-//! the lock, log a summary, push metrics. The deadline and SIGTERM stop the
+//! record, apply outbox entries stopped API replicas left behind, log a
+//! summary, push metrics, release the lock (the push adds this run's counts
+//! to the previous ones, which only one run at a time may do). The deadline
+//! and SIGTERM stop the
 //! run between batches; what was done is reported, and the next run picks up
 //! the rest (every step is idempotent).
 
@@ -117,11 +119,6 @@ async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
     let mut tally = Tally::default();
     let outcome = sweep(config, &store, &connection, &budget, &mut tally).await;
     signal.abort();
-    match lock.release(&mut connection).await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!("the lock had expired before the run released it"),
-        Err(error) => tracing::warn!(%error, "cannot release the lock; it expires by itself"),
-    }
 
     let (status, stopped_by) = match &outcome {
         Ok(None) => (Status::Complete, None),
@@ -137,10 +134,18 @@ async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
         duration_seconds: budget.elapsed().as_secs_f64(),
     };
     summary.log();
+    // Under the lock: the push reads the totals so far and writes them back
+    // with this run's counts added; two runs doing that at once would lose
+    // one run's counts.
     if let (Some(url), false) = (&config.pushgateway_url, config.dry_run)
         && let Err(error) = pushgateway::push(url, &summary, unix_seconds()).await
     {
         tracing::error!(%error, "cannot push metrics");
+    }
+    match lock.release(&mut connection).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("the lock had expired before the run released it"),
+        Err(error) => tracing::warn!(%error, "cannot release the lock; it expires by itself"),
     }
     store.close().await;
     match outcome {

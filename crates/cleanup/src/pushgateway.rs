@@ -5,7 +5,10 @@
 //! `cleanup_job_runs_total` and `cleanup_keys_deleted_total` count across
 //! runs (as the spec's figures do), the job reads the group's current values
 //! first and pushes the sums. Runs never overlap (they hold the lock while
-//! pushing), so the read-add-write cannot race with another run.
+//! pushing), so the read-add-write cannot race with another run. A total the
+//! job could not have pushed (not a number, negative, fractional, or beyond
+//! 2^53, where an `f64` stops counting by ones) is refused with an error
+//! naming it, rather than carried on as nonsense.
 
 use std::time::Duration;
 
@@ -30,7 +33,16 @@ pub enum PushError {
     Rejected { status: u16, body: String },
     #[error("cannot encode metrics: {0}")]
     Encode(#[from] std::fmt::Error),
+    #[error(
+        "the pushgateway holds {series} = {value}, which this job cannot have pushed; \
+         nothing was pushed. Delete the group (DELETE /metrics/job/{JOB}) to start the \
+         counts again"
+    )]
+    UnreadablePrevious { series: String, value: String },
 }
+
+/// The largest count an `f64` sample holds exactly.
+const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
 
 /// Totals so far, as the pushgateway holds them (zero when it has none).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -71,12 +83,12 @@ async fn read_previous(client: &reqwest::Client, base: &str) -> Result<Previous,
             body: response.text().await.unwrap_or_default(),
         });
     }
-    Ok(parse_previous(&response.text().await?))
+    parse_previous(&response.text().await?)
 }
 
 /// Reads our group's samples from the pushgateway's own exposition, e.g.
 /// `cleanup_job_runs_total{instance="",job="cleanup"} 24`.
-fn parse_previous(exposition: &str) -> Previous {
+fn parse_previous(exposition: &str) -> Result<Previous, PushError> {
     let mut previous = Previous::default();
     for line in exposition.lines().filter(|line| !line.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
@@ -86,21 +98,38 @@ fn parse_previous(exposition: &str) -> Previous {
             continue;
         }
         let name = series.split('{').next().unwrap_or_default();
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
+        let unreadable = || PushError::UnreadablePrevious {
+            series: series.to_owned(),
+            value: value.to_owned(),
         };
-        // Counter values are whole numbers well below 2^53.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let whole = value.max(0.0) as u64;
+        let count = || {
+            value
+                .parse::<f64>()
+                .ok()
+                .filter(|count| (0.0..=MAX_COUNT).contains(count) && count.fract() == 0.0)
+                // Whole, non-negative and at most 2^53: the cast is exact.
+                .map(|count| {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let whole = count as u64;
+                    whole
+                })
+                .ok_or_else(unreadable)
+        };
         match name.strip_suffix("_total") {
-            Some(RUNS) => previous.runs = whole,
-            Some(KEYS_DELETED) => previous.keys_deleted = whole,
-            Some(ROWS_DELETED) => previous.rows_deleted = whole,
-            _ if name == LAST_SUCCESS => previous.last_success = value,
+            Some(RUNS) => previous.runs = count()?,
+            Some(KEYS_DELETED) => previous.keys_deleted = count()?,
+            Some(ROWS_DELETED) => previous.rows_deleted = count()?,
+            _ if name == LAST_SUCCESS => {
+                previous.last_success = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+                    .ok_or_else(unreadable)?;
+            }
             _ => {}
         }
     }
-    previous
+    Ok(previous)
 }
 
 fn render(previous: &Previous, summary: &Summary, now_seconds: f64) -> Result<String, PushError> {
@@ -154,14 +183,39 @@ cleanup_job_last_success_timestamp_seconds{instance=\"\",job=\"cleanup\"} 1.7e+0
 push_time_seconds{instance=\"\",job=\"cleanup\"} 1.7e+09
 ";
         assert_eq!(
-            parse_previous(exposition),
-            Previous {
+            parse_previous(exposition).ok(),
+            Some(Previous {
                 runs: 24,
                 keys_deleted: 150,
                 rows_deleted: 0,
                 last_success: 1.7e9
-            }
+            })
         );
-        assert_eq!(parse_previous(""), Previous::default());
+        assert_eq!(parse_previous("").ok(), Some(Previous::default()));
+    }
+
+    #[test]
+    fn totals_the_job_cannot_have_pushed_are_errors_that_name_them() {
+        for (name, value) in [
+            ("cleanup_job_runs_total", "1e30"),
+            ("cleanup_job_runs_total", "-1"),
+            ("cleanup_job_runs_total", "2.5"),
+            ("cleanup_keys_deleted_total", "NaN"),
+            ("cleanup_records_deleted_total", "+Inf"),
+            ("cleanup_records_deleted_total", "9007199254740994"),
+            ("cleanup_job_last_success_timestamp_seconds", "-Inf"),
+        ] {
+            let exposition = format!("{name}{{instance=\"\",job=\"cleanup\"}} {value}\n");
+            match parse_previous(&exposition) {
+                Err(error @ PushError::UnreadablePrevious { .. }) => {
+                    let message = error.to_string();
+                    assert!(
+                        message.contains(name) && message.contains(value),
+                        "{message}"
+                    );
+                }
+                other => panic!("{name} {value}: {other:?}"),
+            }
+        }
     }
 }

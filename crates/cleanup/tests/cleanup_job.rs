@@ -254,6 +254,115 @@ async fn metrics_accumulate_in_a_real_pushgateway() {
     assert!(sample("cleanup_job_last_success_timestamp_seconds") > 1.7e9);
 }
 
+#[tokio::test]
+async fn a_total_the_job_cannot_have_pushed_is_a_clear_error_not_a_crash() {
+    let fixture = Fixture::new(Engine::Sqlite).await;
+    let pushgateway = testkit::Pushgateway::start();
+    let url = pushgateway.url();
+    let absurd = "cleanup_job_runs_total 1e+30\n";
+    let pushed = reqwest::Client::new()
+        .put(format!("{url}/metrics/job/cleanup"))
+        .body(absurd)
+        .send()
+        .await
+        .unwrap();
+    assert!(pushed.status().is_success(), "{}", pushed.status());
+
+    let run = fixture.run(&[("PUSHGATEWAY_URL", &url)]);
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert!(
+        run.output.contains("cannot push metrics")
+            && run.output.contains("cleanup_job_runs_total")
+            && run.output.contains("Delete the group"),
+        "{}",
+        run.output
+    );
+    // The group is left as it was, for a person to look at.
+    let exposition = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(exposition.contains("1e+30"), "{exposition}");
+}
+
+/// A stand-in Pushgateway that answers every request with 200 and records,
+/// for each, whether the cleanup lock was held in Redis when it arrived.
+async fn lock_observing_pushgateway(
+    fixture: &Fixture,
+) -> (String, tokio::sync::mpsc::UnboundedReceiver<(String, bool)>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (seen, observed) = tokio::sync::mpsc::unbounded_channel();
+    let redis = fixture.connection().await;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut redis = redis.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                reader.read_line(&mut request_line).await.unwrap();
+                let mut length = 0;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).await.unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = header.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).await.unwrap();
+                let held: bool = redis.exists("cleanup:lock").await.unwrap();
+                let _ = seen.send((request_line.trim().to_owned(), held));
+                let response = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                reader
+                    .get_mut()
+                    .write_all(response.as_bytes())
+                    .await
+                    .unwrap();
+            });
+        }
+    });
+    (url, observed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_is_held_until_the_metrics_are_pushed() {
+    let fixture = Fixture::new(Engine::Sqlite).await;
+    let (url, mut observed) = lock_observing_pushgateway(&fixture).await;
+
+    let run = fixture.run(&[("PUSHGATEWAY_URL", &url)]);
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    let mut requests = Vec::new();
+    while let Ok(request) = observed.try_recv() {
+        requests.push(request);
+    }
+    let methods: Vec<&str> = requests
+        .iter()
+        .map(|(line, _)| line.split(' ').next().unwrap_or_default())
+        .collect();
+    assert_eq!(methods, ["GET", "PUT"], "{requests:?}");
+    assert!(
+        requests.iter().all(|(_, held)| *held),
+        "the lock was free while the job read or wrote the totals: {requests:?}"
+    );
+    let mut redis = fixture.connection().await;
+    let held: bool = redis.exists("cleanup:lock").await.unwrap();
+    assert!(!held, "released at the end");
+}
+
 #[test]
 fn help_lists_every_variable_and_the_exit_codes() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cleanup"))
