@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use platform::config::{ConfigError, RedisArgs, StoreArgs};
 
+use crate::routes::{RequestLimits, body_limit};
+use crate::server::ConnectionLimits;
+
 /// The API's version, as `/api/v1/config` reports it.
 pub const VERSION: &str = "v0.2.0";
 
@@ -73,6 +76,30 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=50))]
     pub request_timeout_seconds: u64,
 
+    /// Longest time a connection may take to send a request's headers, in
+    /// seconds; an idle keep-alive connection is closed after it too.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_read_timeout_seconds: u64,
+
+    /// Most client connections open at once; further ones wait to be
+    /// accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Most `/api/` requests served at once; more get 503 `overloaded`.
+    #[arg(long, env = "MAX_REQUESTS_IN_FLIGHT", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_requests_in_flight: u64,
+
+    /// Most request-body bytes held at once; a request whose body does not
+    /// fit gets 503 `overloaded`. At least the largest body
+    /// (2 * MAX_VALUE_BYTES + 64 KiB).
+    #[arg(long, env = "MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 16_777_216,
+          value_parser = clap::value_parser!(u64).range(1..=1_099_511_627_776))]
+    pub max_body_bytes_in_flight: u64,
+
     /// On SIGTERM, how long to keep serving while /ready answers 503, so
     /// that load balancers stop sending traffic first, in seconds.
     #[arg(long, env = "SHUTDOWN_DRAIN_SECONDS", default_value_t = 5,
@@ -83,6 +110,21 @@ pub struct Config {
 impl Config {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits {
+            timeout: self.request_timeout(),
+            max_in_flight: usize::try_from(self.max_requests_in_flight).unwrap_or(usize::MAX),
+            max_body_bytes_in_flight: self.max_body_bytes_in_flight,
+        }
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
     }
 
     pub fn l1_ttl(&self) -> Duration {
@@ -122,6 +164,16 @@ impl Config {
             return Err(ConfigError::Invalid {
                 variable: "APP_ENV",
                 message: "must not be empty".into(),
+            });
+        }
+        let largest_body = body_limit(self.max_value_bytes());
+        if self.max_body_bytes_in_flight < u64::try_from(largest_body).unwrap_or(u64::MAX) {
+            return Err(ConfigError::Invalid {
+                variable: "MAX_BODY_BYTES_IN_FLIGHT",
+                message: format!(
+                    "must be at least the largest body, {largest_body} bytes \
+                     (2 * MAX_VALUE_BYTES + 64 KiB), or no such write could ever be admitted"
+                ),
             });
         }
         Ok(())

@@ -5,13 +5,15 @@
 //! - [`service`]: the read and write rules (cache-aside, version checks).
 //! - [`cache`]: the Redis level, its health and its repair after outages.
 //! - [`routes`]: the HTTP surface, errors in [`error`], metrics in [`metrics`].
-//! - [`startup`]: wiring it all together and running until shutdown.
+//! - [`startup`]: wiring it all together and running until shutdown, on
+//!   the connection loop of [`server`].
 
 pub mod cache;
 pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod service;
 pub mod startup;
 

@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::ServiceExt;
-use axum::extract::Request;
 use platform::clock::Clock;
 use platform::store::{Store, StoreOptions};
 use tokio::net::TcpListener;
@@ -20,7 +18,8 @@ use crate::cache::supervisor::Supervisor;
 use crate::cache::tracking;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::routes::{self, AppState, PublicConfig};
+use crate::routes::{self, AppState, PublicConfig, RequestLimits};
+use crate::server::{self, ConnectionLimits};
 use crate::service::DataService;
 
 /// A built application: listening, not yet serving.
@@ -28,7 +27,8 @@ use crate::service::DataService;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    request_timeout: Duration,
+    request_limits: RequestLimits,
+    connection_limits: ConnectionLimits,
     drain_delay: Duration,
     /// The Redis supervisor and the L1 invalidation listener.
     background: Vec<JoinHandle<()>>,
@@ -115,7 +115,8 @@ impl Application {
         Ok(Self {
             listener,
             state,
-            request_timeout: config.request_timeout(),
+            request_limits: config.request_limits(),
+            connection_limits: config.connection_limits(),
             drain_delay: config.drain_delay(),
             background,
         })
@@ -146,8 +147,7 @@ impl Application {
         let draining = self.state.draining.clone();
         let drain_delay = self.drain_delay;
         let store = self.state.service.store().clone();
-        let app =
-            ServiceExt::<Request>::into_make_service(routes::app(self.state, self.request_timeout));
+        let app = routes::app(self.state, self.request_limits);
         tracing::info!(%address, "serving");
 
         let stop = async move {
@@ -157,10 +157,7 @@ impl Application {
             tokio::time::sleep(drain_delay).await;
             tracing::info!("closing the listener; finishing in-flight requests");
         };
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-            .context("serving HTTP")?;
+        server::serve(self.listener, app, self.connection_limits, stop).await;
 
         for task in self.background {
             task.abort();

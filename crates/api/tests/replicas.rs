@@ -94,6 +94,8 @@ async fn a_thousand_concurrent_reads_of_a_cold_key_read_the_store_once(engine: E
     // back past the production timeout; that would send a load to the store
     // for a reason this test is not about.
     options.redis_timeout_ms = 5000;
+    // All thousand in flight at once, none shed.
+    options.max_requests_in_flight = 2000;
     let app = spawn_app(options).await;
     // Written behind the caches' back: cold in L1 and Redis.
     let key = Key::parse("cold").unwrap();

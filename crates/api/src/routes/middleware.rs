@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Span;
@@ -18,18 +18,17 @@ const METHODS: [&str; 9] = [
 ];
 
 /// Counts and times each request under its route template (never the raw
-/// path, which would give every key its own series). Methods and routes
-/// outside our lists share one label each, so no client can add series.
+/// path, which would give every key its own series), with whatever status
+/// it got: time-outs and shed requests included. Methods outside our list
+/// share one label, and paths no route serves another, so no client can add
+/// series.
 pub async fn record_metrics(
     State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let route = match request.extensions().get::<MatchedPath>() {
-        Some(matched) => listed(&paths::ALL, matched.as_str()),
-        None => "unmatched",
-    };
+    let route = paths::template_of(request.uri().path()).unwrap_or("unmatched");
     let method = listed(&METHODS, request.method().as_str());
     let response = next.run(request).await;
     metrics.observe_request(

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, shared state, and the layers around them.
 
+mod admission;
 mod data;
 mod docs;
 mod extract;
@@ -23,13 +24,15 @@ use tower_http::trace::TraceLayer;
 
 pub use docs::ApiDoc;
 
+use admission::Admission;
+
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::service::DataService;
 
 /// The route templates, which are also the `route` label of the request
 /// metrics (see [`middleware::record_metrics`]).
-mod paths {
+pub(crate) mod paths {
     pub const HEALTH: &str = "/health";
     pub const READY: &str = "/ready";
     pub const METRICS: &str = "/metrics";
@@ -37,8 +40,29 @@ mod paths {
     pub const CONFIG: &str = "/api/v1/config";
     pub const DATA: &str = "/api/v1/data";
     pub const DATA_KEY: &str = "/api/v1/data/{key}";
-    /// Every route above: a route missing here is counted as `other`.
-    pub const ALL: [&str; 7] = [HEALTH, READY, METRICS, CACHE_TEST, CONFIG, DATA, DATA_KEY];
+    /// Swagger UI and the OpenAPI document, counted under one label.
+    pub const DOCS: &str = "/docs";
+
+    /// The template of the route `path` is served by, as the router matches
+    /// it (a key is one non-empty segment); `None` for the fallback. Known
+    /// from the path alone, so that requests answered before they reach the
+    /// router (time-outs, shed load) are counted under their route too.
+    pub fn template_of(path: &str) -> Option<&'static str> {
+        match path {
+            HEALTH => Some(HEALTH),
+            READY => Some(READY),
+            METRICS => Some(METRICS),
+            CACHE_TEST => Some(CACHE_TEST),
+            CONFIG => Some(CONFIG),
+            DATA => Some(DATA),
+            "/openapi.json" => Some(DOCS),
+            _ if path.starts_with("/docs") => Some(DOCS),
+            _ => path
+                .strip_prefix("/api/v1/data/")
+                .filter(|key| !key.is_empty() && !key.contains('/'))
+                .map(|_| DATA_KEY),
+        }
+    }
 }
 
 /// What `/api/v1/config` may show: nothing secret is ever put in here.
@@ -62,30 +86,39 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
 }
 
+/// Limits on the work one replica takes on at once.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub timeout: Duration,
+    /// Requests to `/api/` being served at once; more are shed with 503.
+    pub max_in_flight: usize,
+    /// Request body bytes being received or processed at once; more are
+    /// shed with 503.
+    pub max_body_bytes_in_flight: u64,
+}
+
 /// The whole application: the routes, inside the layers every request goes
 /// through.
 ///
 /// The layers wrap the router as one service rather than each route
 /// (`Router::layer`): axum boxes a route once per layer, and cloning a
 /// route for a request clones every box inside it: 23 boxed clones per
-/// request, a tenth of the CPU of a cached read. Only the metrics
-/// layer needs the matched route, so only it stays inside.
+/// request, a tenth of the CPU of a cached read.
+///
+/// The metrics layer is outside the time limit and the load shedding, so
+/// that a timed-out or shed request is counted with the status it got.
 pub fn app(
     state: AppState,
-    request_timeout: Duration,
+    limits: RequestLimits,
 ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
 + Clone
 + Send
 + Sync
 + 'static {
-    // JSON escapes can make a body larger than the value it carries; the
-    // value's own limit is checked after parsing, with a clearer message.
-    let body_limit = state
-        .config
-        .max_value_bytes
-        .saturating_mul(2)
-        .saturating_add(64 * 1024);
+    let body_limit = body_limit(state.config.max_value_bytes);
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+    let metrics = state.metrics.clone();
+    let admission = Arc::new(Admission::new(limits, body_limit));
 
     let api = Router::new()
         .route(paths::HEALTH, get(health::health))
@@ -97,10 +130,6 @@ pub fn app(
         .route(paths::DATA_KEY, get(data::read).delete(data::remove))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            middleware::record_metrics,
-        ))
         // One reference count per request instead of one per field.
         .with_state(Arc::new(state));
     let routes = Router::new().merge(docs::swagger_ui()).merge(api);
@@ -115,11 +144,26 @@ pub fn app(
         .layer(PropagateRequestIdLayer::new(x_request_id))
         .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
         .layer(axum::middleware::from_fn_with_state(
-            request_timeout,
+            metrics,
+            middleware::record_metrics,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            admission::admit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.timeout,
             middleware::time_limit,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .service(routes)
+}
+
+/// The largest request body taken for values of up to `max_value_bytes`.
+/// JSON escapes can make a body larger than the value it carries; the
+/// value's own limit is checked after parsing, with a clearer message.
+pub fn body_limit(max_value_bytes: usize) -> usize {
+    max_value_bytes.saturating_mul(2).saturating_add(64 * 1024)
 }
 
 async fn route_not_found(uri: Uri) -> ApiError {

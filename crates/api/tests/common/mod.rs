@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod process;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,11 @@ pub struct Options {
     pub l1_ttl_ms: u64,
     pub pod_name: &'static str,
     pub redis_timeout_ms: u64,
+    pub request_timeout_seconds: u64,
+    pub header_read_timeout_seconds: u64,
+    pub max_requests_in_flight: u64,
+    pub max_body_bytes_in_flight: u64,
+    pub database_max_connections: u32,
 }
 
 impl Options {
@@ -41,6 +48,11 @@ impl Options {
             l1_ttl_ms: 1000,
             pod_name: "test-pod",
             redis_timeout_ms: 200,
+            request_timeout_seconds: 10,
+            header_read_timeout_seconds: 10,
+            max_requests_in_flight: 256,
+            max_body_bytes_in_flight: 16 * 1024 * 1024,
+            database_max_connections: 5,
         }
     }
 }
@@ -81,14 +93,18 @@ pub fn config(
         },
         store: StoreArgs {
             database_url,
-            database_max_connections: 5,
+            database_max_connections: options.database_max_connections,
         },
         cache_ttl_seconds: 3600,
         cache_l1_ttl_ms: options.l1_ttl_ms,
         cache_l1_max_bytes: 16 * 1024 * 1024,
         cache_outbox_retention_seconds: 10,
         max_value_bytes: options.max_value_bytes,
-        request_timeout_seconds: 10,
+        request_timeout_seconds: options.request_timeout_seconds,
+        header_read_timeout_seconds: options.header_read_timeout_seconds,
+        max_connections: 1024,
+        max_requests_in_flight: options.max_requests_in_flight,
+        max_body_bytes_in_flight: options.max_body_bytes_in_flight,
         shutdown_drain_seconds: 0,
     }
 }

@@ -100,6 +100,10 @@ impl StoreOptions {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// One connection of its own for [`Store::ping`], opened on first use:
+    /// a readiness probe must learn whether the store answers, not wait
+    /// behind requests for a connection of the busy pool.
+    probe: AnyPool,
     engine: Engine,
     /// SQLite: the turn to write a record. SQLite lets one connection write
     /// at a time, and a connection that finds the lock taken waits in its
@@ -121,6 +125,11 @@ impl Store {
             .log_statements(log::LevelFilter::Debug)
             .log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(500));
         let mmap_bytes = store_options.sqlite_mmap_bytes;
+        let probe = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
+            .connect_lazy_with(options.clone());
         let pool = AnyPoolOptions::new()
             .max_connections(store_options.max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -159,6 +168,7 @@ impl Store {
         let write_turn = (engine == Engine::Sqlite).then(|| Arc::new(Mutex::new(())));
         Ok(Self {
             pool,
+            probe,
             engine,
             write_turn,
         })
@@ -177,13 +187,15 @@ impl Store {
         self.engine
     }
 
-    /// A trivial query: does the store answer?
+    /// A trivial query on a connection of its own: does the store answer,
+    /// however busy the pool is?
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.probe).await?;
         Ok(())
     }
 
     pub async fn close(&self) {
+        self.probe.close().await;
         self.pool.close().await;
     }
 }
