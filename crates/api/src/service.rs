@@ -1,7 +1,7 @@
 //! Cache-aside over the store: the rules of reading and writing records.
 //!
 //! Reads: L1, then Redis, then the store, filling the levels above with
-//! what was found; concurrent misses of one key share one load. Writes: the
+//! what was found; with L1 on, concurrent misses of one key share one load. Writes: the
 //! store first (the source of truth, with its outbox entry), then Redis,
 //! then this replica's L1 (other replicas' L1 hear of it from Redis). Every
 //! Redis write is version-checked, so the order in which concurrent requests
@@ -15,7 +15,7 @@ use platform::domain::{Key, Record, Ttl};
 use platform::store::{Store, StoreError};
 
 use crate::cache::l1::{LoadError, Loaded, LocalCache, Snapshot, Source};
-use crate::cache::{CacheError, Entry, RedisCache};
+use crate::cache::{CacheError, CacheWrite, Entry, RedisCache};
 use crate::metrics::{Level, Metrics};
 
 /// A record and the level that answered.
@@ -115,6 +115,18 @@ impl DataService {
             }
             return Ok(Some(Served::new(entry, Source::Redis)));
         }
+        if !self.l1_enabled {
+            // Not shared: a load this replica shares may have begun before
+            // another replica's write completed, and without L1 this
+            // replica hears of no other replica's writes, so it could not
+            // tell. With L1 off every read sees every write that completed
+            // before it began, on any replica (docs/api.md).
+            let Some(loaded) = self.load(key, snapshot).await.map_err(StoreError::Shared)? else {
+                return Ok(None);
+            };
+            let source = loaded.source;
+            return Ok(Some(Served::new(Arc::new(loaded), source)));
+        }
         // Boxed: the coalescing future is several kilobytes, and every
         // request's future would carry (and move) it inline, though only
         // Redis misses run it.
@@ -186,11 +198,16 @@ impl DataService {
     /// The second half of a miss: offer what the store returned to Redis,
     /// which keeps whatever is newer.
     pub async fn fill(&self, key: &Key, record: &Record) {
+        self.offer(key, record, CacheWrite::Fill).await;
+    }
+
+    /// Offers `record` to Redis, which keeps whatever is newer.
+    async fn offer(&self, key: &Key, record: &Record, why: CacheWrite) {
         let Some(cache) = &self.cache else {
             return;
         };
-        if let Err(error) = cache.put(key, record, self.clock.now_ms()).await {
-            tracing::debug!(%key, %error, "cache fill skipped");
+        if let Err(error) = cache.put(key, record, self.clock.now_ms(), why).await {
+            tracing::debug!(%key, %error, "cache write skipped");
         }
         // Readers that missed Redis before this fill look again (see `load`).
         self.l1.note_change(key.as_str());
@@ -206,7 +223,7 @@ impl DataService {
     ) -> Result<Record, StoreError> {
         let now_ms = self.clock.now_ms();
         let record = self.store.put(key, value, ttl, now_ms).await?;
-        self.fill(key, &record).await;
+        self.offer(key, &record, CacheWrite::Change).await;
         self.l1.invalidate(key.as_str()).await;
         Ok(record)
     }

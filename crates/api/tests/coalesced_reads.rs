@@ -49,11 +49,14 @@ async fn hold_next_read(app: &TestApp) -> PgConnection {
     admin
 }
 
-/// Waits until a session waits for the gate: the first read is parked.
+/// Waits until a session of this test's database waits for the gate: the
+/// first read is parked. (Advisory locks belong to a database; other tests
+/// park readers in theirs.)
 async fn wait_until_parked(admin: &mut PgConnection) {
     for _ in 0..1500 {
         let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .fetch_one(&mut *admin)
         .await

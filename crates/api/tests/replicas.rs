@@ -262,8 +262,41 @@ async fn replicas_converge_on_the_store_after_random_writes_and_redis_restarts(e
     }
 }
 
+/// Replica A's clock runs a minute ahead of B's. A writes and deletes a
+/// key; B writes it again. B's write must get a version above A's delete,
+/// or the delete's tombstone in Redis refuses to cache it for a minute.
+async fn a_key_recreated_through_a_replica_whose_clock_is_behind_is_cached(engine: Engine) {
+    let ahead = spawn_app(Options::new(engine)).await;
+    let behind = spawn_replica(&ahead, "behind").await;
+    ahead.clock.advance(Duration::from_secs(60));
+
+    ahead.put("skewed", "first", None).await;
+    assert_eq!(ahead.delete("skewed").await, 204);
+    let written = behind.put("skewed", "again", None).await;
+    let (_, first_read) = behind.get("skewed").await;
+    let (_, second_read) = behind.get("skewed").await;
+    assert_eq!(second_read["value"], "again");
+    assert_eq!(
+        second_read["cached"], true,
+        "written {written}, then read {first_read} and {second_read}"
+    );
+    let mut redis = ahead.redis_connection().await;
+    let cached: Option<String> = redis::cmd("GET")
+        .arg("cache:skewed")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(
+        cached
+            .as_deref()
+            .is_some_and(|entry| entry.ends_with(" again")),
+        "{cached:?}"
+    );
+}
+
 testkit::on_both_engines!(
     Engine;
+    a_key_recreated_through_a_replica_whose_clock_is_behind_is_cached,
     a_write_on_one_replica_is_seen_on_the_other_within_milliseconds,
     a_thousand_concurrent_reads_of_a_cold_key_read_the_store_once,
     replicas_converge_on_the_store_after_random_writes_and_redis_restarts,

@@ -1,11 +1,13 @@
 //! Test-only helpers that start real servers: a `redis-server` per test
 //! (own port, own data directory, killable and restartable), a fresh
-//! PostgreSQL database per test, and a Prometheus Pushgateway.
+//! PostgreSQL database per test, and a Prometheus Pushgateway; and the
+//! history checker for the data path ([`history`]).
 //!
 //! Nothing here mocks anything. A missing `redis-server` binary or an unset
 //! `TEST_POSTGRES_URL` makes the test fail with a message saying how to fix
 //! it (`scripts/test` sets everything up); it never skips.
 
+pub mod history;
 mod postgres;
 mod pushgateway;
 mod redis_server;

@@ -50,6 +50,32 @@ pub enum CacheError {
     Redis(#[from] redis::RedisError),
 }
 
+/// Why a value is written to Redis, which decides whether the write is
+/// tried while Redis is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheWrite {
+    /// A read filling the cache: skipped while Redis is down, so that reads
+    /// never wait on it.
+    Fill,
+    /// A change's write-through or tombstone: tried even while this replica
+    /// holds Redis down. Another replica may already have seen Redis back
+    /// and read from it; a change that skipped Redis would be served stale
+    /// there until this replica repairs Redis from the outbox. Against a
+    /// Redis that refuses connections the try fails at once; against one
+    /// that does not answer it waits `REDIS_TIMEOUT_MS`.
+    Change,
+}
+
+impl CacheWrite {
+    /// The least state in which the write is sent.
+    fn needs(self) -> u8 {
+        match self {
+            Self::Fill => WRITES_ONLY,
+            Self::Change => DOWN,
+        }
+    }
+}
+
 /// The Redis cache level.
 #[derive(Debug)]
 pub struct RedisCache {
@@ -112,7 +138,13 @@ impl RedisCache {
     /// Caches `record` unless Redis already holds a newer version of `key`.
     /// Returns whether it was written. Records that have lapsed at `now_ms`
     /// are not cached.
-    pub async fn put(&self, key: &Key, record: &Record, now_ms: i64) -> Result<bool, CacheError> {
+    pub async fn put(
+        &self,
+        key: &Key,
+        record: &Record,
+        now_ms: i64,
+        why: CacheWrite,
+    ) -> Result<bool, CacheError> {
         let remaining = record
             .expires_at_ms
             .map(|expires| u64::try_from(expires.saturating_sub(now_ms)).unwrap_or(0));
@@ -121,8 +153,15 @@ impl RedisCache {
             return Ok(false);
         }
         let entry = entry::encode_live(record);
-        self.set_unless_newer(CacheOperation::Set, key, record.version, entry, ttl_ms)
-            .await
+        self.set_unless_newer(
+            CacheOperation::Set,
+            why.needs(),
+            key,
+            record.version,
+            entry,
+            ttl_ms,
+        )
+        .await
     }
 
     /// After a delete: refuse every version below `floor` for a while, so
@@ -131,6 +170,7 @@ impl RedisCache {
         let entry = entry::encode_tombstone(floor);
         self.set_unless_newer(
             CacheOperation::Del,
+            CacheWrite::Change.needs(),
             key,
             floor,
             entry,
@@ -142,13 +182,14 @@ impl RedisCache {
     async fn set_unless_newer(
         &self,
         operation: CacheOperation,
+        needs: u8,
         key: &Key,
         version: i64,
         entry: String,
         ttl_ms: u64,
     ) -> Result<bool, CacheError> {
         let cache_key = cache_key(key.as_str());
-        self.run(operation, WRITES_ONLY, |mut connection| async move {
+        self.run(operation, needs, |mut connection| async move {
             scripts::SET_UNLESS_NEWER
                 .key(cache_key)
                 .arg(version)
@@ -197,7 +238,8 @@ impl RedisCache {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
-        if self.state.load(Ordering::Acquire) < needs {
+        let state = self.state.load(Ordering::Acquire);
+        if state < needs {
             return Err(CacheError::Unusable);
         }
         let started = Instant::now();
@@ -205,7 +247,14 @@ impl RedisCache {
         self.metrics
             .observe_cache_operation(operation, started.elapsed().as_secs_f64());
         let error = match outcome {
-            Ok(Ok(value)) => return Ok(value),
+            Ok(Ok(value)) => {
+                if state == DOWN {
+                    // Redis answers again: repair it now, not on the next
+                    // tick.
+                    self.trouble.notify_one();
+                }
+                return Ok(value);
+            }
             Ok(Err(error)) => CacheError::Redis(error),
             Err(_) => CacheError::Timeout(self.timeout),
         };

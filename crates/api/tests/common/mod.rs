@@ -146,10 +146,16 @@ pub async fn spawn_app(options: Options) -> TestApp {
 pub async fn spawn_replica(first: &TestApp, pod_name: &'static str) -> TestApp {
     let mut options = Options::new(Engine::Sqlite);
     options.pod_name = pod_name;
+    spawn_replica_with(first, &options).await
+}
+
+/// Another replica of `first` with `options` (its engine, Redis and
+/// password are `first`'s).
+pub async fn spawn_replica_with(first: &TestApp, options: &Options) -> TestApp {
     let config = config(
         first.database_url.clone(),
         first.redis.as_ref().map(|server| (server, None)),
-        &options,
+        options,
     );
     start(config, first.database_url.clone(), None, None, None).await
 }
@@ -162,6 +168,7 @@ async fn start(
     sqlite_dir: Option<tempfile::TempDir>,
 ) -> TestApp {
     let has_redis = config.redis.redis_host.is_some();
+    let l1_enabled = config.cache_l1_ttl_ms > 0;
     let clock = ManualClock::default();
     let application = Application::build(config, Arc::new(clock.clone()))
         .await
@@ -189,7 +196,9 @@ async fn start(
     };
     if has_redis {
         app.wait_for_redis(true).await;
-        app.wait_for_l1_armed().await;
+        if l1_enabled {
+            app.wait_for_l1_armed().await;
+        }
     }
     app
 }

@@ -61,12 +61,14 @@ where
             Ok(result) => result?,
             Err(_) => return Err(ReplayError::Timeout(page_timeout)),
         }
-        for entry in page
+        // The statement checks the age again; leaving the young entries out
+        // keeps their parameters out of it.
+        let aged: Vec<OutboxEntry> = page
             .iter()
             .filter(|entry| entry.written_at_ms < window.remove_before_ms)
-        {
-            store.outbox_remove(entry, window.remove_before_ms).await?;
-        }
+            .cloned()
+            .collect();
+        store.outbox_remove(&aged, window.remove_before_ms).await?;
         *applied += page.len() as u64;
         if page.len() < PAGE_SIZE as usize {
             return Ok(None);

@@ -6,7 +6,8 @@ use std::ops::ControlFlow;
 
 use sqlx::AssertSqlSafe;
 
-use super::{Engine, Store, StoreError};
+use super::records::DELETED_MARKER_LIFE_MS;
+use super::{Store, StoreError};
 
 /// One bounded transaction: at most `$2` expired rows.
 ///
@@ -16,12 +17,18 @@ use super::{Engine, Store, StoreError};
 /// `WHERE` only, once its lock is free. Without the outer check it was
 /// re-checked against `key IN (...)` alone and deleted: the client had its
 /// 201 and then read 404. SQLite runs the statement alone, but shares it.
+///
+/// A delete's marker row (`expires_at_ms` 0) goes once `updated_at_ms` is
+/// `$3` old: until then it keeps the key's next version above the deleted
+/// one (`records.rs`).
 const DELETE_EXPIRED_BATCH: &str = "\
 DELETE FROM records
 WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1
+  AND (expires_at_ms > 0 OR updated_at_ms <= $1 - $3)
   AND key IN (
     SELECT key FROM records
     WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1
+      AND (expires_at_ms > 0 OR updated_at_ms <= $1 - $3)
     LIMIT $2)";
 
 /// One page of live keys after `$1`, in key order, joined by `$3` into a
@@ -43,16 +50,19 @@ const LIVE_KEYS_PER_PAGE: usize = 10_000;
 const KEY_SEPARATOR: &str = "\n";
 
 const COUNT_EXPIRED: &str = "\
-SELECT COUNT(*) FROM records WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1";
+SELECT COUNT(*) FROM records
+WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1
+  AND (expires_at_ms > 0 OR updated_at_ms <= $1 - $2)";
 
 impl Store {
-    /// Deletes up to `limit` records that expired at or before `now_ms`;
-    /// returns how many it deleted. Call again until it returns less than
-    /// `limit`.
+    /// Deletes up to `limit` records that expired at or before `now_ms`
+    /// (and deleted records' markers past their life); returns how many it
+    /// deleted. Call again until it returns less than `limit`.
     pub async fn delete_expired_batch(&self, now_ms: i64, limit: u32) -> Result<u64, StoreError> {
         let done = sqlx::query(DELETE_EXPIRED_BATCH)
             .bind(now_ms)
             .bind(i64::from(limit))
+            .bind(DELETED_MARKER_LIFE_MS)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
@@ -62,6 +72,7 @@ impl Store {
     pub async fn count_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar(COUNT_EXPIRED)
             .bind(now_ms)
+            .bind(DELETED_MARKER_LIFE_MS)
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(count).unwrap_or(0))
@@ -81,21 +92,16 @@ impl Store {
         }
         // WITH batch(key) AS (VALUES (..), (..)) is understood by both
         // engines, and lets the database answer with the few dead keys
-        // instead of every live one. SQLite gets anonymous `?` parameters:
-        // it looks named ones up by a linear search, which for a few hundred
-        // parameters costs more than the query.
-        let placeholder = |n: usize| match self.engine {
-            Engine::Sqlite => "?".to_owned(),
-            Engine::Postgres => format!("${n}"),
-        };
+        // instead of every live one.
+        let mut placeholders = self.placeholders();
         let mut sql = String::with_capacity(96 + keys.len() * 8);
         sql.push_str("WITH batch(key) AS (VALUES ");
-        for n in 1..=keys.len() {
-            if n > 1 {
+        for n in 0..keys.len() {
+            if n > 0 {
                 sql.push_str(", ");
             }
             sql.push('(');
-            sql.push_str(&placeholder(n));
+            sql.push_str(&placeholders.next_one());
             sql.push(')');
         }
         sql.push_str(
@@ -103,7 +109,7 @@ impl Store {
              SELECT 1 FROM records WHERE records.key = batch.key \
              AND (records.expires_at_ms IS NULL OR records.expires_at_ms > ",
         );
-        sql.push_str(&placeholder(keys.len() + 1));
+        sql.push_str(&placeholders.next_one());
         sql.push_str("))");
         // Only placeholders are generated; every value is bound, in the
         // order the placeholders appear.

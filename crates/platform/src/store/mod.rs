@@ -187,6 +187,14 @@ impl Store {
         self.engine
     }
 
+    /// Numbered parameters for a statement built at run time.
+    fn placeholders(&self) -> Placeholders {
+        Placeholders {
+            engine: self.engine,
+            count: 0,
+        }
+    }
+
     /// A trivial query on a connection of its own: does the store answer,
     /// however busy the pool is?
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -197,6 +205,26 @@ impl Store {
     pub async fn close(&self) {
         self.probe.close().await;
         self.pool.close().await;
+    }
+}
+
+/// The parameters of a statement with a run-time number of them, in the
+/// order they appear. SQLite gets anonymous `?`: it looks named ones up by a
+/// linear search, which for a few hundred parameters costs more than the
+/// query. PostgreSQL gets `$1`, `$2`...
+#[derive(Debug)]
+struct Placeholders {
+    engine: Engine,
+    count: usize,
+}
+
+impl Placeholders {
+    fn next_one(&mut self) -> String {
+        self.count += 1;
+        match self.engine {
+            Engine::Sqlite => "?".to_owned(),
+            Engine::Postgres => format!("${}", self.count),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, outbox};
+use crate::cache::TOMBSTONE_TTL;
 use crate::domain::{Key, Record, Ttl};
 
 /// Versions are microseconds of the writer's clock, or one more than the
@@ -25,10 +26,22 @@ const SELECT_LIVE: &str = "\
 SELECT value, version, updated_at_ms, expires_at_ms FROM records
 WHERE key = $1 AND (expires_at_ms IS NULL OR expires_at_ms > $2)";
 
+/// A delete keeps the row as a marker: no value, `expires_at_ms` 0 (lapsed
+/// for every clock), and a version one above the deleted record's. A write
+/// of the key that follows then takes a version above it through the
+/// upsert's `previous + 1`, whatever the writer's clock says; a row deleted
+/// outright would leave the next write the writer's clock alone, and a
+/// clock behind gave a version the cache's tombstone refused. The cleanup
+/// job reclaims markers once that tombstone has lapsed
+/// ([`DELETED_MARKER_LIFE_MS`]).
 const DELETE_LIVE: &str = "\
-DELETE FROM records
+UPDATE records SET value = '', version = version + 1, updated_at_ms = $2, expires_at_ms = 0
 WHERE key = $1 AND (expires_at_ms IS NULL OR expires_at_ms > $2)
 RETURNING version";
+
+/// How long a delete's marker row outlives the delete: as long as the
+/// cache's tombstone of it, whose version it carries on.
+pub const DELETED_MARKER_LIFE_MS: i64 = TOMBSTONE_TTL.as_millis() as i64;
 
 impl Store {
     /// The live record under `key` at `now_ms`, if any. Expired records are
@@ -82,7 +95,8 @@ impl Store {
 
     /// Deletes the live record under `key`. Returns the version the cache
     /// must not go below from now on (one above the deleted record's), or
-    /// `None` when there was no live record.
+    /// `None` when there was no live record. The row stays behind as a
+    /// marker that keeps the key's versions growing (see `DELETE_LIVE`).
     pub async fn delete(&self, key: &Key, now_ms: i64) -> Result<Option<i64>, StoreError> {
         let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
@@ -91,10 +105,9 @@ impl Store {
             .bind(now_ms)
             .fetch_optional(&mut *transaction)
             .await?;
-        let Some(deleted) = deleted else {
+        let Some(floor) = deleted else {
             return Ok(None);
         };
-        let floor = deleted.saturating_add(1);
         outbox::note(&mut transaction, key, floor, now_ms).await?;
         transaction.commit().await?;
         Ok(Some(floor))

@@ -1,0 +1,412 @@
+//! A history checker for a key-value service: record every operation's
+//! invocation, completion and result under concurrency and faults, then
+//! check the history against the consistency contract, without knowing how
+//! the service could break it.
+//!
+//! The contract (`docs/api.md`, "Consistency"):
+//! - a read returns a value some write of that key wrote, and that write
+//!   had begun before the read completed (nothing invented);
+//! - a read never returns a value that a later change of its key had
+//!   replaced before the read began, nor 404 when a write had completed
+//!   before the read began and no delete could have come between (no stale
+//!   read). This holds strictly on the replica that served the change, and
+//!   everywhere once `cross_replica_bound` has passed since the change
+//!   completed;
+//! - after the run, the store holds for every key the value of a last
+//!   completed change (no lost write).
+//!
+//! Values must be unique per write: a value names the write that made it.
+//! A change that failed (a 5xx, a time-out, a reset connection) may still
+//! have taken effect at any later time; it counts as a change that never
+//! completes, which only ever excuses reads, never convicts them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What an operation did, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A write acknowledged (201) with this value.
+    Written(String),
+    /// A delete acknowledged (204).
+    Deleted,
+    /// A read that found this value (200).
+    Read(String),
+    /// A read or delete that found nothing (404).
+    NotFound,
+    /// A write or delete whose result is unknown (5xx, time-out, reset).
+    Unknown { write: Option<String> },
+    /// A read that failed (5xx, time-out): nothing to check.
+    ReadFailed,
+}
+
+/// One operation of one client.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub key: String,
+    /// Which replica served it.
+    pub replica: usize,
+    /// Since the start of the run.
+    pub invoked: Duration,
+    pub completed: Duration,
+    pub outcome: Outcome,
+}
+
+/// A change of a key that may have taken effect.
+#[derive(Debug, Clone)]
+struct Change<'a> {
+    /// `None` for a delete.
+    value: Option<&'a str>,
+    replica: usize,
+    invoked: Duration,
+    /// `None` when it never completed: it may take effect at any time.
+    completed: Option<Duration>,
+}
+
+impl Change<'_> {
+    /// Completed before `at`, counting `slack` for a reader on another
+    /// replica.
+    fn completed_before(&self, at: Duration, reader: usize, slack: Duration) -> bool {
+        let slack = if reader == self.replica {
+            Duration::ZERO
+        } else {
+            slack
+        };
+        self.completed.is_some_and(|done| done + slack < at)
+    }
+
+    /// Began after `other` completed: certainly later.
+    fn follows(&self, other: &Change<'_>) -> bool {
+        other.completed.is_some_and(|done| self.invoked > done)
+    }
+}
+
+/// What a check found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub operations: usize,
+    pub reads_checked: usize,
+    pub violations: Vec<String>,
+    /// For reads on another replica than the change they missed: how long
+    /// after the change completed they still saw the older state.
+    pub cross_replica_windows: Vec<Duration>,
+}
+
+impl Report {
+    pub fn largest_window(&self) -> Duration {
+        self.cross_replica_windows
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The 99th percentile of the cross-replica windows seen.
+    pub fn window_p99(&self) -> Duration {
+        let mut windows = self.cross_replica_windows.clone();
+        windows.sort_unstable();
+        windows
+            .get((windows.len() * 99).div_ceil(100).saturating_sub(1))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Checks `history` against the contract. `cross_replica_bound` is how long
+/// another replica may still show the previous state (zero: never).
+pub fn check(history: &[Operation], cross_replica_bound: Duration) -> Report {
+    let mut by_key: HashMap<&str, Vec<&Operation>> = HashMap::new();
+    for operation in history {
+        by_key.entry(&operation.key).or_default().push(operation);
+    }
+    let mut report = Report {
+        operations: history.len(),
+        ..Report::default()
+    };
+    for (key, operations) in by_key {
+        let changes = changes_of(&operations);
+        for read in &operations {
+            let found = match &read.outcome {
+                Outcome::Read(value) => Some(value.as_str()),
+                Outcome::NotFound => None,
+                _ => continue,
+            };
+            report.reads_checked += 1;
+            check_read(key, read, found, &changes, cross_replica_bound, &mut report);
+        }
+    }
+    report
+}
+
+fn changes_of<'a>(operations: &[&'a Operation]) -> Vec<Change<'a>> {
+    operations
+        .iter()
+        .filter_map(|operation| {
+            let (value, completed) = match &operation.outcome {
+                Outcome::Written(value) => (Some(value.as_str()), Some(operation.completed)),
+                Outcome::Deleted => (None, Some(operation.completed)),
+                Outcome::Unknown { write } => (write.as_deref(), None),
+                _ => return None,
+            };
+            Some(Change {
+                value,
+                replica: operation.replica,
+                invoked: operation.invoked,
+                completed,
+            })
+        })
+        .collect()
+}
+
+fn check_read(
+    key: &str,
+    read: &Operation,
+    found: Option<&str>,
+    changes: &[Change<'_>],
+    bound: Duration,
+    report: &mut Report,
+) {
+    let at = read.invoked;
+    let what = || {
+        format!(
+            "{key}: read on replica {} during {:?}..{:?} returned {found:?}",
+            read.replica, read.invoked, read.completed
+        )
+    };
+    // The changes the read may have seen: for a value, its write; for a
+    // 404, any delete (or none: the key may never have been written).
+    let sources: Vec<&Change<'_>> = match found {
+        Some(value) => {
+            let writes: Vec<_> = changes
+                .iter()
+                .filter(|change| change.value == Some(value))
+                .collect();
+            if writes.is_empty() {
+                report
+                    .violations
+                    .push(format!("{}: no write wrote it", what()));
+                return;
+            }
+            if writes.iter().all(|write| write.invoked > read.completed) {
+                report
+                    .violations
+                    .push(format!("{}: written only after the read", what()));
+                return;
+            }
+            writes
+        }
+        None => changes
+            .iter()
+            .filter(|change| change.value.is_none() && change.invoked < read.completed)
+            .collect(),
+    };
+    // Stale: every state the read could show had been replaced, before the
+    // read began, by a change that certainly came after it.
+    let replaced = |source: Option<&Change<'_>>, slack: Duration| {
+        changes.iter().any(|change| {
+            change.completed_before(at, read.replica, slack)
+                && source.is_none_or(|source| change.follows(source))
+                && (found.is_some() || change.value.is_some())
+        })
+    };
+    let stale = |slack: Duration| {
+        if sources.is_empty() {
+            // A 404 with no delete to explain it: stale once any write had
+            // completed before the read.
+            replaced(None, slack)
+        } else {
+            sources.iter().all(|source| replaced(Some(source), slack))
+        }
+    };
+    if stale(bound) {
+        // Name the newest change the read missed, to start the search.
+        let missed = changes
+            .iter()
+            .filter(|change| change.completed_before(at, read.replica, bound))
+            .max_by_key(|change| change.completed)
+            .map(|change| {
+                format!(
+                    "{:?} by replica {} during {:?}..{:?}",
+                    change.value, change.replica, change.invoked, change.completed
+                )
+            });
+        report.violations.push(format!(
+            "{}: stale; the newest change completed before it: {}",
+            what(),
+            missed.unwrap_or_default()
+        ));
+    } else if stale(Duration::ZERO) {
+        // Stale only by the cross-replica allowance: note how long after
+        // the newest change it missed the read began.
+        let newest = changes
+            .iter()
+            .filter(|change| change.replica != read.replica)
+            .filter_map(|change| change.completed.filter(|done| *done < at))
+            .max()
+            .unwrap_or_default();
+        report.cross_replica_windows.push(at.saturating_sub(newest));
+    }
+}
+
+/// Checks the final state after the run: `stored` is what the store (or a
+/// replica) holds for each key of `history` (`None`: nothing). It must be
+/// the state left by a change that no other change certainly followed.
+pub fn check_final(history: &[Operation], stored: &HashMap<String, Option<String>>) -> Vec<String> {
+    let mut by_key: HashMap<&str, Vec<&Operation>> = HashMap::new();
+    for operation in history {
+        by_key.entry(&operation.key).or_default().push(operation);
+    }
+    let mut violations = Vec::new();
+    for (key, operations) in by_key {
+        let changes = changes_of(&operations);
+        if changes.is_empty() {
+            continue;
+        }
+        let last: Vec<Option<&str>> = changes
+            .iter()
+            .filter(|change| !changes.iter().any(|other| other.follows(change)))
+            .map(|change| change.value)
+            .collect();
+        let held = stored.get(key).cloned().flatten();
+        if !last.contains(&held.as_deref()) {
+            violations.push(format!(
+                "{key}: holds {held:?} after the run; the last changes left one of {last:?}"
+            ));
+        }
+    }
+    violations
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(key: &str, replica: usize, from: u64, to: u64, outcome: Outcome) -> Operation {
+        Operation {
+            key: key.into(),
+            replica,
+            invoked: Duration::from_millis(from),
+            completed: Duration::from_millis(to),
+            outcome,
+        }
+    }
+
+    fn written(value: &str) -> Outcome {
+        Outcome::Written(value.into())
+    }
+
+    fn read(value: &str) -> Outcome {
+        Outcome::Read(value.into())
+    }
+
+    const NO_SLACK: Duration = Duration::ZERO;
+
+    #[test]
+    fn a_history_that_keeps_the_contract_passes() {
+        let history = [
+            op("k", 0, 0, 10, written("a")),
+            op("k", 0, 20, 30, read("a")),
+            op("k", 1, 25, 40, written("b")),
+            // Overlaps the write of b: either value will do.
+            op("k", 0, 35, 45, read("a")),
+            op("k", 0, 50, 60, read("b")),
+            op("k", 1, 70, 80, Outcome::Deleted),
+            op("k", 0, 90, 95, Outcome::NotFound),
+            op("never", 0, 0, 5, Outcome::NotFound),
+        ];
+        let report = check(&history, NO_SLACK);
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
+        assert_eq!(report.reads_checked, 5);
+        let stored = HashMap::from([("k".to_owned(), None)]);
+        assert!(check_final(&history, &stored).is_empty());
+    }
+
+    #[test]
+    fn stale_invented_and_future_reads_are_caught() {
+        let cases = [
+            // The value written before a completed overwrite.
+            vec![
+                op("k", 0, 0, 10, written("a")),
+                op("k", 0, 20, 30, written("b")),
+                op("k", 0, 40, 50, read("a")),
+            ],
+            // A value nobody wrote.
+            vec![op("k", 0, 0, 10, read("x"))],
+            // A value written only after the read completed.
+            vec![
+                op("k", 0, 0, 10, read("a")),
+                op("k", 0, 20, 30, written("a")),
+            ],
+            // 404 after a completed write, no delete anywhere.
+            vec![
+                op("k", 0, 0, 10, written("a")),
+                op("k", 1, 20, 30, Outcome::NotFound),
+            ],
+            // The deleted value after the delete completed.
+            vec![
+                op("k", 0, 0, 10, written("a")),
+                op("k", 0, 20, 30, Outcome::Deleted),
+                op("k", 0, 40, 50, read("a")),
+            ],
+            // 404 from a delete that a completed write followed.
+            vec![
+                op("k", 0, 0, 10, Outcome::Deleted),
+                op("k", 0, 20, 30, written("a")),
+                op("k", 0, 40, 50, Outcome::NotFound),
+            ],
+        ];
+        for history in cases {
+            let report = check(&history, NO_SLACK);
+            assert_eq!(report.violations.len(), 1, "{history:#?}");
+        }
+    }
+
+    #[test]
+    fn another_replica_may_lag_within_the_bound_only() {
+        let history = [
+            op("k", 0, 0, 10, written("a")),
+            op("k", 0, 20, 30, written("b")),
+            // Replica 1, 5 ms after b completed: within a 50 ms bound.
+            op("k", 1, 35, 40, read("a")),
+            // Replica 1, 90 ms after: beyond it.
+            op("k", 1, 120, 125, read("a")),
+            // Replica 0 itself: never.
+            op("k", 0, 31, 33, read("a")),
+        ];
+        let report = check(&history, Duration::from_millis(50));
+        assert_eq!(report.violations.len(), 2, "{:?}", report.violations);
+        assert_eq!(report.largest_window(), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_change_of_unknown_outcome_excuses_but_never_convicts() {
+        let history = [
+            op("k", 0, 0, 10, written("a")),
+            op(
+                "k",
+                0,
+                20,
+                30,
+                Outcome::Unknown {
+                    write: Some("b".into()),
+                },
+            ),
+            op("k", 0, 40, 50, read("a")),
+            op("k", 0, 60, 70, read("b")),
+            op("k", 0, 80, 90, read("a")),
+        ];
+        assert!(check(&history, NO_SLACK).violations.is_empty());
+    }
+
+    #[test]
+    fn a_lost_write_is_caught_after_the_run() {
+        let history = [
+            op("k", 0, 0, 10, written("a")),
+            op("k", 1, 20, 30, written("b")),
+        ];
+        let lost = HashMap::from([("k".to_owned(), Some("a".to_owned()))]);
+        assert_eq!(check_final(&history, &lost).len(), 1);
+        let kept = HashMap::from([("k".to_owned(), Some("b".to_owned()))]);
+        assert!(check_final(&history, &kept).is_empty());
+    }
+}
