@@ -9,7 +9,6 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::process::{Running, read_response, serving};
@@ -68,20 +67,6 @@ fn requests_total(running: &Running, labels: &str) -> u64 {
         .map_or(0, |value| value.trim().parse().unwrap())
 }
 
-/// Starts a POST that announces a body and sends only its start; the
-/// request then holds its slot until the time limit.
-fn stalled_post(running: &Running) -> TcpStream {
-    let mut stalled = running.connect();
-    write!(
-        stalled,
-        "POST /api/v1/data HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: 100\r\nConnection: close\r\n\r\n{{\"key\":"
-    )
-    .unwrap();
-    stalled.flush().unwrap();
-    stalled
-}
-
 #[test]
 fn a_timed_out_request_is_counted_with_its_408() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,7 +77,7 @@ fn a_timed_out_request_is_counted_with_its_408() {
     );
     let labels = r#"method="POST",route="/api/v1/data",status="408""#;
     assert_eq!(requests_total(&running, labels), 0);
-    let (status, body) = read_response(&mut stalled_post(&running));
+    let (status, body) = read_response(&mut running.stalled_post());
     assert_eq!(status, 408, "{body}");
     assert_eq!(requests_total(&running, labels), 1);
 }
@@ -106,7 +91,7 @@ fn past_the_requests_in_flight_the_api_sheds_with_503_and_retry_after() {
             .env("REQUEST_TIMEOUT_SECONDS", "5")
             .env("SHUTDOWN_DRAIN_SECONDS", "0"),
     );
-    let held = [stalled_post(&running), stalled_post(&running)];
+    let held = [running.stalled_post(), running.stalled_post()];
     std::thread::sleep(Duration::from_millis(300));
 
     let mut third = running.connect();

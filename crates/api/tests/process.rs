@@ -173,13 +173,7 @@ fn a_request_over_the_time_limit_gets_a_json_408() {
             .env("SHUTDOWN_DRAIN_SECONDS", "0"),
     );
     // A client that announces a body and never finishes sending it.
-    let mut stalled = running.connect();
-    write!(
-        stalled,
-        "POST /api/v1/data HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: 100\r\nConnection: close\r\n\r\n{{\"key\":"
-    )
-    .unwrap();
+    let mut stalled = running.stalled_post();
     let (status, body) = read_response(&mut stalled);
     assert_eq!(status, 408, "{body}");
     assert!(body.contains(r#""code":"request_timeout""#), "{body}");

@@ -233,12 +233,7 @@ async fn metrics_accumulate_in_a_real_pushgateway() {
     common::many_stale_keys(&fixture, 7).await;
     assert_eq!(fixture.run(&[("PUSHGATEWAY_URL", &url)]).code, Some(0));
 
-    let exposition = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exposition = exposition(&url).await;
     let sample = |name: &str| -> f64 {
         exposition
             .lines()
@@ -252,6 +247,16 @@ async fn metrics_accumulate_in_a_real_pushgateway() {
     assert_eq!(sample("cleanup_records_deleted_total"), 1.0);
     assert!(sample("cleanup_job_duration_seconds") > 0.0);
     assert!(sample("cleanup_job_last_success_timestamp_seconds") > 1.7e9);
+}
+
+/// What the Pushgateway at `url` exposes now.
+async fn exposition(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -278,12 +283,7 @@ async fn a_total_the_job_cannot_have_pushed_is_a_clear_error_not_a_crash() {
         run.output
     );
     // The group is left as it was, for a person to look at.
-    let exposition = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exposition = exposition(&url).await;
     assert!(exposition.contains("1e+30"), "{exposition}");
 }
 

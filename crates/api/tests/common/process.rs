@@ -117,6 +117,20 @@ impl Running {
         read_response(&mut stream)
     }
 
+    /// Starts a POST that announces a body and sends only its start: the
+    /// request holds its slot until the time limit.
+    pub fn stalled_post(&self) -> TcpStream {
+        let mut stalled = self.connect();
+        write!(
+            stalled,
+            "POST /api/v1/data HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\nConnection: close\r\n\r\n{{\"key\":"
+        )
+        .unwrap();
+        stalled.flush().unwrap();
+        stalled
+    }
+
     pub fn wait(&mut self) -> (Option<i32>, Vec<String>) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {

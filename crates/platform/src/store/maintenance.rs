@@ -96,14 +96,7 @@ impl Store {
         let mut placeholders = self.placeholders();
         let mut sql = String::with_capacity(96 + keys.len() * 8);
         sql.push_str("WITH batch(key) AS (VALUES ");
-        for n in 0..keys.len() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            sql.push_str(&placeholders.next_one());
-            sql.push(')');
-        }
+        placeholders.push_rows(&mut sql, keys.len(), 1);
         sql.push_str(
             ") SELECT batch.key FROM batch WHERE NOT EXISTS (\
              SELECT 1 FROM records WHERE records.key = batch.key \

@@ -226,6 +226,21 @@ impl Placeholders {
             Engine::Postgres => format!("${}", self.count),
         }
     }
+
+    /// Appends `rows` rows of `columns` parameters each to `sql`, as the
+    /// body of a `VALUES` list: `(?, ?), (?, ?)`.
+    fn push_rows(&mut self, sql: &mut String, rows: usize, columns: usize) {
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for column in 0..columns {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&self.next_one());
+            }
+            sql.push(')');
+        }
+    }
 }
 
 /// SQLite opens an existing file only unless told otherwise; the embedded

@@ -100,16 +100,7 @@ impl Store {
         let mut sql = String::with_capacity(96 + entries.len() * 16);
         sql.push_str("DELETE FROM cache_outbox WHERE (key, version) IN (VALUES ");
         let mut placeholders = self.placeholders();
-        for n in 0..entries.len() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            sql.push_str(&placeholders.next_one());
-            sql.push_str(", ");
-            sql.push_str(&placeholders.next_one());
-            sql.push(')');
-        }
+        placeholders.push_rows(&mut sql, entries.len(), 2);
         sql.push_str(") AND written_at_ms < ");
         sql.push_str(&placeholders.next_one());
         // Only placeholders are generated; every value is bound, in the
