@@ -50,8 +50,8 @@ pub struct PodLabels {
 }
 
 /// Static strings, so that counting a request allocates nothing: the
-/// method is one of a fixed set and the route one of the route templates
-/// (`routes/mod.rs`), `unmatched` or `other`.
+/// method is one of a fixed set or `other`, and the route one of the route
+/// templates (`routes/mod.rs`, `/docs` for Swagger UI) or `unmatched`.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub method: &'static str,
