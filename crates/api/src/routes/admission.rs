@@ -1,7 +1,15 @@
+//! Admission and the time limit of every request, in one layer (each
+//! `from_fn` layer costs a request about a microsecond).
+//!
 //! Load shedding: a replica takes on a bounded number of API requests and
 //! request-body bytes at once, and answers the rest at once with 503 and
 //! `Retry-After` instead of queueing them until memory or the time limit
 //! runs out.
+//!
+//! The time limit: 408 (our JSON error) when a request takes longer than
+//! `REQUEST_TIMEOUT_SECONDS`. Dropping the handler's future cancels its
+//! work; the store and cache operations it was running are each atomic, so
+//! nothing is left half done.
 //!
 //! Bodies are bounded apart from requests because they are what costs
 //! memory: a write's body is buffered, parsed into a value and passed on to
@@ -15,6 +23,7 @@
 //! client would see a reset instead of the 503.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::HttpBody as _;
@@ -22,48 +31,86 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
-use tokio::sync::Semaphore;
 
 use super::RequestLimits;
 use crate::error::ApiError;
 
-/// Body bytes are counted in KiB: a semaphore counts in `u32`s.
-const UNIT: u64 = 1024;
+/// A count of something in flight with a ceiling. Not tokio's semaphore:
+/// nothing waits here, and its release takes a mutex, which every request
+/// would then contend for.
+#[derive(Debug)]
+struct Budget {
+    used: AtomicU64,
+    limit: u64,
+}
+
+impl Budget {
+    fn new(limit: u64) -> Self {
+        Self {
+            used: AtomicU64::new(0),
+            limit,
+        }
+    }
+
+    /// Takes `amount`, or `None` when it would go over the limit.
+    fn take(&self, amount: u64) -> Option<Taken<'_>> {
+        let before = self.used.fetch_add(amount, Ordering::AcqRel);
+        if before.saturating_add(amount) > self.limit {
+            self.used.fetch_sub(amount, Ordering::AcqRel);
+            return None;
+        }
+        Some(Taken {
+            budget: self,
+            amount,
+        })
+    }
+}
+
+/// What a request took from a [`Budget`], given back when dropped.
+#[derive(Debug)]
+struct Taken<'a> {
+    budget: &'a Budget,
+    amount: u64,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.amount, Ordering::AcqRel);
+    }
+}
 
 #[derive(Debug)]
 pub struct Admission {
-    requests: Semaphore,
-    body_units: Semaphore,
+    requests: Budget,
+    body_bytes: Budget,
     /// What a body of unknown length may grow to (the body limit).
     body_limit: u64,
-    /// How long a shed request's body may take to arrive.
-    drain_timeout: Duration,
+    /// How long a request may take; also how long a shed request's body
+    /// may take to arrive.
+    timeout: Duration,
 }
 
 impl Admission {
     pub fn new(limits: RequestLimits, body_limit: usize) -> Self {
-        let body_units = (limits.max_body_bytes_in_flight / UNIT).min(u64::from(u32::MAX));
         Self {
-            requests: Semaphore::new(limits.max_in_flight.min(Semaphore::MAX_PERMITS)),
-            body_units: Semaphore::new(usize::try_from(body_units).unwrap_or(usize::MAX)),
+            requests: Budget::new(u64::try_from(limits.max_in_flight).unwrap_or(u64::MAX)),
+            body_bytes: Budget::new(limits.max_body_bytes_in_flight),
             body_limit: u64::try_from(body_limit).unwrap_or(u64::MAX),
-            drain_timeout: limits.timeout,
+            timeout: limits.timeout,
         }
     }
 
-    /// The KiB a request's body may occupy: its declared length, else (a
+    /// The bytes a request's body may occupy: its declared length, else (a
     /// chunked body) the most the body limit lets through.
-    fn body_units(&self, request: &Request) -> u32 {
+    fn body_bytes(&self, request: &Request) -> u64 {
         let body = request.body();
-        let bytes = if body.is_end_stream() {
-            0
-        } else {
-            body.size_hint()
-                .exact()
-                .unwrap_or(self.body_limit)
-                .min(self.body_limit)
-        };
-        u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX)
+        if body.is_end_stream() {
+            return 0;
+        }
+        body.size_hint()
+            .exact()
+            .unwrap_or(self.body_limit)
+            .min(self.body_limit)
     }
 }
 
@@ -77,18 +124,24 @@ pub async fn admit(
     if !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
     }
-    let Ok(_request) = admission.requests.try_acquire() else {
+    let Some(_request) = admission.requests.take(1) else {
         return shed(request, &admission).await;
     };
-    let units = admission.body_units(&request);
-    let _body = match units {
+    let _body = match admission.body_bytes(&request) {
         0 => None,
-        units => match admission.body_units.try_acquire_many(units) {
-            Ok(permit) => Some(permit),
-            Err(_) => return shed(request, &admission).await,
+        bytes => match admission.body_bytes.take(bytes) {
+            Some(taken) => Some(taken),
+            None => return shed(request, &admission).await,
         },
     };
-    next.run(request).await
+    within_time_limit(&admission, request, next).await
+}
+
+async fn within_time_limit(admission: &Admission, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(admission.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(admission.timeout).into_response(),
+    }
 }
 
 /// 503 `overloaded`, once the body is read (up to the body limit, within
@@ -106,6 +159,29 @@ async fn shed(request: Request, admission: &Admission) -> Response {
             }
         }
     };
-    let _ = tokio::time::timeout(admission.drain_timeout, drain).await;
+    let _ = tokio::time::timeout(admission.timeout, drain).await;
     ApiError::Overloaded.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_admits_up_to_its_limit_and_takes_back_what_is_dropped() {
+        let budget = Budget::new(10);
+        let six = budget.take(6);
+        assert!(six.is_some());
+        assert!(budget.take(5).is_none(), "6 + 5 > 10");
+        let four = budget.take(4);
+        assert!(four.is_some());
+        assert!(budget.take(1).is_none());
+        drop(six);
+        assert!(budget.take(6).is_some());
+        assert_eq!(
+            budget.used.load(Ordering::Acquire),
+            4,
+            "refusals took nothing"
+        );
+    }
 }

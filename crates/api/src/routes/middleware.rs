@@ -1,15 +1,14 @@
 //! Request metrics and the tracing span of each request.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tracing::Span;
 
 use super::paths;
-use crate::error::ApiError;
 use crate::metrics::{Metrics, RouteLabels};
 
 /// The methods with a label of their own; any other is counted as `other`.
@@ -45,16 +44,6 @@ fn listed(list: &[&'static str], value: &str) -> &'static str {
         .find(|listed| **listed == value)
         .copied()
         .unwrap_or("other")
-}
-
-/// Answers 408 (our JSON error) when a request takes longer than `limit`.
-/// Dropping the handler's future cancels its work; the store and cache
-/// operations it was running are each atomic, so nothing is left half done.
-pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::RequestTimeout(limit).into_response(),
-    }
 }
 
 /// One span per request, carrying its request id.

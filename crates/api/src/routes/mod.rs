@@ -151,10 +151,6 @@ pub fn app(
             admission,
             admission::admit,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            limits.timeout,
-            middleware::time_limit,
-        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .service(routes)
 }
