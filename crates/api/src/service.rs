@@ -139,6 +139,7 @@ impl DataService {
             Err(failure) => match &failure.error {
                 LoadError::NotFound => return Ok(None),
                 LoadError::Uncached(loaded) => Arc::new(loaded.clone()),
+                LoadError::Cacheable(entry) => entry.clone(),
                 LoadError::Failed(error) => return Err(StoreError::Shared(error.clone())),
             },
         };
@@ -218,7 +219,7 @@ impl DataService {
     pub async fn put(
         &self,
         key: &Key,
-        value: &str,
+        value: impl Into<String>,
         ttl: Option<Ttl>,
     ) -> Result<Record, StoreError> {
         let now_ms = self.clock.now_ms();

@@ -26,6 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use moka::future::Cache;
 use platform::domain::Record;
+use tokio::sync::Mutex;
 
 /// Invalidation stripes: a write to one key holds back inserts of about one
 /// key in a thousand, not of every key being loaded.
@@ -117,10 +118,14 @@ pub struct SharedFailure<E> {
 pub enum LoadError<E> {
     #[error("no live record")]
     NotFound,
-    /// Loaded, but not to be cached: an invalidation raced with the load,
-    /// invalidations are not flowing, or the load is not cacheable.
+    /// Loaded, but not to be cached: invalidations are not flowing, or the
+    /// load is not cacheable.
     #[error("loaded, not cacheable")]
     Uncached(Loaded),
+    /// Loaded and cacheable, if no invalidation came since the load began
+    /// (each caller offers it to [`LocalCache::insert_if_current`]).
+    #[error("loaded")]
+    Cacheable(Arc<Loaded>),
     #[error(transparent)]
     Failed(E),
 }
@@ -132,6 +137,13 @@ pub struct LocalCache {
     /// down): nothing is inserted then.
     armed: AtomicBool,
     generations: Box<[AtomicU64]>,
+    /// Per stripe: held while an insert checks its snapshot and inserts,
+    /// and while an invalidation bumps the generation and evicts. Without
+    /// it an insert that passed its check just before an invalidation could
+    /// land just after the eviction, and stay readable until the check that
+    /// follows the insert evicts it: a reader that began after the write
+    /// completed could read the value from before it in between.
+    insert_turns: Box<[Mutex<()>]>,
     /// Bumped by a flush; part of every load's snapshot.
     epoch: AtomicU64,
 }
@@ -156,6 +168,7 @@ impl LocalCache {
             entries,
             armed: AtomicBool::new(armed),
             generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            insert_turns: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             epoch: AtomicU64::new(0),
         }
     }
@@ -169,10 +182,15 @@ impl LocalCache {
     /// Caches `loaded` under `key` unless an invalidation of `key` (or a
     /// flush) came after `taken`, or invalidations are not flowing.
     pub async fn insert_if_current(&self, key: &str, taken: Snapshot, loaded: Arc<Loaded>) {
-        if !self.is_armed() || self.snapshot(key) != taken {
-            return;
+        {
+            let _turn = self.insert_turns[self.stripe_index(key)].lock().await;
+            if !self.is_armed() || self.snapshot(key) != taken {
+                return;
+            }
+            self.entries.insert(key.to_owned(), loaded).await;
         }
-        self.entries.insert(key.to_owned(), loaded).await;
+        // A flush is not taken in turns: one between the check and the
+        // insert is caught here.
         self.evict_if_superseded(key, taken).await;
     }
 
@@ -197,50 +215,48 @@ impl LocalCache {
         F: Future<Output = Result<Option<Loaded>, E>>,
         E: Send + Sync + 'static,
     {
+        // Coalescing only: moka never inserts the result (the init always
+        // "fails"); a cacheable value is inserted in turn, below.
         let shared = self
             .entries
             .try_get_with(key.to_owned(), async {
-                self.guarded(key, taken, load()).await.map(Arc::new)
+                Err::<Arc<Loaded>, _>(self.guarded(taken, load()).await)
             })
             .await;
-        match shared {
-            Ok(entry) => {
-                self.evict_if_superseded(key, taken).await;
-                Ok(entry)
+        let failure = match shared {
+            Ok(entry) => return Ok(entry),
+            Err(failure) if failure.began.covers(taken) => failure,
+            Err(_) => Arc::new(self.guarded(taken, load()).await),
+        };
+        match &failure.error {
+            LoadError::Cacheable(entry) => {
+                self.insert_if_current(key, failure.began, entry.clone())
+                    .await;
+                Ok(entry.clone())
             }
-            Err(failure) if failure.began.covers(taken) => Err(failure),
-            Err(_) => match self.guarded(key, taken, load()).await {
-                Ok(loaded) => Ok(Arc::new(loaded)),
-                Err(failure) => Err(Arc::new(failure)),
-            },
+            _ => Err(failure),
         }
     }
 
     /// Runs `load`, which began at `taken`, and says whether its value may
-    /// be cached.
-    async fn guarded<F, E>(
-        &self,
-        key: &str,
-        taken: Snapshot,
-        load: F,
-    ) -> Result<Loaded, SharedFailure<E>>
+    /// be cached (if nothing invalidated its key meanwhile: the insert
+    /// checks).
+    async fn guarded<F, E>(&self, taken: Snapshot, load: F) -> SharedFailure<E>
     where
         F: Future<Output = Result<Option<Loaded>, E>>,
     {
         let error = match load.await {
             Ok(None) => LoadError::NotFound,
             Err(error) => LoadError::Failed(error),
-            Ok(Some(loaded))
-                if !loaded.cacheable || self.snapshot(key) != taken || !self.is_armed() =>
-            {
+            Ok(Some(loaded)) if !loaded.cacheable || !self.is_armed() => {
                 LoadError::Uncached(loaded)
             }
-            Ok(Some(loaded)) => return Ok(loaded),
+            Ok(Some(loaded)) => LoadError::Cacheable(Arc::new(loaded)),
         };
-        Err(SharedFailure {
+        SharedFailure {
             began: taken,
             error,
-        })
+        }
     }
 
     /// The check after an insert: an invalidation that bumped the
@@ -262,6 +278,7 @@ impl LocalCache {
 
     /// Evicts `key` and holds back loads of it that are in flight.
     pub async fn invalidate(&self, key: &str) {
+        let _turn = self.insert_turns[self.stripe_index(key)].lock().await;
         self.note_change(key);
         self.entries.invalidate(key).await;
     }
@@ -284,12 +301,15 @@ impl LocalCache {
     }
 
     fn stripe(&self, key: &str) -> &AtomicU64 {
+        &self.generations[self.stripe_index(key)]
+    }
+
+    fn stripe_index(&self, key: &str) -> usize {
         // FNV-1a: tiny, and good enough to spread keys over stripes.
         let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
             (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
         });
-        let index = usize::try_from(hash % STRIPES as u64).unwrap_or(0);
-        &self.generations[index]
+        usize::try_from(hash % STRIPES as u64).unwrap_or(0)
     }
 
     /// Where the invalidations of `key` stand; compare with a later one to
@@ -338,11 +358,9 @@ mod tests {
             finish.notify_one();
         };
         let (outcome, ()) = tokio::join!(load, race);
-        match failure(&outcome) {
-            Some(LoadError::Uncached(value)) => assert_eq!(value.record.value, "old"),
-            other => panic!("expected a superseded load, got {other:?}"),
-        }
-        assert!(cache.get("k").await.is_none());
+        let value = outcome.map(|entry| entry.record.value.clone());
+        assert_eq!(value.ok().as_deref(), Some("old"), "its own caller gets it");
+        assert!(cache.get("k").await.is_none(), "but it is not cached");
     }
 
     #[tokio::test]
@@ -369,9 +387,39 @@ mod tests {
             tokio::join!(read, release).0
         };
         let (early, late) = tokio::join!(early, late);
-        assert!(matches!(failure(&early), Some(LoadError::Uncached(_))));
-        let value = late.map(|entry| entry.record.value.clone());
-        assert_eq!(value.ok().as_deref(), Some("new"));
+        let early = early.map(|entry| entry.record.value.clone());
+        assert_eq!(early.ok().as_deref(), Some("old"));
+        let late = late.map(|entry| entry.record.value.clone());
+        assert_eq!(late.ok().as_deref(), Some("new"));
+        let cached = cache.get("k").await.map(|entry| entry.record.value.clone());
+        assert_eq!(
+            cached.as_deref(),
+            Some("new"),
+            "only the fresh load is cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_insert_and_an_invalidation_of_one_key_take_turns() {
+        // The insert has passed its check when the invalidation comes: the
+        // invalidation waits for the insert, then evicts what it inserted.
+        let cache = Arc::new(LocalCache::new(Duration::from_secs(60), 1 << 20, true));
+        let taken = cache.snapshot("k");
+        let turn = cache.insert_turns[cache.stripe_index("k")].lock().await;
+        let invalidation = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.invalidate("k").await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!invalidation.is_finished(), "waits for the insert's turn");
+        cache
+            .entries
+            .insert("k".to_owned(), Arc::new(loaded("old")))
+            .await;
+        drop(turn);
+        invalidation.await.unwrap();
+        assert_ne!(cache.snapshot("k"), taken);
+        assert!(cache.get("k").await.is_none());
     }
 
     #[tokio::test]

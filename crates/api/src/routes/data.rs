@@ -89,7 +89,7 @@ pub async fn create(
     let key = Key::parse(request.key).map_err(ApiError::InvalidKeyField)?;
     let ttl = request.ttl.as_ref().map(ttl_seconds).transpose()?;
     let value = Value::parse(request.value, state.config.max_value_bytes)?;
-    let record = state.service.put(&key, value.as_str(), ttl).await?;
+    let record = state.service.put(&key, value.into_string(), ttl).await?;
     let stored = StoredRecord {
         timestamp: rfc3339(record.updated_at_ms),
         expires_at: record.expires_at_ms.map(rfc3339),

@@ -65,19 +65,22 @@ impl Store {
 
     /// Writes `value` under `key` and notes the write in the cache outbox,
     /// in one transaction. Returns the record as stored.
+    /// Takes the value by value: it becomes the returned record's without a
+    /// copy (a value can be a mebibyte).
     pub async fn put(
         &self,
         key: &Key,
-        value: &str,
+        value: impl Into<String>,
         ttl: Option<Ttl>,
         now_ms: i64,
     ) -> Result<Record, StoreError> {
+        let value = value.into();
         let expires_at_ms = ttl.map(|ttl| now_ms.saturating_add(ttl.millis()));
         let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let version: i64 = sqlx::query_scalar(UPSERT)
             .bind(key.as_str())
-            .bind(value)
+            .bind(value.as_str())
             .bind(now_ms.saturating_mul(1000))
             .bind(now_ms)
             .bind(expires_at_ms)
@@ -86,7 +89,7 @@ impl Store {
         outbox::note(&mut transaction, key, version, now_ms).await?;
         transaction.commit().await?;
         Ok(Record {
-            value: value.to_owned(),
+            value,
             version,
             updated_at_ms: now_ms,
             expires_at_ms,
