@@ -9,8 +9,18 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use notify::{RecursiveMode, Watcher as _};
 
-/// Rotated-and-compressed files never hold lines to read.
-const COMPRESSED: [&str; 6] = ["gz", "zst", "bz2", "xz", "lz4", "zip"];
+/// Rotated-and-compressed files never hold lines to read, nor do the
+/// files a compression is still writing: kubelet compresses a rotated log
+/// into `0.log.<time>.tmp` and renames it to `0.log.<time>.gz`.
+const NOT_TEXT: [&str; 7] = ["gz", "zst", "bz2", "xz", "lz4", "zip", "tmp"];
+
+/// How compressed files begin (gzip, zstd, bzip2, xz), whatever their name.
+const COMPRESSED_MAGIC: [&[u8]; 4] = [
+    &[0x1f, 0x8b],
+    &[0x28, 0xb5, 0x2f, 0xfd],
+    b"BZh",
+    &[0xfd, b'7', b'z', b'X', b'Z', 0x00],
+];
 
 /// A file to tail.
 #[derive(Debug)]
@@ -34,7 +44,7 @@ pub fn scan(patterns: &[glob::Pattern]) -> Vec<Found> {
         };
         // Unreadable directories are skipped: they are someone else's.
         for path in paths.flatten() {
-            if is_compressed(&path) {
+            if holds_no_text(&path) {
                 continue;
             }
             if let Ok(metadata) = std::fs::metadata(&path)
@@ -67,7 +77,7 @@ fn rotated_siblings(found: &[Found]) -> Vec<Found> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if is_compressed(&path) || found.iter().any(|f| f.path == path) {
+            if found.iter().any(|f| f.path == path) || holds_no_text(&path) {
                 continue;
             }
             let name = entry.file_name();
@@ -98,10 +108,32 @@ fn rotated_siblings(found: &[Found]) -> Vec<Found> {
     siblings
 }
 
-fn is_compressed(path: &Path) -> bool {
-    path.extension()
+/// A compressed file, or one being compressed, by its name or its first
+/// bytes: shipping its bytes as lines would send junk.
+fn holds_no_text(path: &Path) -> bool {
+    let named = path
+        .extension()
         .and_then(|extension| extension.to_str())
-        .is_some_and(|extension| COMPRESSED.contains(&extension))
+        .is_some_and(|extension| NOT_TEXT.contains(&extension));
+    named || starts_compressed(path)
+}
+
+fn starts_compressed(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0; 6];
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    COMPRESSED_MAGIC
+        .iter()
+        .any(|magic| head[..read].starts_with(magic))
 }
 
 /// The directory a glob starts from: its components before the first one
@@ -209,6 +241,46 @@ mod tests {
                 (PathBuf::from("a/1.log"), false)
             ]
         );
+    }
+
+    /// Kubelet's compression of a rotated log, step by step, beside the live
+    /// file: neither the `.tmp` it writes nor the `.gz` it renames it to is
+    /// ever read as text, nor a compressed file under another name.
+    #[test]
+    fn files_being_compressed_or_compressed_are_never_tailed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("0.log"), "2026-11-29T07:00:00Z stdout F live\n").unwrap();
+        std::fs::write(root.join("0.log.20261129-070000"), "rotated line\n").unwrap();
+        let status = std::process::Command::new("gzip")
+            .arg("--keep")
+            .arg(root.join("0.log.20261129-070000"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "gzip writes a real compressed file");
+        let gzip = root.join("0.log.20261129-070000.gz");
+        let tmp = root.join("0.log.20261129-070000.tmp");
+        std::fs::rename(&gzip, &tmp).unwrap();
+        std::fs::remove_file(root.join("0.log.20261129-070000")).unwrap();
+        let patterns = [glob::Pattern::new(&format!("{}/0.log", root.display())).unwrap()];
+        let names = |patterns: &[glob::Pattern]| -> Vec<String> {
+            scan(patterns)
+                .into_iter()
+                .map(|found| {
+                    found
+                        .path
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect()
+        };
+        assert_eq!(names(&patterns), ["0.log"], "while compressing");
+        std::fs::rename(&tmp, &gzip).unwrap();
+        assert_eq!(names(&patterns), ["0.log"], "once compressed");
+        std::fs::copy(&gzip, root.join("0.log.old")).unwrap();
+        assert_eq!(names(&patterns), ["0.log"], "compressed, whatever its name");
     }
 
     #[test]
