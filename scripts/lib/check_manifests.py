@@ -1,7 +1,8 @@
 """Checks the rendered Kubernetes manifests against the contracts they must
 keep (run by scripts/check-deploy):
 
-- every value the spec fixes is in the rendered base (DESIGN.md section 5);
+- every value the architecture fixes is in the rendered base
+  (docs/architecture.md, docs/deploy.md);
 - every `checksum/<configmap>` pod annotation matches the ConfigMap's data,
   so that a config change rolls the pods that use it;
 - every environment variable set on our containers is one the binary

@@ -1,5 +1,6 @@
-//! The API's Prometheus metrics. Names and labels are contracts (DESIGN.md
-//! section 2): dashboards and alerts query them.
+//! The API's Prometheus metrics. Names and labels are contracts
+//! (docs/decisions.md, "Metrics"): the dashboard and the alert rules under
+//! `deploy/observability/` query them.
 
 use std::sync::atomic::AtomicU64;
 

@@ -40,7 +40,8 @@ pub struct Event {
 
 impl Event {
     /// Appends the event as one JSON object and a newline: the format of the
-    /// `file` and `stdout` sinks (field names in DESIGN.md section 3).
+    /// `file` and `stdout` sinks (field names in docs/log-collector.md,
+    /// "Sinks").
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"timestamp\":");
         write_json_string(out, &self.timestamp);
