@@ -56,9 +56,9 @@ pub async fn serve<S>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        // hyper grows a connection's read buffer up to about 400 KiB while
-        // a body streams in fast; 200 connections uploading at once held
-        // 85 MB so. Reads of 64 KiB keep up with loopback all the same.
+        // hyper grows a connection's read buffer to several hundred KiB
+        // while a body streams in fast, per connection; many uploading at
+        // once then hold far more than their bodies (docs/decisions.md).
         .max_buf_size(READ_BUFFER_BYTES);
     builder
         .http2()

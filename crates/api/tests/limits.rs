@@ -58,13 +58,10 @@ fn a_client_sending_headers_slowly_is_disconnected_within_the_header_timeout() {
 }
 
 /// The value of one `http_requests_total` series, 0 when absent.
-fn requests_total(running: &Running, labels: &str) -> u64 {
+fn requests_total(running: &Running, labels: &str) -> f64 {
     let (_, metrics) = running.request("GET", "/metrics");
-    let series = format!("http_requests_total{{{labels}}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .map_or(0, |value| value.trim().parse().unwrap())
+    let series = format!("http_requests_total{{{labels}}}");
+    testkit::sample(&metrics, &series).unwrap_or(0.0)
 }
 
 #[test]
@@ -76,10 +73,10 @@ fn a_timed_out_request_is_counted_with_its_408() {
             .env("SHUTDOWN_DRAIN_SECONDS", "0"),
     );
     let labels = r#"method="POST",route="/api/v1/data",status="408""#;
-    assert_eq!(requests_total(&running, labels), 0);
+    assert_eq!(requests_total(&running, labels), 0.0);
     let (status, body) = read_response(&mut running.stalled_post());
     assert_eq!(status, 408, "{body}");
-    assert_eq!(requests_total(&running, labels), 1);
+    assert_eq!(requests_total(&running, labels), 1.0);
 }
 
 #[test]
@@ -112,23 +109,12 @@ fn past_the_requests_in_flight_the_api_sheds_with_503_and_retry_after() {
     assert_eq!(running.request("GET", "/health").0, 200);
     assert_eq!(running.request("GET", "/ready").0, 200);
     let shed = r#"method="GET",route="/api/v1/data/{key}",status="503""#;
-    assert_eq!(requests_total(&running, shed), 1);
+    assert_eq!(requests_total(&running, shed), 1.0);
 
     // Once the held requests end, requests are admitted again.
     drop(held);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(running.request("GET", "/api/v1/data/some-key").0, 404);
-}
-
-/// Peak resident memory of a process, from /proc (VmHWM), in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib * 1024
 }
 
 #[test]
@@ -169,7 +155,7 @@ fn two_hundred_parallel_one_mib_writes_get_201_or_503_in_bounded_memory() {
         };
         *statuses.entry(status).or_default() += 1;
     }
-    let peak = peak_rss(running.pid());
+    let peak = testkit::peak_rss_bytes(running.pid());
     println!(
         "{WRITERS} parallel 1 MiB writes: {statuses:?}, peak RSS {} MiB",
         peak / (1024 * 1024)

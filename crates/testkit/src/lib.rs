@@ -16,6 +16,31 @@ pub use postgres::TestDatabase;
 pub use pushgateway::Pushgateway;
 pub use redis_server::{Persistence, RedisServer};
 
+/// The peak resident memory of process `pid` so far (`VmHWM` in
+/// `/proc/<pid>/status`), in bytes.
+pub fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|error| panic!("cannot read /proc/{pid}/status: {error}"));
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"));
+    kib * 1024
+}
+
+/// The value of the sample `series` (a name, with its labels as the
+/// exposition writes them) in Prometheus text `exposition`, if present.
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// A free TCP port on the loopback interface.
 ///
 /// The port is free when this returns; another process could take it before

@@ -122,8 +122,8 @@ pub enum LoadError<E> {
     /// load is not cacheable.
     #[error("loaded, not cacheable")]
     Uncached(Loaded),
-    /// Loaded and cacheable, if no invalidation came since the load began
-    /// (each caller offers it to [`LocalCache::insert_if_current`]).
+    /// Loaded and offered to [`LocalCache::insert_if_current`], which
+    /// cached it unless an invalidation came since the load began.
     #[error("loaded")]
     Cacheable(Arc<Loaded>),
     #[error(transparent)]
@@ -216,32 +216,28 @@ impl LocalCache {
         E: Send + Sync + 'static,
     {
         // Coalescing only: moka never inserts the result (the init always
-        // "fails"); a cacheable value is inserted in turn, below.
+        // "fails"); the load itself offers a cacheable value to the checked
+        // insert, once for all its callers.
         let shared = self
             .entries
             .try_get_with(key.to_owned(), async {
-                Err::<Arc<Loaded>, _>(self.guarded(taken, load()).await)
+                Err::<Arc<Loaded>, _>(self.guarded(key, taken, load()).await)
             })
             .await;
         let failure = match shared {
             Ok(entry) => return Ok(entry),
             Err(failure) if failure.began.covers(taken) => failure,
-            Err(_) => Arc::new(self.guarded(taken, load()).await),
+            Err(_) => Arc::new(self.guarded(key, taken, load()).await),
         };
         match &failure.error {
-            LoadError::Cacheable(entry) => {
-                self.insert_if_current(key, failure.began, entry.clone())
-                    .await;
-                Ok(entry.clone())
-            }
+            LoadError::Cacheable(entry) => Ok(entry.clone()),
             _ => Err(failure),
         }
     }
 
-    /// Runs `load`, which began at `taken`, and says whether its value may
-    /// be cached (if nothing invalidated its key meanwhile: the insert
-    /// checks).
-    async fn guarded<F, E>(&self, taken: Snapshot, load: F) -> SharedFailure<E>
+    /// Runs `load`, which began at `taken`, and caches its value unless it
+    /// is not cacheable or an invalidation of `key` came since `taken`.
+    async fn guarded<F, E>(&self, key: &str, taken: Snapshot, load: F) -> SharedFailure<E>
     where
         F: Future<Output = Result<Option<Loaded>, E>>,
     {
@@ -251,7 +247,11 @@ impl LocalCache {
             Ok(Some(loaded)) if !loaded.cacheable || !self.is_armed() => {
                 LoadError::Uncached(loaded)
             }
-            Ok(Some(loaded)) => LoadError::Cacheable(Arc::new(loaded)),
+            Ok(Some(loaded)) => {
+                let entry = Arc::new(loaded);
+                self.insert_if_current(key, taken, entry.clone()).await;
+                LoadError::Cacheable(entry)
+            }
         };
         SharedFailure {
             began: taken,

@@ -1,5 +1,6 @@
-//! Admission and the time limit of every request, in one layer (each
-//! `from_fn` layer costs a request about a microsecond).
+//! Admission and the time limit of every request, in one layer: each
+//! `from_fn` layer adds boxing and a clone of the inner service to every
+//! request.
 //!
 //! Load shedding: a replica takes on a bounded number of API requests and
 //! request-body bytes at once, and answers the rest at once with 503 and

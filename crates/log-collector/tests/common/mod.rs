@@ -148,20 +148,13 @@ impl Agent {
         let Some(body) = self.metrics().await else {
             return 0.0;
         };
-        body.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
+        testkit::sample(&body, name).unwrap_or(0.0)
     }
 
     /// Peak resident memory of the current process, from /proc.
     pub fn peak_rss_kib(&self) -> u64 {
         let pid = self.child.as_ref().expect("agent not running").id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
+        testkit::peak_rss_bytes(pid) / 1024
     }
 }
 

@@ -94,9 +94,8 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        // One statement for a page instead of one per entry: a replay of
-        // 100,000 entries spent most of its time in single-row deletes
-        // (docs/decisions.md).
+        // One statement for a page instead of one per entry: single-row
+        // deletes were most of a large replay's time (docs/decisions.md).
         let mut sql = String::with_capacity(96 + entries.len() * 16);
         sql.push_str("DELETE FROM cache_outbox WHERE (key, version) IN (VALUES ");
         let mut placeholders = self.placeholders();
