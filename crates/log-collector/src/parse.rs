@@ -5,7 +5,9 @@
 //! A container line that is neither CRI nor docker json is kept as plain
 //! text and counted (`log_collector_malformed_lines_total`): losing it would
 //! hide exactly the lines someone needs. Invalid UTF-8 is replaced (U+FFFD)
-//! and counted, never dropped.
+//! and counted, never dropped. Partial lines are joined as bytes and decoded
+//! once: runtimes split long lines on byte boundaries, so a part may end in
+//! the middle of a character that the next part completes.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -30,7 +32,8 @@ struct Partial {
     /// Offset of the first part: a restart must read from here.
     start: u64,
     timestamp: String,
-    message: String,
+    /// The parts so far, as bytes: decoded once the line is whole.
+    message: Vec<u8>,
     truncated: bool,
 }
 
@@ -80,10 +83,10 @@ impl LineParser {
                 metrics,
             ));
         };
-        let message = text(&parsed.message, metrics);
         let index = parsed.stream.index();
         if parsed.complete && self.partial[index].is_none() {
             // The common case: a whole line, no joining.
+            let message = text(&parsed.message, metrics);
             return Some(self.complete(
                 parsed.timestamp,
                 Some(parsed.stream),
@@ -95,11 +98,11 @@ impl LineParser {
         let partial = self.partial[index].get_or_insert_with(|| Partial {
             start: line.start,
             timestamp: parsed.timestamp,
-            message: String::new(),
+            message: Vec::new(),
             truncated: false,
         });
         partial.truncated |= line.truncated;
-        append_bounded(partial, &message, self.max_line_bytes);
+        append_bounded(partial, &parsed.message, self.max_line_bytes);
         if !parsed.complete {
             return None;
         }
@@ -131,10 +134,11 @@ impl LineParser {
     }
 
     fn complete_partial(&self, stream: Stream, partial: Partial, metrics: &Metrics) -> Event {
+        let message = text(&partial.message, metrics);
         self.complete(
             partial.timestamp,
             Some(stream),
-            partial.message,
+            message,
             partial.truncated,
             metrics,
         )
@@ -160,20 +164,42 @@ impl LineParser {
     }
 }
 
-/// Adds a part to a partial line, cutting (on a character boundary) at the
-/// line limit.
-fn append_bounded(partial: &mut Partial, part: &str, max_line_bytes: usize) {
+/// Adds a part to a partial line, cutting at the line limit: before the
+/// character the limit falls in, so that a cut line is still valid text.
+fn append_bounded(partial: &mut Partial, part: &[u8], max_line_bytes: usize) {
     let room = max_line_bytes.saturating_sub(partial.message.len());
     if part.len() <= room {
-        partial.message.push_str(part);
+        partial.message.extend_from_slice(part);
         return;
     }
-    let mut cut = room;
-    while !part.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    partial.message.push_str(&part[..cut]);
+    partial.message.extend_from_slice(&part[..room]);
     partial.truncated = true;
+    let joined = &partial.message;
+    // A UTF-8 character is at most four bytes: look back three at most.
+    let tail = joined.len().saturating_sub(3);
+    if let Some(lead) = (tail..joined.len())
+        .rev()
+        .find(|&at| !is_continuation(joined[at]))
+    {
+        let width = utf8_width(joined[lead]);
+        if width > 1 && lead + width > joined.len() {
+            partial.message.truncate(lead);
+        }
+    }
+}
+
+fn is_continuation(byte: u8) -> bool {
+    byte & 0b1100_0000 == 0b1000_0000
+}
+
+/// Length of the UTF-8 character `lead` starts (1 for anything else).
+fn utf8_width(lead: u8) -> usize {
+    match lead {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        _ => 1,
+    }
 }
 
 /// A container line, parsed.
@@ -419,6 +445,18 @@ mod tests {
         let events = feed(&mut plain, &metrics, &[&[b'a', 0xc3]]);
         assert_eq!(events[0].message, "a\u{fffd}");
         assert_eq!(events[0].stream, None);
+    }
+
+    #[test]
+    fn a_character_split_between_partial_parts_is_joined_whole() {
+        let metrics = Metrics::default();
+        let mut parser = parser(Format::Container, 1024);
+        // Containerd cuts at a byte count: "é" (c3 a9) straddles the parts.
+        let first = [format!("{TS} stdout P caf").as_bytes(), &[0xc3]].concat();
+        let last = [format!("{TS} stdout F ").as_bytes(), &[0xa9], b" au lait"].concat();
+        let events = feed(&mut parser, &metrics, &[&first, &last]);
+        assert_eq!(messages(&events), [("café au lait", Some(Stream::Stdout))]);
+        assert_eq!(metrics.invalid_utf8_lines.get(), 0);
     }
 
     #[test]

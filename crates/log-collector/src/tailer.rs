@@ -232,6 +232,9 @@ fn emit_line(
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use std::io::Write;
 
