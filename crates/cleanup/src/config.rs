@@ -38,8 +38,9 @@ pub struct Config {
     pub dry_run: bool,
 
     /// Prometheus Pushgateway base URL (e.g. http://pushgateway:9091);
-    /// unset: metrics are only logged.
-    #[arg(long, env = "PUSHGATEWAY_URL")]
+    /// unset: metrics are only logged. Credentials in it
+    /// (`https://user:token@...`) are never shown.
+    #[arg(long, env = "PUSHGATEWAY_URL", hide_env_values = true)]
     pub pushgateway_url: Option<String>,
 
     /// Most keys examined per second (0: no limit). Lower it if Redis

@@ -140,7 +140,8 @@ async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
     if let (Some(url), false) = (&config.pushgateway_url, config.dry_run)
         && let Err(error) = pushgateway::push(url, &summary, unix_seconds()).await
     {
-        tracing::error!(%error, "cannot push metrics");
+        let pushgateway = platform::config::redact_userinfo(url);
+        tracing::error!(%error, %pushgateway, "cannot push metrics");
     }
     match lock.release(&mut connection).await {
         Ok(true) => {}

@@ -27,8 +27,9 @@ const LAST_SUCCESS: &str = "cleanup_job_last_success_timestamp_seconds";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    /// Without its URL: reqwest's message would show the URL's credentials.
     #[error("PUSHGATEWAY_URL: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(reqwest::Error),
     #[error("PUSHGATEWAY_URL: the pushgateway answered {status}: {body}")]
     Rejected { status: u16, body: String },
     #[error("cannot encode metrics: {0}")]
@@ -39,6 +40,12 @@ pub enum PushError {
          counts again"
     )]
     UnreadablePrevious { series: String, value: String },
+}
+
+impl From<reqwest::Error> for PushError {
+    fn from(error: reqwest::Error) -> Self {
+        Self::Http(error.without_url())
+    }
 }
 
 /// The largest count an `f64` sample holds exactly.

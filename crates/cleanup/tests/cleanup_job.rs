@@ -369,6 +369,10 @@ fn help_lists_every_variable_and_the_exit_codes() {
         .arg("--help")
         .env_clear()
         .env("REDIS_PASSWORD", "hunter2-secret")
+        .env(
+            "PUSHGATEWAY_URL",
+            "https://job:hunter2-token@pushgateway:9091",
+        )
         .output()
         .unwrap();
     assert!(output.status.success());
@@ -393,4 +397,22 @@ fn help_lists_every_variable_and_the_exit_codes() {
     }
     assert!(help.contains("3 another run holds the lock"), "{help}");
     assert!(!help.contains("hunter2-secret"), "{help}");
+    assert!(!help.contains("hunter2-token"), "{help}");
+}
+
+#[tokio::test]
+async fn pushgateway_credentials_never_show_in_messages() {
+    let fixture = Fixture::new(Engine::Sqlite).await;
+    let closed = testkit::free_port();
+    let url = format!("http://job:hunter2-token@127.0.0.1:{closed}");
+    let run = fixture.run(&[("PUSHGATEWAY_URL", &url)]);
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert!(run.output.contains("cannot push metrics"), "{}", run.output);
+    assert!(
+        run.output
+            .contains(&format!("http://redacted@127.0.0.1:{closed}")),
+        "{}",
+        run.output
+    );
+    assert!(!run.output.contains("hunter2-token"), "{}", run.output);
 }

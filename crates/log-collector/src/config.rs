@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use platform::config::{ConfigError, RedisArgs, RedisSettings};
+use platform::config::{ConfigError, RedisArgs, RedisSettings, redact_userinfo};
 
 /// `log-collector`: tails node logs and ships every line to a log center.
 #[derive(Debug, Clone, clap::Parser)]
@@ -41,7 +41,9 @@ pub struct Config {
     pub collector_sink: SinkKind,
 
     /// Loki base URL (`http://loki:3100`) or full push URL, for the `loki` sink.
-    #[arg(long, env = "COLLECTOR_LOKI_URL")]
+    /// It may carry credentials (`https://user:token@...`): they are sent as
+    /// basic authentication and never shown.
+    #[arg(long, env = "COLLECTOR_LOKI_URL", hide_env_values = true)]
     pub collector_loki_url: Option<String>,
 
     /// Redis Stream receiving the lines, for the `redis` sink.
@@ -270,8 +272,12 @@ impl Config {
 
 /// Accepts Loki's base URL or the push URL itself.
 fn loki_push_url(raw: &str) -> Result<reqwest::Url, ConfigError> {
-    let mut url = reqwest::Url::parse(raw)
-        .map_err(|error| invalid("COLLECTOR_LOKI_URL", format!("{raw:?}: {error}")))?;
+    let mut url = reqwest::Url::parse(raw).map_err(|error| {
+        invalid(
+            "COLLECTOR_LOKI_URL",
+            format!("{:?}: {error}", redact_userinfo(raw)),
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(
             "COLLECTOR_LOKI_URL",
@@ -321,6 +327,15 @@ mod tests {
         );
         assert!(loki_push_url("ftp://loki").is_err());
         assert!(loki_push_url("not a url").is_err());
+    }
+
+    #[test]
+    fn a_bad_loki_url_is_named_without_its_credentials() {
+        for raw in ["http://user:s3cret@[loki", "ftp://user:s3cret@loki"] {
+            let error = loki_push_url(raw).unwrap_err().to_string();
+            assert!(error.starts_with("COLLECTOR_LOKI_URL"), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
+        }
     }
 
     #[test]

@@ -258,3 +258,61 @@ async fn a_corrupt_checkpoint_is_reported_and_ignored() {
     .unwrap();
     assert_eq!(saved["files"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loki_credentials_never_show_in_help_or_messages() {
+    const SECRET: &str = "s3cret-token";
+    let binary = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_log-collector"));
+        command.env_clear().env("NODE_NAME", common::NODE);
+        command
+    };
+    let help = binary()
+        .arg("--help")
+        .env(
+            "COLLECTOR_LOKI_URL",
+            format!("http://user:{SECRET}@loki:3100"),
+        )
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[env: COLLECTOR_LOKI_URL"), "{help}");
+    assert!(!help.contains(SECRET), "{help}");
+
+    // A URL that does not parse is named without its credentials.
+    let refused = binary()
+        .env("COLLECTOR_SINK", "loki")
+        .env("COLLECTOR_LOKI_URL", format!("http://user:{SECRET}@[loki"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("COLLECTOR_LOKI_URL"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+
+    // An unreachable Loki: the retries say where, without the credentials.
+    let node = Node::new();
+    append(&node.container_dir("app").join("0.log"), &cri("a line"));
+    let closed = testkit::free_port();
+    let agent = Agent::start(
+        &node,
+        &[
+            ("COLLECTOR_SINK", "loki".into()),
+            (
+                "COLLECTOR_LOKI_URL",
+                format!("http://user:{SECRET}@127.0.0.1:{closed}"),
+            ),
+        ],
+    );
+    let retried = wait_until(Duration::from_secs(10), || {
+        agent.logs().contains("loki unreachable")
+    })
+    .await;
+    let logs = agent.logs();
+    assert!(retried, "{logs}");
+    assert!(
+        logs.contains(&format!("http://redacted@127.0.0.1:{closed}")),
+        "{logs}"
+    );
+    assert!(!logs.contains(SECRET), "{logs}");
+}

@@ -37,6 +37,29 @@ impl FromStr for Secret {
     }
 }
 
+/// `raw` with the user information of a URL (`user:password@`) replaced by
+/// `redacted@`, for messages and logs. It works on text that does not parse
+/// as a URL too, since that is when an error message would echo it.
+pub fn redact_userinfo(raw: &str) -> std::borrow::Cow<'_, str> {
+    let Some(scheme_end) = raw.find("://") else {
+        return raw.into();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_len = raw[authority_start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(raw.len() - authority_start);
+    let authority = &raw[authority_start..authority_start + authority_len];
+    match authority.rfind('@') {
+        Some(at) => format!(
+            "{}redacted{}",
+            &raw[..authority_start],
+            &raw[authority_start + at..]
+        )
+        .into(),
+        None => raw.into(),
+    }
+}
+
 /// A configuration value that passed clap's parsing but is still wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -143,4 +166,25 @@ pub struct StoreArgs {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_max_connections: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_information_is_redacted_from_urls_parsed_or_not() {
+        for (raw, shown) in [
+            ("http://loki:3100", "http://loki:3100"),
+            ("http://u:p@loki:3100/x", "http://redacted@loki:3100/x"),
+            ("https://tok@h", "https://redacted@h"),
+            ("http://u:p@ss@h/a@b", "http://redacted@h/a@b"),
+            ("http://h/path?x=a@b", "http://h/path?x=a@b"),
+            ("ht tp://u:secret@h", "ht tp://redacted@h"),
+            ("not a url", "not a url"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_userinfo(raw), shown, "{raw}");
+        }
+    }
 }

@@ -16,10 +16,19 @@ use super::SendError;
 use crate::event::{Event, write_json_string};
 use crate::source::Source;
 
-#[derive(Debug)]
 pub struct Loki {
     client: reqwest::Client,
     push_url: reqwest::Url,
+    /// The URL as messages show it: without its credentials.
+    shown_url: String,
+}
+
+impl std::fmt::Debug for Loki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loki")
+            .field("push_url", &self.shown_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Loki {
@@ -28,7 +37,12 @@ impl Loki {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()?;
-        Ok(Self { client, push_url })
+        let shown_url = platform::config::redact_userinfo(push_url.as_str()).into_owned();
+        Ok(Self {
+            client,
+            push_url,
+            shown_url,
+        })
     }
 
     pub async fn send(&mut self, events: &[Event]) -> Result<(), SendError> {
@@ -39,7 +53,11 @@ impl Loki {
             .body(push_body(events))
             .send()
             .await
-            .map_err(|error| SendError::Retry(format!("loki unreachable: {error}")))?;
+            .map_err(|error| {
+                // reqwest's message names the URL, credentials and all.
+                let error = error.without_url();
+                SendError::Retry(format!("loki unreachable at {}: {error}", self.shown_url))
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
