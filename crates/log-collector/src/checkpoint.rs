@@ -3,6 +3,12 @@
 //! fsync, rename, fsync of the directory) so that a crash at any instant
 //! leaves the old or the new version, never a mix.
 //!
+//! The version it replaces is kept beside it (`checkpoints.json.prev`, a hard
+//! link made before the rename): when the current file cannot be read (a bad
+//! disk block, a hand edit), the agent resumes from the previous version and
+//! ships again at most what was acknowledged between the two, instead of
+//! every line on the node.
+//!
 //! A file is known by device and inode plus a fingerprint of its first line
 //! (see [`fingerprint`]): the inode alone would confuse a new file with a
 //! deleted one whose inode was reused.
@@ -91,6 +97,23 @@ pub enum CheckpointError {
     },
     #[error("cannot read checkpoint {path}: {message}")]
     Read { path: PathBuf, message: String },
+    #[error("{current}; and its previous version: {previous}")]
+    Unreadable {
+        current: Box<CheckpointError>,
+        previous: Box<CheckpointError>,
+    },
+}
+
+/// Positions by file.
+pub type Positions = HashMap<FileId, Position>;
+
+/// What [`CheckpointStore::load`] found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub positions: Positions,
+    /// Why the current file was not used, when the positions come from the
+    /// previous version.
+    pub fell_back: Option<CheckpointError>,
 }
 
 /// The checkpoint file of one agent.
@@ -98,6 +121,8 @@ pub enum CheckpointError {
 pub struct CheckpointStore {
     path: PathBuf,
     temp_path: PathBuf,
+    previous_path: PathBuf,
+    previous_temp_path: PathBuf,
 }
 
 impl CheckpointStore {
@@ -105,6 +130,8 @@ impl CheckpointStore {
         Self {
             path: dir.join("checkpoints.json"),
             temp_path: dir.join("checkpoints.json.tmp"),
+            previous_path: dir.join("checkpoints.json.prev"),
+            previous_temp_path: dir.join("checkpoints.json.prev.tmp"),
         }
     }
 
@@ -112,38 +139,60 @@ impl CheckpointStore {
         &self.path
     }
 
-    /// The saved positions; none when there is no checkpoint yet. A corrupt
-    /// or unreadable file is an error for the caller to report: it then
-    /// starts from scratch rather than refusing to run.
-    pub fn load(&self) -> Result<HashMap<FileId, Position>, CheckpointError> {
-        let read_error = |message: String| CheckpointError::Read {
-            path: self.path.clone(),
-            message,
-        };
-        let mut raw = Vec::new();
-        match File::open(&self.path) {
-            Ok(mut file) => file
-                .read_to_end(&mut raw)
-                .map_err(|error| read_error(error.to_string()))?,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-            Err(error) => return Err(read_error(error.to_string())),
-        };
-        let saved: CheckpointFile =
-            serde_json::from_slice(&raw).map_err(|error| read_error(error.to_string()))?;
-        if saved.version != FORMAT_VERSION {
-            return Err(read_error(format!(
-                "unknown format version {}",
-                saved.version
-            )));
-        }
-        Ok(saved
-            .files
-            .into_iter()
-            .map(|position| (position.id, position))
-            .collect())
+    pub fn previous_path(&self) -> &Path {
+        &self.previous_path
     }
 
-    pub fn save(&self, positions: &HashMap<FileId, Position>) -> Result<(), CheckpointError> {
+    /// The saved positions: from the current file, else from the previous
+    /// version (saying why), else none when there was never a checkpoint.
+    /// An error when a checkpoint exists but neither version can be read:
+    /// starting from scratch would ship every line on the node again, so
+    /// the caller decides.
+    pub fn load(&self) -> Result<Loaded, CheckpointError> {
+        let current = match read(&self.path) {
+            Ok(Some(positions)) => {
+                return Ok(Loaded {
+                    positions,
+                    fell_back: None,
+                });
+            }
+            Ok(None) => None,
+            Err(error) => Some(error),
+        };
+        match (read(&self.previous_path), current) {
+            (Ok(Some(positions)), fell_back) => Ok(Loaded {
+                positions,
+                fell_back: Some(fell_back.unwrap_or_else(|| CheckpointError::Read {
+                    path: self.path.clone(),
+                    message: "missing beside its previous version".into(),
+                })),
+            }),
+            (Ok(None), None) => Ok(Loaded {
+                positions: Positions::new(),
+                fell_back: None,
+            }),
+            (previous, Some(current)) => Err(CheckpointError::Unreadable {
+                current: Box::new(current),
+                previous: Box::new(previous.err().unwrap_or_else(|| CheckpointError::Read {
+                    path: self.previous_path.clone(),
+                    message: "missing".into(),
+                })),
+            }),
+            (Err(previous), None) => Err(previous),
+        }
+    }
+
+    /// Moves an unreadable current file aside (`checkpoints.json.unreadable`,
+    /// for a person to look at), so that the next save does not make it the
+    /// previous version.
+    pub fn set_aside(&self) -> std::io::Result<()> {
+        match std::fs::rename(&self.path, self.path.with_extension("json.unreadable")) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn save(&self, positions: &Positions) -> Result<(), CheckpointError> {
         let mut files: Vec<Position> = positions.values().cloned().collect();
         files.sort_by_key(|position| position.id);
         let document = CheckpointFile {
@@ -165,6 +214,15 @@ impl CheckpointStore {
         let mut temp = File::create(&self.temp_path)?;
         temp.write_all(&body)?;
         temp.sync_all()?;
+        // The version being replaced becomes the previous one: linked under a
+        // temporary name and renamed over the older one, so that a crash
+        // leaves some previous version in place at every instant.
+        let _ = std::fs::remove_file(&self.previous_temp_path);
+        match std::fs::hard_link(&self.path, &self.previous_temp_path) {
+            Ok(()) => std::fs::rename(&self.previous_temp_path, &self.previous_path)?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
         std::fs::rename(&self.temp_path, &self.path)?;
         // The rename itself is durable only once the directory is synced.
         if let Some(dir) = self.path.parent() {
@@ -172,6 +230,37 @@ impl CheckpointStore {
         }
         Ok(())
     }
+}
+
+/// The positions in the checkpoint file at `path`; `None` if there is none.
+fn read(path: &Path) -> Result<Option<Positions>, CheckpointError> {
+    let read_error = |message: String| CheckpointError::Read {
+        path: path.to_owned(),
+        message,
+    };
+    let mut raw = Vec::new();
+    match File::open(path) {
+        Ok(mut file) => file
+            .read_to_end(&mut raw)
+            .map_err(|error| read_error(error.to_string()))?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(read_error(error.to_string())),
+    };
+    let saved: CheckpointFile =
+        serde_json::from_slice(&raw).map_err(|error| read_error(error.to_string()))?;
+    if saved.version != FORMAT_VERSION {
+        return Err(read_error(format!(
+            "unknown format version {}",
+            saved.version
+        )));
+    }
+    Ok(Some(
+        saved
+            .files
+            .into_iter()
+            .map(|position| (position.id, position))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -191,28 +280,68 @@ mod tests {
     fn positions_survive_a_save_and_load() {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::new(&dir.path().join("nested"));
-        assert!(store.load().unwrap().is_empty(), "no checkpoint yet");
-        let positions: HashMap<_, _> = [position(1, 10), position(2, 20)]
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect();
+        let loaded = store.load().unwrap();
+        assert!(loaded.positions.is_empty(), "no checkpoint yet");
+        assert!(loaded.fell_back.is_none());
+        let positions = positions(&[(1, 10), (2, 20)]);
         store.save(&positions).unwrap();
-        assert_eq!(store.load().unwrap(), positions);
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.positions, positions);
+        assert!(loaded.fell_back.is_none());
         assert!(!dir.path().join("nested/checkpoints.json.tmp").exists());
     }
 
+    fn positions(files: &[(u64, u64)]) -> Positions {
+        files
+            .iter()
+            .map(|&(inode, offset)| position(inode, offset))
+            .map(|p| (p.id, p))
+            .collect()
+    }
+
+    const GARBAGE: [&[u8]; 3] = [
+        b"{\"version\":1,\"files\":[{",
+        b"\xff\xfe",
+        b"{\"version\":99,\"files\":[]}",
+    ];
+
     #[test]
-    fn a_corrupt_checkpoint_is_an_error_not_a_panic() {
+    fn an_unreadable_checkpoint_falls_back_to_its_previous_version() {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::new(dir.path());
-        for garbage in [
-            &b"{\"version\":1,\"files\":[{"[..],
-            b"\xff\xfe",
-            b"{\"version\":99,\"files\":[]}",
-        ] {
+        let older = positions(&[(1, 10)]);
+        store.save(&older).unwrap();
+        store.save(&positions(&[(1, 30), (2, 5)])).unwrap();
+        for garbage in GARBAGE {
             std::fs::write(store.path(), garbage).unwrap();
-            let error = store.load().unwrap_err();
-            assert!(error.to_string().contains("checkpoints.json"), "{error}");
+            let loaded = store.load().unwrap();
+            assert_eq!(loaded.positions, older);
+            let why = loaded.fell_back.unwrap().to_string();
+            assert!(why.contains("checkpoints.json"), "{why}");
+        }
+        // Set aside, the unreadable file is not the next previous version.
+        store.set_aside().unwrap();
+        assert!(dir.path().join("checkpoints.json.unreadable").exists());
+        store.save(&older).unwrap();
+        std::fs::write(store.path(), GARBAGE[0]).unwrap();
+        assert_eq!(store.load().unwrap().positions, older);
+    }
+
+    #[test]
+    fn neither_version_readable_is_an_error_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path());
+        for garbage in GARBAGE {
+            // Only a current file, unreadable.
+            std::fs::write(store.path(), garbage).unwrap();
+            let error = store.load().unwrap_err().to_string();
+            assert!(error.contains("checkpoints.json:"), "{error}");
+            assert!(error.contains("checkpoints.json.prev: missing"), "{error}");
+            // Both unreadable.
+            std::fs::write(store.previous_path(), garbage).unwrap();
+            let error = store.load().unwrap_err().to_string();
+            assert!(error.contains("checkpoints.json.prev:"), "{error}");
+            std::fs::remove_file(store.previous_path()).unwrap();
         }
     }
 

@@ -36,6 +36,14 @@ pub struct Config {
     )]
     pub collector_checkpoint_dir: PathBuf,
 
+    /// What to do when a checkpoint exists but neither it nor its previous
+    /// version can be read: `refuse` to start (reading every file from its
+    /// start would ship the node's logs again), or `start-at-end`: skip what
+    /// the files hold now and ship only lines written from here on.
+    #[arg(long, env = "COLLECTOR_UNREADABLE_CHECKPOINT", value_enum,
+          default_value_t = UnreadableCheckpoint::Refuse)]
+    pub collector_unreadable_checkpoint: UnreadableCheckpoint,
+
     /// Where lines go.
     #[arg(long, env = "COLLECTOR_SINK", value_enum, default_value_t = SinkKind::Stdout)]
     pub collector_sink: SinkKind,
@@ -132,6 +140,12 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnreadableCheckpoint {
+    Refuse,
+    StartAtEnd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SinkKind {
     Stdout,
     File,
@@ -160,6 +174,7 @@ pub struct Settings {
     pub node: String,
     pub paths: Vec<glob::Pattern>,
     pub checkpoint_dir: PathBuf,
+    pub unreadable_checkpoint: UnreadableCheckpoint,
     pub sink: SinkSettings,
     pub bind: (IpAddr, u16),
     pub batch: BatchLimits,
@@ -186,6 +201,7 @@ impl Config {
             node: self.node()?,
             paths: self.paths()?,
             checkpoint_dir: self.collector_checkpoint_dir.clone(),
+            unreadable_checkpoint: self.collector_unreadable_checkpoint,
             sink: self.sink()?,
             bind: (self.collector_bind_address, self.collector_port),
             batch: BatchLimits {

@@ -23,7 +23,6 @@ pub mod sinks;
 pub mod source;
 pub mod tailer;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -33,9 +32,9 @@ use tokio::sync::{mpsc, watch};
 
 pub use config::Config;
 
-use crate::checkpoint::CheckpointStore;
-use crate::config::Settings;
-use crate::harvester::{Harvester, Links};
+use crate::checkpoint::{CheckpointStore, Loaded, Positions};
+use crate::config::{Settings, UnreadableCheckpoint};
+use crate::harvester::{Harvester, Links, Start};
 use crate::metrics::Metrics;
 use crate::shipper::Shipper;
 use crate::sinks::Sink;
@@ -49,11 +48,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     metrics.register(&mut registry);
 
     let store = CheckpointStore::new(&settings.checkpoint_dir);
-    let saved = store.load().unwrap_or_else(|error| {
-        metrics.checkpoint_errors.inc();
-        tracing::error!(%error, "ignoring the unreadable checkpoint; files are read from their start");
-        HashMap::new()
-    });
+    let (saved, start) = load_checkpoint(&store, &settings, &metrics)?;
     // Fail now, not at the first batch, when positions cannot be saved.
     store
         .save(&saved)
@@ -86,6 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::clone(&settings),
         Arc::clone(&metrics),
         saved,
+        start,
         Links {
             out: batch_tx,
             acks: ack_rx,
@@ -123,6 +119,50 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics.lines_read.get()
     );
     Ok(())
+}
+
+/// The positions to resume from, and where files without one start.
+fn load_checkpoint(
+    store: &CheckpointStore,
+    settings: &Settings,
+    metrics: &Metrics,
+) -> anyhow::Result<(Positions, Start)> {
+    let error = match store.load() {
+        Ok(Loaded {
+            positions,
+            fell_back: None,
+        }) => return Ok((positions, Start::FromCheckpoint)),
+        Ok(Loaded {
+            positions,
+            fell_back: Some(error),
+        }) => {
+            metrics.checkpoint_errors.inc();
+            tracing::error!(%error, previous = %store.previous_path().display(),
+                "the checkpoint is unreadable; resuming from its previous version \
+                 (lines acknowledged since then are shipped again)");
+            store
+                .set_aside()
+                .context("cannot move the unreadable checkpoint aside")?;
+            return Ok((positions, Start::FromCheckpoint));
+        }
+        Err(error) => error,
+    };
+    metrics.checkpoint_errors.inc();
+    match settings.unreadable_checkpoint {
+        UnreadableCheckpoint::Refuse => Err(anyhow::Error::new(error).context(
+            "refusing to start: without a checkpoint every file would be read from its \
+             start and the node's logs shipped again. Repair or remove the files, or set \
+             COLLECTOR_UNREADABLE_CHECKPOINT=start-at-end to skip what the files hold now",
+        )),
+        UnreadableCheckpoint::StartAtEnd => {
+            tracing::error!(%error, "the checkpoint is unreadable; COLLECTOR_UNREADABLE_CHECKPOINT=\
+                start-at-end: the files found now are read from their end");
+            store
+                .set_aside()
+                .context("cannot move the unreadable checkpoint aside")?;
+            Ok((Positions::new(), Start::AtEnd))
+        }
+    }
 }
 
 /// The spec's summary line, every `COLLECTOR_SUMMARY_SECONDS`: the lines

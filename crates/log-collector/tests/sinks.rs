@@ -1,5 +1,6 @@
 //! Sinks under failure: a Loki outage (503, then 429) with bounded memory,
-//! the Redis Stream sink across a Redis restart, and a corrupt checkpoint.
+//! the Redis Stream sink across a Redis restart, unreadable checkpoints, and
+//! credentials in the sink's URL.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -221,36 +222,104 @@ async fn the_redis_stream_sink_survives_a_redis_restart() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupt_checkpoint_is_reported_and_ignored() {
-    let node = Node::new();
-    std::fs::create_dir_all(node.path("checkpoints")).unwrap();
-    std::fs::write(
-        node.path("checkpoints/checkpoints.json"),
-        "{\"version\":1,\"files\":[{",
-    )
-    .unwrap();
-    let dir = node.container_dir("app");
-    append(&dir.join("0.log"), &cri("before the start"));
+/// An agent on the `file` sink, its checkpoint in `checkpoints/`.
+fn file_agent(node: &Node, extra: &[(&str, String)]) -> Agent {
+    let mut env = vec![
+        ("COLLECTOR_SINK", "file".to_owned()),
+        (
+            "COLLECTOR_FILE_PATH",
+            node.path("out.jsonl").display().to_string(),
+        ),
+    ];
+    env.extend(extra.iter().cloned());
+    Agent::start(node, &env)
+}
+
+async fn expect_delivered(node: &Node, agent: &Agent, message: &str) {
     let out = node.path("out.jsonl");
-    let mut agent = Agent::start(
-        &node,
-        &[
-            ("COLLECTOR_SINK", "file".into()),
-            ("COLLECTOR_FILE_PATH", out.display().to_string()),
-        ],
-    );
     let arrived = wait_until(Duration::from_secs(10), || {
-        delivered(&out).0.contains_key("before the start")
+        delivered(&out).0.contains_key(message)
     })
     .await;
-    assert!(arrived, "{}", agent.logs());
+    assert!(arrived, "{message:?} not delivered:\n{}", agent.logs());
+}
+
+const CORRUPT: &str = "{\"version\":1,\"files\":[{";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_checkpoint_resumes_from_its_previous_version() {
+    let node = Node::new();
+    let log = node.container_dir("app").join("0.log");
+    let mut agent = file_agent(&node, &[]);
+    // Two acknowledged batches: two saves, so a previous version exists.
+    append(&log, &cri("first"));
+    expect_delivered(&node, &agent, "first").await;
+    append(&log, &cri("second"));
+    expect_delivered(&node, &agent, "second").await;
+    assert!(agent.terminate().success());
+
+    std::fs::write(node.path("checkpoints/checkpoints.json"), CORRUPT).unwrap();
+    agent.kill_and_restart();
+    append(&log, &cri("third"));
+    expect_delivered(&node, &agent, "third").await;
+    let (counts, _) = delivered(&node.path("out.jsonl"));
+    assert_eq!(
+        counts["first"],
+        1,
+        "re-shipped from the start:\n{}",
+        agent.logs()
+    );
+    assert!(counts["second"] <= 2);
+    assert_eq!(counts["third"], 1);
     assert_eq!(
         agent.metric("log_collector_checkpoint_errors_total").await,
         1.0
     );
-    assert!(agent.logs().contains("ignoring the unreadable checkpoint"));
+    assert!(
+        agent.logs().contains("resuming from its previous version"),
+        "{}",
+        agent.logs()
+    );
+    assert!(
+        node.path("checkpoints/checkpoints.json.unreadable")
+            .exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_readable_checkpoint_the_agent_refuses_or_starts_at_the_end() {
+    let node = Node::new();
+    std::fs::create_dir_all(node.path("checkpoints")).unwrap();
+    std::fs::write(node.path("checkpoints/checkpoints.json"), CORRUPT).unwrap();
+    let log = node.container_dir("app").join("0.log");
+    append(&log, &cri("before the start"));
+
+    let mut refused = file_agent(&node, &[]);
+    let status = refused.exited_within(Duration::from_secs(10)).await;
+    let logs = refused.logs();
+    assert!(status.is_some_and(|status| !status.success()), "{logs}");
+    assert!(logs.contains("refusing to start"), "{logs}");
+    assert!(
+        logs.contains("COLLECTOR_UNREADABLE_CHECKPOINT=start-at-end"),
+        "{logs}"
+    );
+
+    let mut agent = file_agent(
+        &node,
+        &[("COLLECTOR_UNREADABLE_CHECKPOINT", "start-at-end".into())],
+    );
+    // The agent is up once it serves metrics; then the file grows.
+    let up = wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", agent.port)).is_ok()
+    })
+    .await;
+    assert!(up, "{}", agent.logs());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append(&log, &cri("after the start"));
+    expect_delivered(&node, &agent, "after the start").await;
     assert!(agent.terminate().success());
+    let (counts, _) = delivered(&node.path("out.jsonl"));
+    assert!(!counts.contains_key("before the start"), "{counts:?}");
     // The agent wrote a good checkpoint in its place.
     let saved: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(node.path("checkpoints/checkpoints.json")).unwrap(),

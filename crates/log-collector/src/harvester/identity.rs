@@ -138,6 +138,27 @@ pub(super) fn truncate(
     }
 }
 
+/// The offset just past the file's last newline: where a file starts when
+/// what it holds now is to be skipped. A last line without its newline yet
+/// is read when it is finished. (Past the last 64 KiB, a line that long is
+/// entered where the file ends.)
+pub(super) fn end_of_last_line(file: &File) -> u64 {
+    const LOOK_BACK: u64 = 64 * 1024;
+    let Ok(len) = file.metadata().map(|metadata| metadata.len()) else {
+        return 0;
+    };
+    let from = len.saturating_sub(LOOK_BACK);
+    let mut tail = vec![0_u8; usize::try_from(len - from).unwrap_or(0)];
+    if std::os::unix::fs::FileExt::read_exact_at(file, &mut tail, from).is_err() {
+        return len;
+    }
+    match memchr::memrchr(b'\n', &tail) {
+        Some(newline) => from + newline as u64 + 1,
+        None if from == 0 => 0,
+        None => len,
+    }
+}
+
 /// The file with this device and inode in the directory of `position.path`,
 /// if its first line still matches.
 fn find_by_id(position: &Position) -> Option<(PathBuf, File)> {

@@ -57,6 +57,9 @@ pub struct Harvester {
     /// opened.
     saved: HashMap<FileId, Position>,
     truncated: Vec<Truncated>,
+    /// Files found by the first scan start at their end (no usable
+    /// checkpoint, and the operator chose to skip what they hold).
+    start: Start,
     /// New files that look like a copy of a file still being read, and when
     /// they were first seen.
     copy_candidates: HashMap<FileId, Instant>,
@@ -79,6 +82,16 @@ pub struct Harvester {
     round: usize,
 }
 
+/// Where the files found at start begin when the checkpoint has no position
+/// for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At 0: they are new since the checkpoint.
+    FromCheckpoint,
+    /// At the end of their last whole line: the checkpoint was lost.
+    AtEnd,
+}
+
 /// The channels that connect the harvester to the rest of the agent.
 #[derive(Debug)]
 pub struct Links {
@@ -93,6 +106,7 @@ impl Harvester {
         settings: Arc<Settings>,
         metrics: Arc<Metrics>,
         saved: HashMap<FileId, Position>,
+        start: Start,
         links: Links,
     ) -> Self {
         Self {
@@ -101,6 +115,7 @@ impl Harvester {
             tailers: BTreeMap::new(),
             saved,
             truncated: Vec::new(),
+            start,
             copy_candidates: HashMap::new(),
             done: HashMap::new(),
             batch: Batch::new(1),
@@ -118,6 +133,8 @@ impl Harvester {
     /// Runs until `stop` is set or the shipper is gone; ships what was read.
     pub fn run(mut self) {
         self.rescan();
+        // Only the files there at start were covered by the lost checkpoint.
+        self.start = Start::FromCheckpoint;
         self.recover_rotated();
         while !self.stop.load(Ordering::Relaxed) {
             self.take_acks();
@@ -314,8 +331,12 @@ impl Harvester {
         let Ok(Some(fingerprint)) = fingerprint(&file) else {
             return;
         };
-        let Some(offset) = self.start_offset(id, fingerprint) else {
-            return;
+        let offset = match self.start {
+            Start::AtEnd => identity::end_of_last_line(&file),
+            Start::FromCheckpoint => match self.start_offset(id, fingerprint) {
+                Some(offset) => offset,
+                None => return,
+            },
         };
         match Tailer::open(
             id,

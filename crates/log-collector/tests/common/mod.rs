@@ -128,6 +128,21 @@ impl Agent {
         child.wait().unwrap()
     }
 
+    /// Waits up to `limit` for the agent to exit by itself.
+    pub async fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().expect("agent not running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Everything the agent logged, over all its starts.
     pub fn logs(&self) -> String {
         (1..=self.starts)
