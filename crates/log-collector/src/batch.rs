@@ -13,6 +13,9 @@ use crate::event::Event;
 pub struct Batch {
     /// Batches are numbered in the order they are shipped and acknowledged.
     pub seq: u64,
+    /// Random, so that a sink can tell a retry of this batch from any other
+    /// batch, of this run of the agent or another.
+    pub token: u64,
     pub events: Vec<Event>,
     /// Sum of [`Event::size`], for the memory bound.
     pub bytes: usize,
@@ -28,6 +31,7 @@ impl Batch {
     pub fn new(seq: u64) -> Self {
         Self {
             seq,
+            token: fastrand::u64(..),
             events: Vec::new(),
             bytes: 0,
             positions: HashMap::new(),

@@ -63,6 +63,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub collector_redis_maxlen: u64,
 
+    /// Longest wait for Redis to answer one batch of the `redis` sink (a
+    /// batch of thousands of entries takes longer than one command). A batch
+    /// answered later is retried and Redis keeps its first copy only.
+    #[arg(long, env = "COLLECTOR_REDIS_BATCH_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub collector_redis_batch_timeout_ms: u64,
+
     #[command(flatten)]
     pub redis: RedisArgs,
 
@@ -165,6 +172,7 @@ pub enum SinkSettings {
         redis: RedisSettings,
         stream: String,
         maxlen: u64,
+        batch_timeout: Duration,
     },
 }
 
@@ -281,6 +289,7 @@ impl Config {
                     .ok_or_else(|| invalid("REDIS_HOST", "is required by COLLECTOR_SINK=redis"))?,
                 stream: self.collector_redis_stream.clone(),
                 maxlen: self.collector_redis_maxlen,
+                batch_timeout: Duration::from_millis(self.collector_redis_batch_timeout_ms),
             },
         })
     }

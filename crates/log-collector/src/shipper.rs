@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::batch::Batch;
 use crate::checkpoint::{CheckpointStore, FileId, Position};
 use crate::metrics::Metrics;
-use crate::sinks::{SendError, Sink};
+use crate::sinks::{DeliveryId, SendError, Sink};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -62,7 +62,11 @@ impl Shipper {
             if range.is_empty() {
                 continue;
             }
-            match self.sink.send(&events[range.clone()]).await {
+            let delivery = DeliveryId {
+                batch: batch.token,
+                first: range.start,
+            };
+            match self.sink.send(&events[range.clone()], delivery).await {
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;
                     self.metrics.lines_shipped.inc_by(range.len() as u64);

@@ -222,6 +222,118 @@ async fn the_redis_stream_sink_survives_a_redis_restart() {
     );
 }
 
+/// Messages in the stream, by how often they arrived.
+async fn stream_messages(redis: &RedisServer, stream: &str) -> HashMap<String, usize> {
+    let mut connection = redis.connection().await;
+    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let mut counts = HashMap::new();
+    for (_, fields) in entries {
+        *counts.entry(fields["message"].clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_redis_applied_but_answered_late_is_not_written_twice() {
+    let redis = RedisServer::start();
+    let node = Node::new();
+    let dir = node.container_dir("api");
+    let agent = Agent::start(
+        &node,
+        &[
+            ("COLLECTOR_SINK", "redis".into()),
+            ("REDIS_HOST", "127.0.0.1".into()),
+            ("REDIS_PORT", redis.port().to_string()),
+            ("COLLECTOR_REDIS_STREAM", "logs:late".into()),
+            ("COLLECTOR_REDIS_BATCH_TIMEOUT_MS", "200".into()),
+        ],
+    );
+    append(&dir.join("0.log"), &cri("warm-up"));
+    testkit::eventually("the first line in the stream", || async {
+        stream_messages(&redis, "logs:late")
+            .await
+            .contains_key("warm-up")
+    })
+    .await;
+    // Redis holds writes for longer than the agent waits for an answer, then
+    // applies them: the agent sees a time-out for a batch that was written.
+    let mut control = redis.connection().await;
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("WRITE")
+        .query_async(&mut control)
+        .await
+        .unwrap();
+    let expected: Vec<String> = (0..500).map(|i| format!("late-{i}")).collect();
+    append(
+        &dir.join("0.log"),
+        &expected.iter().map(|line| cri(line)).collect::<String>(),
+    );
+    testkit::eventually("every line in the stream", || async {
+        let counts = stream_messages(&redis, "logs:late").await;
+        expected.iter().all(|line| counts.contains_key(line))
+    })
+    .await;
+    // Retries after the pause have had time to land.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = stream_messages(&redis, "logs:late").await;
+    let (missing, duplicates) = losses_and_duplicates(&counts, &expected);
+    assert!(missing.is_empty());
+    assert_eq!(
+        duplicates,
+        0,
+        "a late answer made the agent write again:\n{}",
+        agent.logs()
+    );
+    assert!(
+        agent.metric("log_collector_retries_total").await >= 1.0,
+        "{}",
+        agent.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_is_capped_near_its_maxlen() {
+    let redis = RedisServer::start();
+    let node = Node::new();
+    let dir = node.container_dir("api");
+    let _agent = Agent::start(
+        &node,
+        &[
+            ("COLLECTOR_SINK", "redis".into()),
+            ("REDIS_HOST", "127.0.0.1".into()),
+            ("REDIS_PORT", redis.port().to_string()),
+            ("COLLECTOR_REDIS_STREAM", "logs:capped".into()),
+            ("COLLECTOR_REDIS_MAXLEN", "1000".into()),
+        ],
+    );
+    for round in 0..10 {
+        let lines: String = (0..1000).map(|i| cri(&format!("r{round}-{i}"))).collect();
+        append(&dir.join("0.log"), &lines);
+    }
+    testkit::eventually("the last line in the stream", || async {
+        stream_messages(&redis, "logs:capped")
+            .await
+            .contains_key("r9-999")
+    })
+    .await;
+    let mut connection = redis.connection().await;
+    let length: u64 = redis::cmd("XLEN")
+        .arg("logs:capped")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    // `MAXLEN ~` trims whole stream nodes (100 entries each by default).
+    assert!((1000..1100).contains(&length), "XLEN {length}");
+}
+
 /// An agent on the `file` sink, its checkpoint in `checkpoints/`.
 fn file_agent(node: &Node, extra: &[(&str, String)]) -> Agent {
     let mut env = vec![

@@ -4,7 +4,8 @@
 //!
 //! - `stdout`, `file`: JSON lines ([`crate::event::Event::write_json_line`]),
 //! - `loki`: the push API,
-//! - `redis`: `XADD` to a stream trimmed with `MAXLEN ~`.
+//! - `redis`: `XADD` to a stream trimmed with `MAXLEN ~`, a batch written
+//!   once however often it is retried.
 
 mod json_lines;
 mod loki;
@@ -16,6 +17,15 @@ use crate::event::Event;
 pub use json_lines::JsonLines;
 pub use loki::{Loki, push_body};
 pub use redis_stream::RedisStream;
+
+/// Which lines a send carries, the same on every retry of them: the
+/// batch's random token and the index of the first line sent (a batch split
+/// after a 413 goes out in ranges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryId {
+    pub batch: u64,
+    pub first: usize,
+}
 
 /// Why a batch was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -48,16 +58,22 @@ impl Sink {
                 redis,
                 stream,
                 maxlen,
-            } => Self::Redis(RedisStream::new(redis, stream.clone(), *maxlen)?),
+                batch_timeout,
+            } => Self::Redis(RedisStream::new(
+                redis,
+                stream.clone(),
+                *maxlen,
+                *batch_timeout,
+            )?),
         })
     }
 
     /// Delivers `events`; `Ok` means the sink has them (acknowledged).
-    pub async fn send(&mut self, events: &[Event]) -> Result<(), SendError> {
+    pub async fn send(&mut self, events: &[Event], delivery: DeliveryId) -> Result<(), SendError> {
         match self {
             Self::JsonLines(sink) => sink.send(events).await,
             Self::Loki(sink) => sink.send(events).await,
-            Self::Redis(sink) => sink.send(events).await,
+            Self::Redis(sink) => sink.send(events, delivery).await,
         }
     }
 }
