@@ -6,7 +6,10 @@ keep (run by scripts/check-deploy):
 - every `checksum/<configmap>` pod annotation matches the ConfigMap's data,
   so that a config change rolls the pods that use it;
 - every environment variable set on our containers is one the binary
-  accepts (read from its `--help`), in every rendered overlay.
+  accepts (read from its `--help`), in every rendered overlay;
+- every port a NetworkPolicy opens admits only the sources listed in REACH
+  (the Redis password, the Pushgateway and Loki are not for everyone);
+- an Ingress in front of the API takes the API's largest request.
 
 Usage: check_manifests.py BASE_RENDER HELP_DIR RENDER...
   HELP_DIR holds api.help, log-collector.help, cleanup.help.
@@ -102,12 +105,19 @@ def check_spec_values(docs):
     mounts = {m["name"]: m for m in container(redis, "redis")["volumeMounts"]}
     check(mounts["redis-data"]["mountPath"] == "/data", "redis data at /data")
     init = pod_spec(redis)["initContainers"][0]
-    init_mounts = {m["name"]: m for m in init["volumeMounts"]}
-    check(init_mounts["redis-config"] == {"name": "redis-config", "mountPath": "/etc/redis/redis.conf",
-                                          "subPath": "redis.conf", "readOnly": True},
+    check({"name": "redis-config", "mountPath": "/etc/redis/redis.conf", "subPath": "redis.conf",
+           "readOnly": True} in init["volumeMounts"],
           "redis.conf mounted at /etc/redis/redis.conf with subPath")
-    check(env(init)["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-secret", "key": "password"},
-          "REDIS_PASSWORD from redis-secret")
+    check("redis-auth.sh /run/secrets/redis/password" in " ".join(init["command"]),
+          "the init container writes the password with redis-auth.sh, from the Secret's file")
+    redis_volumes = {v["name"]: v for v in pod_spec(redis)["volumes"]}
+    check(redis_volumes.get("redis-secret", {}).get("secret", {}).get("secretName") == "redis-secret",
+          "redis mounts redis-secret")
+    exporter = container(redis, "redis-exporter")
+    check("REDIS_PASSWORD" not in env(exporter),
+          "redis_exporter must not take REDIS_PASSWORD: its /scrape?target= would send it to any address")
+    check("--redis.password-file=/run/redis/exporter-passwords.json" in exporter.get("args", []),
+          "redis_exporter reads a password map (--redis.password-file)")
     check(env(container(redis, "redis"))["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"]["name"] == "redis-secret",
           "probes authenticate through REDISCLI_AUTH")
     check(container(redis, "redis")["livenessProbe"]["exec"]["command"] == ["redis-cli", "ping"], "redis-cli ping probe")
@@ -144,12 +154,91 @@ def check_spec_values(docs):
     check(job["activeDeadlineSeconds"] == 300, "activeDeadlineSeconds 300")
     check(job["template"]["spec"]["restartPolicy"] == "OnFailure", "restartPolicy OnFailure")
 
-    redis_policy = find(docs, "NetworkPolicy", "redis")
-    allowed = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-               for rule in redis_policy["spec"]["ingress"] if any(p["port"] == 6379 for p in rule["ports"])
-               for peer in rule["from"]]
-    check(sorted(allowed) == ["api", "cleanup"], f"only api and cleanup reach Redis, not {allowed}")
     check(find(docs, "PodDisruptionBudget", "api") is not None, "api PDB")
+
+
+# Who may reach each port, by NetworkPolicy: pods of this namespace by their
+# app.kubernetes.io/name, or "<namespace>/<name>" for another namespace's.
+# Every port a policy opens is listed here or in OPEN_PORTS.
+REACH = {
+    ("redis", 6379): {"api", "cleanup"},
+    ("redis", 9121): {"monitoring/prometheus"},
+    ("postgres", 5432): {"api", "cleanup"},
+    ("pushgateway", 9091): {"cleanup", "monitoring/prometheus"},
+    ("loki", 3100): {"log-collector", "monitoring/grafana", "monitoring/prometheus"},
+}
+# Public on purpose: the API (NodePort 30080) and the collector's /metrics.
+OPEN_PORTS = {("api", 8080), ("log-collector", 9180)}
+ANYONE = "anyone"
+
+
+def peers(rule):
+    """The sources a NetworkPolicy ingress rule admits, named as in REACH."""
+    if not rule.get("from"):
+        return {ANYONE}
+    names = set()
+    for peer in rule["from"]:
+        namespace = ""
+        if "namespaceSelector" in peer:
+            labels = peer["namespaceSelector"].get("matchLabels", {})
+            namespace = labels.get("kubernetes.io/metadata.name", "*") + "/"
+        selector = peer.get("podSelector")
+        if selector is None or "ipBlock" in peer:
+            names.add(ANYONE)
+            continue
+        values = []
+        if "app.kubernetes.io/name" in selector.get("matchLabels", {}):
+            values.append(selector["matchLabels"]["app.kubernetes.io/name"])
+        for expression in selector.get("matchExpressions", []):
+            if expression["key"] == "app.kubernetes.io/name" and expression["operator"] == "In":
+                values.extend(expression["values"])
+        if not values:
+            names.add(ANYONE)
+        names.update(f"{namespace}{value}" for value in values)
+    return names
+
+
+def check_network_reach(path):
+    for doc in load(path):
+        if doc["kind"] != "NetworkPolicy":
+            continue
+        name = doc["metadata"]["name"]
+        for rule in doc["spec"].get("ingress", []):
+            for port in rule.get("ports", [{"port": "every port"}]):
+                key = (name, port["port"])
+                if key in OPEN_PORTS:
+                    continue
+                allowed = REACH.get(key, set())
+                extra = peers(rule) - allowed
+                check(not extra, f"{path}: NetworkPolicy/{name} lets {sorted(extra)} reach port {port['port']}; "
+                                 f"only {sorted(allowed) or 'nobody'} may")
+
+
+def size_bytes(text):
+    """An nginx size (`2112k`, `8m`, `1048576`) in bytes."""
+    match = re.fullmatch(r"(\d+)([kKmMgG]?)", text.strip())
+    if not match:
+        return 0
+    return int(match[1]) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match[2].lower()]
+
+
+def check_ingress_body_size(path, help_dir):
+    """nginx refuses bodies over proxy-body-size (1m by default) with a 413
+    the API never sees: it must take the API's largest request."""
+    with open(f"{help_dir}/api.help") as f:
+        default = re.search(r"\[env: MAX_VALUE_BYTES=?[^]]*\] \[default: (\d+)\]", f.read())
+    check(default is not None, "MAX_VALUE_BYTES's default not found in api --help")
+    docs = load(path)
+    api = next((d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "api"), None)
+    for doc in docs:
+        if doc["kind"] != "Ingress" or api is None or default is None:
+            continue
+        value = env(container(api, "api")).get("MAX_VALUE_BYTES", {}).get("value", default[1])
+        largest = 2 * int(value) + 64 * 1024
+        annotation = doc["metadata"].get("annotations", {}).get("nginx.ingress.kubernetes.io/proxy-body-size", "1m")
+        check(size_bytes(annotation) >= largest,
+              f"{path}: Ingress/{doc['metadata']['name']} takes bodies up to {annotation!r}; the API's largest "
+              f"request is {largest} bytes (2 * MAX_VALUE_BYTES + 64 KiB)")
 
 
 def check_checksums(docs):
@@ -224,12 +313,15 @@ def main():
         check_checksums(load(path))
         check_secret_readability(load(path))
         check_environment(path, accepted)
+        check_network_reach(path)
+        check_ingress_body_size(path, help_dir)
     if failures:
         print("manifest checks failed:")
         for failure in failures:
             print(f"  - {failure}")
         sys.exit(1)
-    print(f"manifest checks: spec values, checksums and variables hold in {1 + len(renders)} renders")
+    print(f"manifest checks: spec values, checksums, variables, network reach and body size hold "
+          f"in {1 + len(renders)} renders")
 
 
 main()

@@ -2,7 +2,9 @@
 the spec's request path across two replicas, the persistence check across a
 Redis SIGKILL, the log path into the Redis Stream, the cleanup job's metrics
 through the Pushgateway into Prometheus, the scrape targets, the alert rules,
-and every PromQL expression of the Grafana dashboard.
+every PromQL expression of the Grafana dashboard, and the Redis password
+(one that breaks naive quoting, given by scripts/local-e2e) reaching every
+program but never leaving through the exporter.
 
 Usage: local_e2e.py STACK_DIR   (scripts/local-e2e runs it)
 """
@@ -10,8 +12,10 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -149,4 +153,35 @@ for expr in expressions:
     answer = promql(expr)
     expect(answer["status"] == "success", f"{expr}: {answer.get('error')}")
 print(f"    {len(expressions)} expressions evaluate without error")
+step("redis_exporter: logged in to its Redis, and hands the password to no other address")
+exporter = f"http://127.0.0.1:{ports['EXPORTER_PORT']}"
+with urllib.request.urlopen(f"{exporter}/metrics", timeout=10) as response:
+    expect("\nredis_up 1\n" in response.read().decode(), "the exporter cannot log in to Redis")
+# A stand-in Redis named as /scrape's target records what the exporter sends.
+listener = socket.create_server(("127.0.0.1", 0))
+received = bytearray()
+
+
+def record():
+    connection, _ = listener.accept()
+    connection.settimeout(1)
+    with connection:
+        try:
+            while chunk := connection.recv(4096):
+                received.extend(chunk)
+        except TimeoutError:
+            pass
+
+
+recorder = threading.Thread(target=record, daemon=True)
+recorder.start()
+target = urllib.parse.quote(f"redis://127.0.0.1:{listener.getsockname()[1]}", safe="")
+with urllib.request.urlopen(f"{exporter}/scrape?target={target}", timeout=30) as response:
+    response.read()
+recorder.join(timeout=10)
+password = open(f"{stack}/redis-password").read().strip()
+expect(received, "the exporter never connected to the named target")
+expect(b"AUTH" not in received.upper() and password.encode() not in received,
+       f"the exporter sent the Redis password to another address: {bytes(received)!r}")
+
 step("local end-to-end checks passed")
