@@ -47,6 +47,51 @@ pub struct Position {
     pub path: PathBuf,
     /// Every line before this offset was acknowledged by the sink.
     pub offset: u64,
+    /// The bytes just before `offset`: a file that claims to be a copy of
+    /// this one (copytruncate) continues from `offset` only if it holds them
+    /// there too. `None` when unknown (then a copy is read from its start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<Tail>,
+}
+
+/// How many bytes before a position identify what the file held there.
+pub const TAIL_BYTES: usize = 256;
+
+/// A hash of the (up to [`TAIL_BYTES`]) bytes that end at a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    pub len: u16,
+    pub hash: u64,
+}
+
+impl Tail {
+    /// The tail of `before`, the bytes that end at the position.
+    pub fn of(before: &[u8]) -> Self {
+        let start = before.len().saturating_sub(TAIL_BYTES);
+        Self {
+            len: u16::try_from(before.len() - start).unwrap_or(u16::MAX),
+            hash: fnv1a(&before[start..]),
+        }
+    }
+
+    /// The tail of what `file` holds before `offset`.
+    pub fn read_before(file: &File, offset: u64) -> Option<Self> {
+        let start = offset.saturating_sub(TAIL_BYTES as u64);
+        let mut bytes = vec![0; usize::try_from(offset - start).ok()?];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, start).ok()?;
+        (!bytes.is_empty()).then(|| Self::of(&bytes))
+    }
+
+    /// Whether `file` holds these bytes right before `offset`.
+    pub fn is_before(&self, file: &File, offset: u64) -> bool {
+        let len = u64::from(self.len);
+        let Some(start) = offset.checked_sub(len) else {
+            return false;
+        };
+        let mut bytes = vec![0; usize::from(self.len)];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, start).is_ok()
+            && fnv1a(&bytes) == self.hash
+    }
 }
 
 /// How many leading bytes identify a file: its first line, up to this.
@@ -273,6 +318,7 @@ mod tests {
             fingerprint: 42,
             path: PathBuf::from(format!("/logs/{inode}.log")),
             offset,
+            tail: inode.is_multiple_of(2).then_some(Tail { len: 4, hash: 9 }),
         }
     }
 

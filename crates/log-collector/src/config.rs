@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use platform::config::{ConfigError, RedisArgs, RedisSettings, redact_userinfo};
 
+use crate::own_logs::OwnLogs;
+
 /// `log-collector`: tails node logs and ships every line to a log center.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(version, about)]
@@ -108,6 +110,15 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(64..=16 * 1024 * 1024))]
     pub collector_max_line_bytes: u64,
 
+    /// Memory for unfinished lines across all files: a file's last line
+    /// still waiting for its newline, and runtime partial lines waiting for
+    /// their last part. Above it, an unfinished line is dropped from memory
+    /// and read again from its file once it grows, and partial lines are
+    /// shipped in pieces (`log_collector_split_lines_total`).
+    #[arg(long, env = "COLLECTOR_LINE_BUFFER_BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(64 * 1024..=1024 * 1024 * 1024))]
+    pub collector_line_buffer_bytes: u64,
+
     /// How often the globs are evaluated again. File changes wake the agent
     /// at once through inotify; this is the backstop.
     #[arg(long, env = "COLLECTOR_RESCAN_MS", default_value_t = 2000,
@@ -144,6 +155,12 @@ pub struct Config {
     /// Name of the agent's own pod (downward API); its logs are skipped.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+
+    /// The agent's own container ID (64 hex digits), whose json-file log
+    /// (`containers/<id>/<id>-json.log`) is skipped. Found in
+    /// `/proc/self/mountinfo` or `/proc/self/cgroup` when unset.
+    #[arg(long, env = "COLLECTOR_OWN_CONTAINER_ID")]
+    pub collector_own_container_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -187,13 +204,14 @@ pub struct Settings {
     pub bind: (IpAddr, u16),
     pub batch: BatchLimits,
     pub max_line_bytes: usize,
+    pub line_buffer_bytes: usize,
     pub rescan: Duration,
     pub rotate_wait: Duration,
     pub retry_max: Duration,
     pub shutdown_timeout: Duration,
     pub summary_period: Duration,
-    /// `(namespace, pod)` whose logs are not collected: the agent's own.
-    pub own_pod: Option<(String, String)>,
+    /// The agent's own logs, never collected.
+    pub own: OwnLogs,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -218,12 +236,16 @@ impl Config {
                 wait: Duration::from_millis(self.collector_batch_wait_ms),
             },
             max_line_bytes: to_usize(self.collector_max_line_bytes),
+            line_buffer_bytes: to_usize(self.collector_line_buffer_bytes),
             rescan: Duration::from_millis(self.collector_rescan_ms),
             rotate_wait: Duration::from_millis(self.collector_rotate_wait_ms),
             retry_max: Duration::from_millis(self.collector_retry_max_ms),
             shutdown_timeout: Duration::from_secs(self.collector_shutdown_timeout_seconds),
             summary_period: Duration::from_secs(self.collector_summary_seconds),
-            own_pod: self.pod_namespace.clone().zip(self.pod_name.clone()),
+            own: OwnLogs::detect(
+                self.pod_namespace.clone().zip(self.pod_name.clone()),
+                self.collector_own_container_id.clone(),
+            ),
         })
     }
 

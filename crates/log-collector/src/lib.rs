@@ -17,6 +17,7 @@ pub mod event;
 pub mod harvester;
 mod http;
 pub mod metrics;
+mod own_logs;
 pub mod parse;
 pub mod shipper;
 pub mod sinks;

@@ -31,6 +31,10 @@ pub struct Metrics {
     pub checkpoint_errors: Counter,
     /// Bytes of lines read but not yet acknowledged by the sink.
     pub buffered_bytes: Gauge,
+    /// Bytes of unfinished lines held in memory, against
+    /// `COLLECTOR_LINE_BUFFER_BYTES`.
+    pub line_buffer_bytes: Gauge,
+    pub split_lines: Counter,
 }
 
 impl Metrics {
@@ -85,6 +89,11 @@ impl Metrics {
                 &self.rotations,
             ),
             (
+                "split_lines",
+                "Partial lines shipped before their last part, to stay within COLLECTOR_LINE_BUFFER_BYTES",
+                &self.split_lines,
+            ),
+            (
                 "checkpoint_writes",
                 "Checkpoint files written",
                 &self.checkpoint_writes,
@@ -112,6 +121,11 @@ impl Metrics {
             "buffered_bytes",
             "Bytes read but not yet acknowledged by the sink",
             self.buffered_bytes.clone(),
+        );
+        registry.register(
+            "line_buffer_bytes",
+            "Bytes of unfinished lines held in memory (at most COLLECTOR_LINE_BUFFER_BYTES)",
+            self.line_buffer_bytes.clone(),
         );
     }
 

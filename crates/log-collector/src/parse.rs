@@ -121,6 +121,15 @@ impl LineParser {
             .fold(end, u64::min)
     }
 
+    /// Bytes held by lines waiting for their last part.
+    pub fn held_bytes(&self) -> usize {
+        self.partial
+            .iter()
+            .flatten()
+            .map(|partial| partial.message.len())
+            .sum()
+    }
+
     /// The file is finished: lines still waiting for their last part are
     /// shipped as they are.
     pub fn finish(&mut self, metrics: &Metrics) -> Vec<Event> {

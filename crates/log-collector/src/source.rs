@@ -57,13 +57,6 @@ impl Source {
     pub fn json_tail(&self) -> &str {
         &self.json_tail
     }
-
-    /// Whether this is a log of the given pod.
-    pub fn belongs_to(&self, namespace: &str, pod: &str) -> bool {
-        self.pod
-            .as_ref()
-            .is_some_and(|found| found.namespace == namespace && found.pod == pod)
-    }
 }
 
 /// `.../pods/<namespace>_<pod>_<uid>/<container>/<file>`. Namespaces, pod
@@ -136,8 +129,6 @@ mod tests {
                 container: "api".into(),
             })
         );
-        assert!(source.belongs_to("app-v02", "api-7d9f"));
-        assert!(!source.belongs_to("app-v02", "api"));
         let tail: serde_json::Value =
             serde_json::from_str(&format!("{{\"x\":1{}", source.json_tail())).unwrap();
         assert_eq!(tail["node"], "node-1");

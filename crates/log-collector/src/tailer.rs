@@ -5,6 +5,12 @@
 //! The file stays open while it is read, even after it was renamed or
 //! deleted: the open descriptor is what lets a rotated file be read to its
 //! end.
+//!
+//! Memory: between reads a file holds only its unfinished last line (and
+//! the parser's partial lines). When the harvester's budget for those runs
+//! out it calls [`Tailer::release_memory`]: the unfinished line is dropped
+//! from memory and read again from the file once the file grows, since the
+//! file itself keeps it.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -12,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::checkpoint::{FileId, Position};
+use crate::checkpoint::{FileId, Position, Tail};
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::parse::{LineParser, RawLine};
@@ -33,9 +39,17 @@ pub struct Tailer {
     offset: u64,
     /// Offset of the first byte of `pending` (a line without its newline yet).
     line_start: u64,
+    /// The bytes before `line_start`, when known (see [`Position::tail`]).
+    tail: Option<Tail>,
     pending: Vec<u8>,
     /// Inside a line longer than the limit whose head was already emitted.
     skipping: bool,
+    /// The unfinished line was released from memory when the file was this
+    /// long: nothing to read until it grows.
+    released_at_len: Option<u64>,
+    /// Offset of the first byte never read before (bytes read again after a
+    /// release are not counted twice).
+    read_up_to: u64,
     parser: LineParser,
     max_line_bytes: usize,
     /// When the file last grew (or was opened).
@@ -63,6 +77,7 @@ impl Tailer {
         max_line_bytes: usize,
     ) -> std::io::Result<Self> {
         file.seek(SeekFrom::Start(offset))?;
+        let tail = Tail::read_before(&file, offset);
         Ok(Self {
             id,
             fingerprint,
@@ -72,8 +87,11 @@ impl Tailer {
             file,
             offset,
             line_start: offset,
+            tail,
             pending: Vec::new(),
             skipping: false,
+            released_at_len: None,
+            read_up_to: offset,
             max_line_bytes,
             last_growth: Instant::now(),
             orphaned: false,
@@ -82,11 +100,14 @@ impl Tailer {
 
     /// The position to save once every event emitted so far is shipped.
     pub fn position(&self) -> Position {
+        let offset = self.parser.resume_offset(self.line_start);
         Position {
             id: self.id,
             fingerprint: self.fingerprint,
             path: self.path.clone(),
-            offset: self.parser.resume_offset(self.line_start),
+            offset,
+            // Known for the end of the last whole line only.
+            tail: self.tail.filter(|_| offset == self.line_start),
         }
     }
 
@@ -99,6 +120,13 @@ impl Tailer {
         emit: &mut impl FnMut(Event),
     ) -> std::io::Result<ReadOutcome> {
         let mut outcome = ReadOutcome::default();
+        if let Some(len) = self.released_at_len {
+            if self.file.metadata()?.len() <= len {
+                outcome.at_end = true;
+                return Ok(outcome);
+            }
+            self.released_at_len = None;
+        }
         while outcome.bytes < budget {
             let kept = self.pending.len();
             // Never more than the budget: the caller's batch has that room.
@@ -120,11 +148,50 @@ impl Tailer {
             outcome.bytes += read;
             self.cut_lines(kept, read_time, metrics, emit);
         }
-        if outcome.bytes > 0 {
+        if self.offset > self.read_up_to {
             self.last_growth = Instant::now();
-            metrics.bytes_read.inc_by(outcome.bytes as u64);
+            metrics.bytes_read.inc_by(self.offset - self.read_up_to);
+            self.read_up_to = self.offset;
+        }
+        // Keep what the unfinished line needs, not the read buffer's room.
+        if self.pending.capacity() - self.pending.len() > READ_CHUNK / 4 {
+            self.pending.shrink_to_fit();
         }
         Ok(outcome)
+    }
+
+    /// Bytes this file holds in memory between reads: its unfinished line
+    /// and the parser's partial lines.
+    pub fn held_bytes(&self) -> usize {
+        self.pending.len() + self.parser.held_bytes()
+    }
+
+    /// Gives back the memory of unfinished lines. The file's unfinished
+    /// last line is read again from the file once the file grows. Partial
+    /// lines (runtime `P` parts waiting for their end) cannot be read again
+    /// without reading what followed them twice: they are shipped as they
+    /// are and counted (`log_collector_split_lines_total`); their last part
+    /// follows as a line of its own.
+    pub fn release_memory(
+        &mut self,
+        metrics: &Metrics,
+        emit: &mut impl FnMut(Event),
+    ) -> std::io::Result<()> {
+        for event in self.parser.finish(metrics) {
+            metrics.split_lines.inc();
+            emit(event);
+        }
+        if self.pending.is_empty() || self.skipping {
+            return Ok(());
+        }
+        let len = self.file.metadata()?.len();
+        // Read to its end: nothing to do until it grows. Stopped in the
+        // middle (its turn was over): the next turn reads on.
+        self.released_at_len = (self.offset >= len).then_some(len);
+        self.file.seek(SeekFrom::Start(self.line_start))?;
+        self.offset = self.line_start;
+        self.pending = Vec::new();
+        Ok(())
     }
 
     /// Emits every whole line in `pending` (new bytes start at `scan_from`),
@@ -155,6 +222,9 @@ impl Tailer {
             scan = consumed;
             self.line_start = self.offset - (self.pending.len() - consumed) as u64;
         }
+        if consumed > 0 {
+            self.tail = Some(Tail::of(&self.pending[..consumed]));
+        }
         if self.skipping {
             consumed = self.pending.len();
         } else if self.pending.len() - consumed > self.max_line_bytes {
@@ -182,8 +252,11 @@ impl Tailer {
         self.file.seek(SeekFrom::Start(0))?;
         self.offset = 0;
         self.line_start = 0;
+        self.tail = None;
         self.pending.clear();
         self.skipping = false;
+        self.released_at_len = None;
+        self.read_up_to = 0;
         self.fingerprint = fingerprint;
         self.parser = LineParser::new(Arc::clone(&self.source), self.max_line_bytes);
         Ok(())
@@ -203,6 +276,7 @@ impl Tailer {
     pub fn finish(&mut self, read_time: &str, metrics: &Metrics, emit: &mut impl FnMut(Event)) {
         if !self.pending.is_empty() && !self.skipping {
             let pending = std::mem::take(&mut self.pending);
+            self.tail = Some(Tail::of(&pending));
             let line = RawLine {
                 bytes: &pending,
                 start: self.line_start,

@@ -192,3 +192,64 @@ async fn copytruncate_and_delete_then_recreate_lose_nothing() {
         expected.len()
     );
 }
+
+/// Files are told apart by more than their first line: a new file that
+/// starts with the same banner as a file just truncated is not its copy
+/// (copytruncate's copy also holds the same bytes where reading stopped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_sharing_a_truncated_files_first_line_is_read_whole() {
+    const BANNER: &str = "=== service started ===\n";
+    let node = Node::new();
+    let logs = node.path("plain");
+    std::fs::create_dir_all(&logs).unwrap();
+    let out = node.path("out.jsonl");
+    let agent = Agent::start(
+        &node,
+        &[
+            ("COLLECTOR_PATHS", format!("{}/*.log", logs.display())),
+            ("COLLECTOR_SINK", "file".into()),
+            ("COLLECTOR_FILE_PATH", out.display().to_string()),
+        ],
+    );
+    let lines = |name: &str, count: usize| -> Vec<String> {
+        (0..count).map(|i| format!("{name}-{i:04}")).collect()
+    };
+    let write = |path: &std::path::Path, lines: &[String]| {
+        let body: String = lines.iter().map(|line| format!("{line}\n")).collect();
+        append(path, &format!("{BANNER}{body}"));
+    };
+    let first = lines("first", 100);
+    write(&logs.join("first.log"), &first);
+    let read = wait_until(Duration::from_secs(10), || {
+        delivered(&out).0.contains_key("first-0099")
+    })
+    .await;
+    assert!(read, "{}", agent.logs());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(logs.join("first.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let noticed = wait_until(Duration::from_secs(10), || {
+        agent.logs().contains("file truncated")
+    })
+    .await;
+    assert!(noticed, "{}", agent.logs());
+
+    let second = lines("second", 300);
+    write(&logs.join("second.log"), &second);
+    let arrived = wait_until(Duration::from_secs(10), || {
+        delivered(&out).0.contains_key("second-0299")
+    })
+    .await;
+    assert!(arrived, "{}", agent.logs());
+    let (counts, _) = delivered(&out);
+    let (missing, _) = losses_and_duplicates(&counts, &second);
+    assert!(
+        missing.is_empty(),
+        "{} lines of the new file skipped, from {:?}",
+        missing.len(),
+        missing.first()
+    );
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::Harvester;
 use crate::batch::Batch;
-use crate::checkpoint::{FileId, Position, fingerprint};
+use crate::checkpoint::{FileId, Position, Tail, fingerprint};
 use crate::metrics::Metrics;
 use crate::source::Source;
 use crate::tailer::Tailer;
@@ -18,21 +18,34 @@ use crate::tailer::Tailer;
 const COPY_MATCH_WINDOW: Duration = Duration::from_secs(60);
 
 /// The position a file had when it was found truncated: its copy, if one
-/// appears, resumes from there.
+/// appears, resumes from there. A copy is a file with the same first line
+/// that also holds the same bytes right before the position: a first line
+/// alone (a banner, a CSV header) is shared by unrelated files.
 #[derive(Debug)]
 pub(super) struct Truncated {
     fingerprint: u64,
     offset: u64,
+    tail: Option<Tail>,
     at: Instant,
 }
 
 impl Truncated {
-    pub(super) fn now(fingerprint: u64, offset: u64) -> Self {
+    pub(super) fn of(position: &Position) -> Self {
         Self {
-            fingerprint,
-            offset,
+            fingerprint: position.fingerprint,
+            offset: position.offset,
+            tail: position.tail,
             at: Instant::now(),
         }
+    }
+
+    /// Whether `file` (whose first line has `fingerprint`) is a copy of this
+    /// file as it was up to its position.
+    fn is_copied_in(&self, fingerprint: u64, file: &File) -> bool {
+        self.fingerprint == fingerprint
+            && self
+                .tail
+                .is_some_and(|tail| tail.is_before(file, self.offset))
     }
 
     /// Whether a copy showing up now may still be this file's.
@@ -43,20 +56,24 @@ impl Truncated {
 
 impl Harvester {
     /// Where a newly found file starts; `None` to decide later.
-    pub(super) fn start_offset(&mut self, id: FileId, fingerprint: u64) -> Option<u64> {
+    pub(super) fn start_offset(
+        &mut self,
+        id: FileId,
+        fingerprint: u64,
+        file: &File,
+    ) -> Option<u64> {
         if let Some(saved) = self.saved.remove(&id) {
             if saved.fingerprint == fingerprint {
                 return Some(saved.offset);
             }
             // Same inode, other first line: truncated and rewritten (or a
             // reused inode) while the agent was down. A copy may show up.
-            self.truncated
-                .push(Truncated::now(saved.fingerprint, saved.offset));
+            self.truncated.push(Truncated::of(&saved));
         }
         if let Some(at) = self
             .truncated
             .iter()
-            .position(|truncated| truncated.fingerprint == fingerprint)
+            .position(|truncated| truncated.is_copied_in(fingerprint, file))
         {
             let copy_of = self.truncated.swap_remove(at);
             self.copy_candidates.remove(&id);
@@ -129,7 +146,7 @@ pub(super) fn truncate(
     metrics.file_truncations.inc();
     tracing::info!(file = %tailer.path.display(), offset = tailer.offset(),
         "file truncated (copytruncate); reading it again from the start");
-    truncated.push(Truncated::now(tailer.fingerprint, tailer.position().offset));
+    truncated.push(Truncated::of(&tailer.position()));
     // Until the new content has a first line, no fingerprint: 0 matches none.
     let fingerprint = fingerprint(tailer.file()).ok().flatten().unwrap_or(0);
     match tailer.restart(fingerprint) {

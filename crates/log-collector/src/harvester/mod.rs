@@ -80,6 +80,8 @@ pub struct Harvester {
     next_rescan: Instant,
     /// Counts reading rounds (which file goes first).
     round: usize,
+    /// Sum of the tailers' [`Tailer::held_bytes`].
+    line_memory: usize,
 }
 
 /// Where the files found at start begin when the checkpoint has no position
@@ -127,6 +129,7 @@ impl Harvester {
             last_rescan: Instant::now(),
             next_rescan: Instant::now(),
             round: 0,
+            line_memory: 0,
         }
     }
 
@@ -185,6 +188,7 @@ impl Harvester {
             let Some(tailer) = self.tailers.get_mut(&id) else {
                 continue;
             };
+            let held_before = tailer.held_bytes();
             let budget = READ_TURN.min(self.batch.room(&self.settings.batch).max(1));
             let batch = &mut self.batch;
             let metrics = &self.metrics;
@@ -213,6 +217,15 @@ impl Harvester {
                     truncate(tailer, &mut self.truncated, metrics, batch);
                 }
             }
+            self.line_memory = self.line_memory - held_before + tailer.held_bytes();
+            if self.line_memory > self.settings.line_buffer_bytes {
+                let held = tailer.held_bytes();
+                if let Err(error) = tailer.release_memory(metrics, &mut into_batch(batch, metrics))
+                {
+                    tracing::warn!(file = %tailer.path.display(), %error, "cannot rewind; will retry");
+                }
+                self.line_memory = self.line_memory - held + tailer.held_bytes();
+            }
             if self.batch.is_full(&self.settings.batch) {
                 break;
             }
@@ -220,6 +233,7 @@ impl Harvester {
         for id in finished {
             self.release(id, &read_time);
         }
+        self.metrics.line_buffer_bytes.set(self.line_memory as i64);
         total
     }
 
@@ -229,6 +243,7 @@ impl Harvester {
         let Some(mut tailer) = self.tailers.remove(&id) else {
             return;
         };
+        self.line_memory -= tailer.held_bytes();
         let batch = &mut self.batch;
         let metrics = &self.metrics;
         tailer.finish(read_time, metrics, &mut into_batch(batch, metrics));
@@ -315,9 +330,7 @@ impl Harvester {
 
     fn open_new(&mut self, id: FileId, path: &Path, rotated: bool) {
         let source = Source::new(&self.settings.node, path);
-        if let Some((namespace, pod)) = &self.settings.own_pod
-            && source.belongs_to(namespace, pod)
-        {
+        if self.settings.own.wrote(&source) {
             return;
         }
         let file = match File::open(path) {
@@ -333,7 +346,7 @@ impl Harvester {
         };
         let offset = match self.start {
             Start::AtEnd => identity::end_of_last_line(&file),
-            Start::FromCheckpoint => match self.start_offset(id, fingerprint) {
+            Start::FromCheckpoint => match self.start_offset(id, fingerprint, &file) {
                 Some(offset) => offset,
                 None => return,
             },

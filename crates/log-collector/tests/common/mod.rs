@@ -53,11 +53,22 @@ pub struct Agent {
     env: Vec<(String, String)>,
     log_dir: PathBuf,
     starts: usize,
+    pipe_stdout: bool,
 }
 
 impl Agent {
     /// Starts the agent with test-friendly timings plus `env` (which wins).
     pub fn start(node: &Node, env: &[(&str, String)]) -> Self {
+        Self::start_with(node, env, false)
+    }
+
+    /// As [`Agent::start`], with the agent's stdout readable through
+    /// [`Agent::take_stdout`] (the `stdout` sink's output).
+    pub fn start_piped(node: &Node, env: &[(&str, String)]) -> Self {
+        Self::start_with(node, env, true)
+    }
+
+    fn start_with(node: &Node, env: &[(&str, String)], pipe_stdout: bool) -> Self {
         let mut all = vec![
             ("NODE_NAME".to_owned(), NODE.to_owned()),
             ("COLLECTOR_PATHS".to_owned(), node.pods_glob()),
@@ -86,6 +97,7 @@ impl Agent {
             env: all,
             log_dir: node.path("agent-logs"),
             starts: 0,
+            pipe_stdout,
         };
         std::fs::create_dir_all(&agent.log_dir).unwrap();
         agent.spawn();
@@ -101,7 +113,11 @@ impl Agent {
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("COLLECTOR_PORT", self.port.to_string())
-            .stdout(Stdio::null())
+            .stdout(if self.pipe_stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(stderr)
             .spawn()
             .expect("cannot start log-collector");
@@ -126,6 +142,15 @@ impl Agent {
             .unwrap();
         assert!(status.success());
         child.wait().unwrap()
+    }
+
+    /// The running agent's stdout, once (see [`Agent::start_piped`]).
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        let child = self.child.as_mut().expect("agent not running");
+        child
+            .stdout
+            .take()
+            .expect("started with start_piped, taken once")
     }
 
     /// Waits up to `limit` for the agent to exit by itself.
