@@ -119,6 +119,16 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(64 * 1024..=1024 * 1024 * 1024))]
     pub collector_line_buffer_bytes: u64,
 
+    /// Most files open for reading at once. While the sink is down reading
+    /// pauses, but rotated files are still found and held open, so that a
+    /// rotated file deleted meanwhile can be read once the sink is back.
+    /// Files found past this limit wait for a slot; their lines are counted
+    /// as lost (`log_collector_lost_lines_total`) if they leave the disk
+    /// first.
+    #[arg(long, env = "COLLECTOR_MAX_OPEN_FILES", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub collector_max_open_files: u64,
+
     /// How often the globs are evaluated again. File changes wake the agent
     /// at once through inotify; this is the backstop.
     #[arg(long, env = "COLLECTOR_RESCAN_MS", default_value_t = 2000,
@@ -205,6 +215,7 @@ pub struct Settings {
     pub batch: BatchLimits,
     pub max_line_bytes: usize,
     pub line_buffer_bytes: usize,
+    pub max_open_files: usize,
     pub rescan: Duration,
     pub rotate_wait: Duration,
     pub retry_max: Duration,
@@ -237,6 +248,7 @@ impl Config {
             },
             max_line_bytes: to_usize(self.collector_max_line_bytes),
             line_buffer_bytes: to_usize(self.collector_line_buffer_bytes),
+            max_open_files: to_usize(self.collector_max_open_files),
             rescan: Duration::from_millis(self.collector_rescan_ms),
             rotate_wait: Duration::from_millis(self.collector_rotate_wait_ms),
             retry_max: Duration::from_millis(self.collector_retry_max_ms),

@@ -35,6 +35,9 @@ pub struct Metrics {
     /// `COLLECTOR_LINE_BUFFER_BYTES`.
     pub line_buffer_bytes: Gauge,
     pub split_lines: Counter,
+    /// Files found while every open-file slot was taken.
+    pub files_waiting: Gauge,
+    pub lost_lines: Counter,
 }
 
 impl Metrics {
@@ -89,6 +92,11 @@ impl Metrics {
                 &self.rotations,
             ),
             (
+                "lost_lines",
+                "Lines of files that left the disk before a slot to read them freed (COLLECTOR_MAX_OPEN_FILES)",
+                &self.lost_lines,
+            ),
+            (
                 "split_lines",
                 "Partial lines shipped before their last part, to stay within COLLECTOR_LINE_BUFFER_BYTES",
                 &self.split_lines,
@@ -121,6 +129,11 @@ impl Metrics {
             "buffered_bytes",
             "Bytes read but not yet acknowledged by the sink",
             self.buffered_bytes.clone(),
+        );
+        registry.register(
+            "files_waiting",
+            "Files found while every open-file slot (COLLECTOR_MAX_OPEN_FILES) was taken",
+            self.files_waiting.clone(),
         );
         registry.register(
             "line_buffer_bytes",

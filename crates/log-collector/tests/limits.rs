@@ -1,12 +1,21 @@
-//! The agent's bounds: memory for unfinished lines across a thousand files.
+//! The agent's bounds: memory for unfinished lines across a thousand files,
+//! and open files through a long sink outage while kubelet rotates and
+//! compresses logs.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
 
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Agent, Node, append};
+use common::loki::LokiReceiver;
+use common::{Agent, Node, append, cri};
+use testkit::{Persistence, RedisServer};
 
 const FILES: usize = 1000;
 const LINE: usize = 200 * 1024;
@@ -71,4 +80,214 @@ async fn metric_reaches(agent: &Agent, name: &str, value: f64) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A container that logs steadily while kubelet rotates its log: `0.log`
+/// renamed to `0.log.<n>`, the rotated file before it compressed (written
+/// to `.tmp`, renamed to `.gz`, the uncompressed one deleted), at most four
+/// compressed files kept. Lines in a file deleted before the agent opened
+/// it exist nowhere else.
+struct Kubelet {
+    written: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+const ROTATE_EVERY: Duration = Duration::from_secs(3);
+const WRITE_EVERY: Duration = Duration::from_millis(300);
+const LINES_PER_WRITE: usize = 20;
+
+impl Kubelet {
+    fn start(dir: PathBuf, name: &'static str) -> Self {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (written, stop) = (Arc::clone(&written), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut rotation = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let rotate_at = Instant::now() + ROTATE_EVERY;
+                    while Instant::now() < rotate_at && !stop.load(Ordering::Relaxed) {
+                        let lines: Vec<String> = {
+                            let count = written.lock().unwrap().len();
+                            (count..count + LINES_PER_WRITE)
+                                .map(|i| format!("{name}-{i:07}"))
+                                .collect()
+                        };
+                        append(
+                            &dir.join("0.log"),
+                            &lines.iter().map(|line| cri(line)).collect::<String>(),
+                        );
+                        written.lock().unwrap().extend(lines);
+                        std::thread::sleep(WRITE_EVERY);
+                    }
+                    rotate(&dir, rotation);
+                    rotation += 1;
+                }
+            })
+        };
+        Self {
+            written,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops writing; every line written.
+    fn stop(&mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+        self.written.lock().unwrap().clone()
+    }
+}
+
+fn rotate(dir: &Path, rotation: usize) {
+    std::fs::rename(dir.join("0.log"), dir.join(format!("0.log.{rotation:05}"))).unwrap();
+    if let Some(previous) = rotation.checked_sub(1) {
+        let rotated = dir.join(format!("0.log.{previous:05}"));
+        let tmp = dir.join(format!("0.log.{previous:05}.tmp"));
+        let gzip = std::process::Command::new("gzip")
+            .arg("-c")
+            .arg(&rotated)
+            .stdout(std::fs::File::create(&tmp).unwrap())
+            .status()
+            .unwrap();
+        assert!(gzip.success());
+        std::fs::rename(&tmp, dir.join(format!("0.log.{previous:05}.gz"))).unwrap();
+        std::fs::remove_file(&rotated).unwrap();
+    }
+    if let Some(oldest) = rotation.checked_sub(5) {
+        let _ = std::fs::remove_file(dir.join(format!("0.log.{oldest:05}.gz")));
+    }
+}
+
+/// How long the sinks stay down: five minutes, unless
+/// `COLLECTOR_OUTAGE_TEST_SECONDS` says otherwise (for a quick local run).
+fn outage() -> Duration {
+    let seconds = std::env::var("COLLECTOR_OUTAGE_TEST_SECONDS")
+        .ok()
+        .and_then(|raw| raw.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(seconds)
+}
+
+/// Waits up to two minutes for `check` to hold, polling each second.
+async fn settles(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within two minutes: {what}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_of_both_sinks_loses_no_rotated_line_or_counts_each_one_it_loses() {
+    let outage = outage();
+    let (loki, tight_loki) = (LokiReceiver::start().await, LokiReceiver::start().await);
+    let mut redis = RedisServer::start_with(None, Persistence::AppendOnlyAlways);
+    let nodes = [Node::new(), Node::new(), Node::new()];
+    // Small batches: reading pauses a few seconds into the outage, not
+    // after the 2,000 lines a default batch holds.
+    let batch = ("COLLECTOR_BATCH_LINES", "200".to_owned());
+    let redis_sink = [
+        batch.clone(),
+        ("COLLECTOR_SINK", "redis".to_owned()),
+        ("REDIS_HOST", "127.0.0.1".into()),
+        ("REDIS_PORT", redis.port().to_string()),
+        ("COLLECTOR_REDIS_STREAM", "logs:outage".into()),
+    ];
+    let loki_sink = |receiver: &LokiReceiver| {
+        vec![
+            batch.clone(),
+            ("COLLECTOR_SINK", "loki".to_owned()),
+            ("COLLECTOR_LOKI_URL", receiver.base_url.clone()),
+        ]
+    };
+    let to_loki = Agent::start(&nodes[0], &loki_sink(&loki));
+    let to_redis = Agent::start(&nodes[1], &redis_sink);
+    // Rotations outnumber its open-file slots: it must count what it loses.
+    let mut tight_env = loki_sink(&tight_loki);
+    tight_env.push(("COLLECTOR_MAX_OPEN_FILES", "10".into()));
+    let tight = Agent::start(&nodes[2], &tight_env);
+    let mut kubelets = [
+        Kubelet::start(nodes[0].container_dir("to-loki"), "loki"),
+        Kubelet::start(nodes[1].container_dir("to-redis"), "redis"),
+        Kubelet::start(nodes[2].container_dir("tight"), "tight"),
+    ];
+    for agent in [&to_loki, &to_redis, &tight] {
+        settles("lines shipped before the outage", async || {
+            agent.metric("log_collector_lines_shipped_total").await > 0.0
+        })
+        .await;
+    }
+
+    loki.answer(503);
+    tight_loki.answer(503);
+    redis.kill();
+    tokio::time::sleep(outage).await;
+    let read_during_outage = to_loki.metric("log_collector_lines_read_total").await;
+    let held = to_loki.metric("log_collector_files_watched").await;
+    loki.answer(204);
+    tight_loki.answer(204);
+    redis.restart();
+    tokio::time::sleep(ROTATE_EVERY).await;
+    let [to_loki_lines, to_redis_lines, tight_lines] = kubelets.each_mut().map(Kubelet::stop);
+
+    settles("every line of the Loki agent in Loki", async || {
+        let got: HashSet<String> = loki.messages().into_iter().collect();
+        to_loki_lines.iter().all(|line| got.contains(line))
+    })
+    .await;
+    let mut connection = redis.connection().await;
+    settles("every line of the Redis agent in the stream", async || {
+        let entries: Vec<(String, std::collections::HashMap<String, String>)> =
+            redis::cmd("XRANGE")
+                .arg("logs:outage")
+                .arg("-")
+                .arg("+")
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+        let got: HashSet<&String> = entries
+            .iter()
+            .map(|(_, fields)| &fields["message"])
+            .collect();
+        to_redis_lines.iter().all(|line| got.contains(line))
+    })
+    .await;
+    for agent in [&to_loki, &to_redis] {
+        assert_eq!(agent.metric("log_collector_lost_lines_total").await, 0.0);
+    }
+
+    // The tight agent: what it did not ship, it counted, line for line.
+    let mut shipped_and_lost = (0, 0.0);
+    settles(
+        "the tight agent shipped or counted every line",
+        async || {
+            let got: HashSet<String> = tight_loki.messages().into_iter().collect();
+            let shipped = tight_lines
+                .iter()
+                .filter(|line| got.contains(*line))
+                .count();
+            let lost = tight.metric("log_collector_lost_lines_total").await;
+            shipped_and_lost = (shipped, lost);
+            shipped + lost as usize == tight_lines.len()
+        },
+    )
+    .await;
+    let (shipped, lost) = shipped_and_lost;
+    assert!(lost > 0.0, "the tight agent should have run out of slots");
+    assert!(tight.logs().contains("its lines are lost"));
+    println!(
+        "{}-second outage, a rotation every {} s: {} and {} lines through Loki and Redis, \
+         nothing lost ({held} files held open at its end, {read_during_outage} lines read \
+         during it); with 10 open-file slots, {shipped} of {} lines shipped, {lost} lost and counted",
+        outage.as_secs(),
+        ROTATE_EVERY.as_secs(),
+        to_loki_lines.len(),
+        to_redis_lines.len(),
+        tight_lines.len(),
+    );
 }

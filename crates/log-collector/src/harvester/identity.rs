@@ -3,13 +3,13 @@
 //! and how files rotated while the agent was down are found again.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Harvester;
 use crate::batch::Batch;
-use crate::checkpoint::{FileId, Position, Tail, fingerprint};
+use crate::checkpoint::{self, FileId, Position, Tail, fingerprint};
 use crate::metrics::Metrics;
 use crate::source::Source;
 use crate::tailer::Tailer;
@@ -101,7 +101,7 @@ impl Harvester {
     pub(super) fn recover_rotated(&mut self) {
         let missing: Vec<Position> = self.saved.drain().map(|(_, position)| position).collect();
         for position in missing {
-            match find_by_id(&position) {
+            match find_by_id(&position.path, position.id, Some(position.fingerprint)) {
                 Some((path, file)) => {
                     let source = Arc::new(Source::new(&self.settings.node, &position.path));
                     let opened = Tailer::open(
@@ -176,20 +176,29 @@ pub(super) fn end_of_last_line(file: &File) -> u64 {
     }
 }
 
-/// The file with this device and inode in the directory of `position.path`,
-/// if its first line still matches.
-fn find_by_id(position: &Position) -> Option<(PathBuf, File)> {
-    let dir = position.path.parent()?;
+/// The file with this device and inode in the directory of `near` (where it
+/// was last seen), if its first line still has `fingerprint` (any first line,
+/// or none yet, when `fingerprint` is `None`).
+pub(super) fn find_by_id(
+    near: &Path,
+    id: FileId,
+    fingerprint: Option<u64>,
+) -> Option<(PathBuf, File)> {
+    let dir = near.parent()?;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
         let Ok(metadata) = std::fs::metadata(&path) else {
             continue;
         };
-        if FileId::of(&metadata) != position.id {
+        if FileId::of(&metadata) != id {
             continue;
         }
         let file = File::open(&path).ok()?;
-        return (fingerprint(&file).ok()?? == position.fingerprint).then_some((path, file));
+        let matches = match fingerprint {
+            Some(expected) => checkpoint::fingerprint(&file).ok()?? == expected,
+            None => true,
+        };
+        return matches.then_some((path, file));
     }
     None
 }

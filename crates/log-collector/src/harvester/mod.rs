@@ -1,7 +1,10 @@
 //! The reading side, on its own thread: finds files, follows them through
 //! rotation and truncation, reads them in turns, and fills batches for the
-//! shipper. When the shipper is behind, `blocking_send` waits: reading
-//! pauses (backpressure) instead of buffering without limit.
+//! shipper. When the shipper is behind (the sink is slow or down), the full
+//! batch waits and reading pauses (backpressure) instead of buffering
+//! without limit; discovery goes on, so that files rotated meanwhile are
+//! found and held open (up to `COLLECTOR_MAX_OPEN_FILES`, see
+//! [`waiting`]).
 //!
 //! Rules that keep every line:
 //! - a file that leaves the globs (renamed away or deleted) stays open and is
@@ -17,28 +20,28 @@
 //! - at start, a checkpointed file that the globs no longer find is looked
 //!   for by inode beside its old path (a rotation under another name).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
 
 mod identity;
+mod scan;
+mod waiting;
 
 use identity::{Truncated, truncate};
+use waiting::Waiting;
 
 use crate::batch::Batch;
-use crate::checkpoint::{FileId, Position, fingerprint};
+use crate::checkpoint::{FileId, Position};
 use crate::config::Settings;
-use crate::discover;
 use crate::event::Event;
 use crate::metrics::Metrics;
-use crate::source::Source;
 use crate::tailer::Tailer;
 
 /// Bytes read from one file before the next file gets its turn.
@@ -82,6 +85,8 @@ pub struct Harvester {
     round: usize,
     /// Sum of the tailers' [`Tailer::held_bytes`].
     line_memory: usize,
+    /// Files found while every open-file slot was taken.
+    waiting: Waiting,
 }
 
 /// Where the files found at start begin when the checkpoint has no position
@@ -92,6 +97,14 @@ pub enum Start {
     FromCheckpoint,
     /// At the end of their last whole line: the checkpoint was lost.
     AtEnd,
+}
+
+/// What became of a batch offered to the shipper.
+enum Shipped {
+    Yes,
+    /// A batch is queued already: this one waits (and reading pauses).
+    ChannelFull,
+    ShipperGone,
 }
 
 /// The channels that connect the harvester to the rest of the agent.
@@ -130,6 +143,7 @@ impl Harvester {
             next_rescan: Instant::now(),
             round: 0,
             line_memory: 0,
+            waiting: Waiting::default(),
         }
     }
 
@@ -144,24 +158,37 @@ impl Harvester {
             if self.rescan_due() {
                 self.rescan();
             }
-            let read = self.read_turns();
-            if self.batch.is_due(&self.settings.batch) && !self.ship() {
-                return;
+            let mut stalled = false;
+            if self.batch.is_due(&self.settings.batch) {
+                match self.try_ship() {
+                    Shipped::Yes => {}
+                    Shipped::ChannelFull => stalled = true,
+                    Shipped::ShipperGone => return,
+                }
             }
+            let read = if self.batch.is_full(&self.settings.batch) {
+                0
+            } else {
+                self.read_turns()
+            };
             if read == 0 {
-                self.wait();
+                self.wait(stalled);
             }
         }
-        self.ship();
+        self.ship_waiting();
     }
 
     fn rescan_due(&self) -> bool {
         Instant::now() >= self.next_rescan
     }
 
-    fn wait(&mut self) {
+    /// Sleeps until something may have changed. `stalled`: the batch is due
+    /// but the shipper has no room; it is offered again after the poll.
+    fn wait(&mut self, stalled: bool) {
         let mut timeout = IDLE_POLL;
-        if let Some(opened) = self.batch.opened_at {
+        if let Some(opened) = self.batch.opened_at
+            && !stalled
+        {
             timeout = timeout.min(self.settings.batch.wait.saturating_sub(opened.elapsed()));
         }
         timeout = timeout.min(self.next_rescan.saturating_duration_since(Instant::now()));
@@ -259,14 +286,33 @@ impl Harvester {
         self.metrics.files_watched.set(self.tailers.len() as i64);
     }
 
-    /// Hands the batch to the shipper; `false` when the shipper is gone.
-    fn ship(&mut self) -> bool {
+    /// Offers the batch to the shipper without waiting.
+    fn try_ship(&mut self) -> Shipped {
         if self.batch.is_empty() {
-            return true;
+            return Shipped::Yes;
         }
         let next = Batch::new(self.batch.seq + 1);
         let batch = std::mem::replace(&mut self.batch, next);
-        self.out.blocking_send(batch).is_ok()
+        match self.out.try_send(batch) {
+            Ok(()) => Shipped::Yes,
+            Err(TrySendError::Full(batch)) => {
+                self.batch = batch;
+                Shipped::ChannelFull
+            }
+            Err(TrySendError::Closed(_)) => Shipped::ShipperGone,
+        }
+    }
+
+    /// At shutdown: hands over the last batch, waiting for room (the
+    /// shipper gives up at its own deadline).
+    fn ship_waiting(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let next = Batch::new(self.batch.seq + 1);
+        let last = std::mem::replace(&mut self.batch, next);
+        // The shipper may be gone already; the lines are read again then.
+        let _ = self.out.blocking_send(last);
     }
 
     /// Closes the files whose last batch was acknowledged. (A file waits
@@ -274,103 +320,6 @@ impl Harvester {
     fn take_acks(&mut self) {
         if let Some(acked) = self.acks.try_iter().max() {
             self.closing.retain(|(seq, _)| *seq > acked);
-        }
-    }
-
-    /// Evaluates the globs: new files are opened, files that left them are
-    /// orphaned (read to their end, then released), files gone from the disk
-    /// are forgotten.
-    fn rescan(&mut self) {
-        self.last_rescan = Instant::now();
-        self.next_rescan = self.last_rescan + self.settings.rescan;
-        self.truncated.retain(Truncated::is_recent);
-        let mut seen = HashSet::new();
-        let mut matched = HashSet::new();
-        for found in discover::scan(&self.settings.paths) {
-            let id = FileId::of(&found.metadata);
-            seen.insert(id);
-            if !found.rotated {
-                matched.insert(id);
-            }
-            if let Some(tailer) = self.tailers.get_mut(&id) {
-                tailer.path = found.path;
-                if tailer.fingerprint == 0 {
-                    // Truncated earlier; its new first line is known now.
-                    tailer.fingerprint = fingerprint(tailer.file()).ok().flatten().unwrap_or(0);
-                }
-                continue;
-            }
-            if self.done.contains_key(&id) {
-                continue;
-            }
-            self.open_new(id, &found.path, found.rotated);
-        }
-        for (id, tailer) in &mut self.tailers {
-            let orphaned = !matched.contains(id);
-            if orphaned && !tailer.orphaned {
-                self.metrics.rotations.inc();
-                tracing::info!(file = %tailer.path.display(),
-                    "file left its path (rotated or deleted); reading it to its end");
-            }
-            tailer.orphaned = orphaned;
-        }
-        let gone: Vec<FileId> = self
-            .done
-            .iter()
-            .filter(|(_, file)| file.metadata().is_ok_and(|metadata| metadata.nlink() == 0))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            self.done.remove(&id);
-            self.batch.note_forget(id);
-        }
-        self.copy_candidates.retain(|id, _| seen.contains(id));
-        self.metrics.files_watched.set(self.tailers.len() as i64);
-    }
-
-    fn open_new(&mut self, id: FileId, path: &Path, rotated: bool) {
-        let source = Source::new(&self.settings.node, path);
-        if self.settings.own.wrote(&source) {
-            return;
-        }
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(error) => {
-                tracing::warn!(file = %path.display(), %error, "cannot open; will retry");
-                return;
-            }
-        };
-        // A file without a whole first line yet is looked at again later.
-        let Ok(Some(fingerprint)) = fingerprint(&file) else {
-            return;
-        };
-        let offset = match self.start {
-            Start::AtEnd => identity::end_of_last_line(&file),
-            Start::FromCheckpoint => match self.start_offset(id, fingerprint, &file) {
-                Some(offset) => offset,
-                None => return,
-            },
-        };
-        match Tailer::open(
-            id,
-            fingerprint,
-            path.to_owned(),
-            Arc::new(source),
-            file,
-            offset,
-            self.settings.max_line_bytes,
-        ) {
-            Ok(mut tailer) => {
-                tracing::info!(file = %path.display(), offset, rotated, "tailing");
-                if rotated {
-                    // Rotated before the agent saw it under its first name.
-                    self.metrics.rotations.inc();
-                }
-                tailer.orphaned = rotated;
-                self.batch.note_position(tailer.position());
-                self.tailers.insert(id, tailer);
-            }
-            Err(error) => tracing::warn!(file = %path.display(), %error, "cannot read; will retry"),
         }
     }
 }
