@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::loki::LokiReceiver;
-use common::{Agent, Node, append, cri};
+use common::{Agent, Node, append, cri, file_sink, redis_sink};
 use testkit::{Persistence, RedisServer};
 
 const FILES: usize = 1000;
@@ -29,14 +29,9 @@ async fn a_thousand_files_ending_in_unfinished_long_lines_stay_within_48_mb() {
     for file in 0..FILES {
         append(&logs.join(format!("f{file:04}.log")), &unfinished);
     }
-    let mut agent = Agent::start(
-        &node,
-        &[
-            ("COLLECTOR_PATHS", format!("{}/*.log", logs.display())),
-            ("COLLECTOR_SINK", "file".into()),
-            ("COLLECTOR_FILE_PATH", "/dev/null".into()),
-        ],
-    );
+    let mut env = file_sink(Path::new("/dev/null"));
+    env.push(("COLLECTOR_PATHS", format!("{}/*.log", logs.display())));
+    let mut agent = Agent::start(&node, &env);
     let everything = (FILES * LINE) as f64;
     metric_reaches(&agent, "log_collector_bytes_read_total", everything).await;
     let held = agent.metric("log_collector_line_buffer_bytes").await;
@@ -191,13 +186,8 @@ async fn a_long_outage_of_both_sinks_loses_no_rotated_line_or_counts_each_one_it
     // Small batches: reading pauses a few seconds into the outage, not
     // after the 2,000 lines a default batch holds.
     let batch = ("COLLECTOR_BATCH_LINES", "200".to_owned());
-    let redis_sink = [
-        batch.clone(),
-        ("COLLECTOR_SINK", "redis".to_owned()),
-        ("REDIS_HOST", "127.0.0.1".into()),
-        ("REDIS_PORT", redis.port().to_string()),
-        ("COLLECTOR_REDIS_STREAM", "logs:outage".into()),
-    ];
+    let mut to_redis_env = redis_sink(redis.port(), "logs:outage");
+    to_redis_env.push(batch.clone());
     let loki_sink = |receiver: &LokiReceiver| {
         vec![
             batch.clone(),
@@ -206,7 +196,7 @@ async fn a_long_outage_of_both_sinks_loses_no_rotated_line_or_counts_each_one_it
         ]
     };
     let to_loki = Agent::start(&nodes[0], &loki_sink(&loki));
-    let to_redis = Agent::start(&nodes[1], &redis_sink);
+    let to_redis = Agent::start(&nodes[1], &to_redis_env);
     // Rotations outnumber its open-file slots: it must count what it loses.
     let mut tight_env = loki_sink(&tight_loki);
     tight_env.push(("COLLECTOR_MAX_OPEN_FILES", "10".into()));

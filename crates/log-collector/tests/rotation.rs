@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::loki::LokiReceiver;
 use common::{
-    Agent, Node, append, cri, delivered, expect_lines, losses_and_duplicates, wait_until,
+    Agent, Node, append, cri, delivered, expect_lines, file_sink, losses_and_duplicates, wait_until,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,14 +122,9 @@ async fn copytruncate_and_delete_then_recreate_lose_nothing() {
     let logs = node.path("plain");
     std::fs::create_dir_all(&logs).unwrap();
     let out = node.path("out.jsonl");
-    let agent = Agent::start(
-        &node,
-        &[
-            ("COLLECTOR_PATHS", format!("{}/*.log*", logs.display())),
-            ("COLLECTOR_SINK", "file".into()),
-            ("COLLECTOR_FILE_PATH", out.display().to_string()),
-        ],
-    );
+    let mut env = file_sink(&out);
+    env.push(("COLLECTOR_PATHS", format!("{}/*.log*", logs.display())));
+    let agent = Agent::start(&node, &env);
     let (app, web) = (logs.join("app.log"), logs.join("web.log"));
     let mut expected = Vec::new();
     let write = |round: usize, expected: &mut Vec<String>| {
@@ -203,14 +198,9 @@ async fn a_new_file_sharing_a_truncated_files_first_line_is_read_whole() {
     let logs = node.path("plain");
     std::fs::create_dir_all(&logs).unwrap();
     let out = node.path("out.jsonl");
-    let agent = Agent::start(
-        &node,
-        &[
-            ("COLLECTOR_PATHS", format!("{}/*.log", logs.display())),
-            ("COLLECTOR_SINK", "file".into()),
-            ("COLLECTOR_FILE_PATH", out.display().to_string()),
-        ],
-    );
+    let mut env = file_sink(&out);
+    env.push(("COLLECTOR_PATHS", format!("{}/*.log", logs.display())));
+    let agent = Agent::start(&node, &env);
     let lines = |name: &str, count: usize| -> Vec<String> {
         (0..count).map(|i| format!("{name}-{i:04}")).collect()
     };

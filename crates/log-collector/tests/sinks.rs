@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::loki::LokiReceiver;
 use common::{
-    Agent, Node, append, cri, delivered, expect_lines, losses_and_duplicates, wait_until,
+    Agent, Node, append, cri, delivered, expect_lines, file_sink, losses_and_duplicates,
+    redis_sink, wait_until,
 };
 use testkit::{Persistence, RedisServer};
 
@@ -244,16 +245,9 @@ async fn a_batch_redis_applied_but_answered_late_is_not_written_twice() {
     let redis = RedisServer::start();
     let node = Node::new();
     let dir = node.container_dir("api");
-    let agent = Agent::start(
-        &node,
-        &[
-            ("COLLECTOR_SINK", "redis".into()),
-            ("REDIS_HOST", "127.0.0.1".into()),
-            ("REDIS_PORT", redis.port().to_string()),
-            ("COLLECTOR_REDIS_STREAM", "logs:late".into()),
-            ("COLLECTOR_REDIS_BATCH_TIMEOUT_MS", "200".into()),
-        ],
-    );
+    let mut env = redis_sink(redis.port(), "logs:late");
+    env.push(("COLLECTOR_REDIS_BATCH_TIMEOUT_MS", "200".into()));
+    let agent = Agent::start(&node, &env);
     append(&dir.join("0.log"), &cri("warm-up"));
     testkit::eventually("the first line in the stream", || async {
         stream_messages(&redis, "logs:late")
@@ -304,16 +298,9 @@ async fn the_stream_is_capped_near_its_maxlen() {
     let redis = RedisServer::start();
     let node = Node::new();
     let dir = node.container_dir("api");
-    let _agent = Agent::start(
-        &node,
-        &[
-            ("COLLECTOR_SINK", "redis".into()),
-            ("REDIS_HOST", "127.0.0.1".into()),
-            ("REDIS_PORT", redis.port().to_string()),
-            ("COLLECTOR_REDIS_STREAM", "logs:capped".into()),
-            ("COLLECTOR_REDIS_MAXLEN", "1000".into()),
-        ],
-    );
+    let mut env = redis_sink(redis.port(), "logs:capped");
+    env.push(("COLLECTOR_REDIS_MAXLEN", "1000".into()));
+    let _agent = Agent::start(&node, &env);
     for round in 0..10 {
         let lines: String = (0..1000).map(|i| cri(&format!("r{round}-{i}"))).collect();
         append(&dir.join("0.log"), &lines);
@@ -335,14 +322,8 @@ async fn the_stream_is_capped_near_its_maxlen() {
 }
 
 /// An agent on the `file` sink, its checkpoint in `checkpoints/`.
-fn file_agent(node: &Node, extra: &[(&str, String)]) -> Agent {
-    let mut env = vec![
-        ("COLLECTOR_SINK", "file".to_owned()),
-        (
-            "COLLECTOR_FILE_PATH",
-            node.path("out.jsonl").display().to_string(),
-        ),
-    ];
+fn file_agent(node: &Node, extra: &[(&'static str, String)]) -> Agent {
+    let mut env = file_sink(&node.path("out.jsonl"));
     env.extend(extra.iter().cloned());
     Agent::start(node, &env)
 }

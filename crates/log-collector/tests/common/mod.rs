@@ -207,6 +207,24 @@ impl Drop for Agent {
     }
 }
 
+/// The settings of the `file` sink, appending to `out`.
+pub fn file_sink(out: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("COLLECTOR_SINK", "file".to_owned()),
+        ("COLLECTOR_FILE_PATH", out.display().to_string()),
+    ]
+}
+
+/// The settings of the `redis` sink, to a Redis on `port` without a password.
+pub fn redis_sink(port: u16, stream: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("COLLECTOR_SINK", "redis".to_owned()),
+        ("REDIS_HOST", "127.0.0.1".to_owned()),
+        ("REDIS_PORT", port.to_string()),
+        ("COLLECTOR_REDIS_STREAM", stream.to_owned()),
+    ]
+}
+
 /// A CRI line carrying `message`.
 pub fn cri(message: &str) -> String {
     format!("2026-11-26T07:00:00.000000001Z stdout F {message}\n")
