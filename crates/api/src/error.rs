@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use platform::domain::{KeyError, TtlError, ValueError};
-use platform::store::StoreError;
 use serde::Serialize;
+use store::StoreError;
+use store::domain::{KeyError, TtlError, ValueError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

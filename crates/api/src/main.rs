@@ -19,7 +19,6 @@ async fn main() -> anyhow::Result<()> {
     // which names the variable, before anything else happens.
     let config = api::Config::parse();
     platform::telemetry::init("info,sqlx=warn");
-    let application =
-        api::Application::build(config, Arc::new(platform::clock::SystemClock)).await?;
+    let application = api::Application::build(config, Arc::new(store::clock::SystemClock)).await?;
     application.run_until(platform::shutdown::signal()).await
 }

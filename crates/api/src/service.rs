@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
-use platform::clock::Clock;
-use platform::domain::{Key, Record, Ttl};
-use platform::store::{Store, StoreError};
+use store::clock::Clock;
+use store::domain::{Key, Record, Ttl};
+use store::{Store, StoreError};
 
 use crate::cache::l1::{LoadError, Loaded, LocalCache, Snapshot, Source};
 use crate::cache::{CacheError, CacheWrite, Entry, RedisCache};

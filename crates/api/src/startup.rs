@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use platform::clock::Clock;
-use platform::store::{Store, StoreOptions};
+use store::clock::Clock;
+use store::{Store, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 

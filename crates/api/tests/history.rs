@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Engine, Options, TestApp, spawn_app, spawn_replica_with};
-use platform::clock::Clock;
-use platform::domain::Key;
+use store::clock::Clock;
+use store::domain::Key;
 use testkit::Persistence;
 use testkit::history::{self, Operation, Outcome, Report};
 

@@ -124,7 +124,7 @@ fn every_accepted_key_round_trips_through_its_encoded_path() {
     let accepted = Cell::new(0_u32);
     runner
         .run(&key_candidates(), |key| {
-            if platform::domain::Key::parse(key.as_str()).is_err() {
+            if store::domain::Key::parse(key.as_str()).is_err() {
                 // Refused keys are the bad-input tests' business; here the
                 // API must refuse them too, with a 4xx.
                 let status = runtime.block_on(async {

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Engine, Options, TestApp, spawn_app, spawn_replica};
-use platform::domain::Key;
+use store::domain::Key;
 
 /// L1 entries live this long (the default).
 const L1_TTL: Duration = Duration::from_millis(1000);
@@ -239,7 +239,7 @@ async fn replicas_converge_on_the_store_after_random_writes_and_redis_restarts(e
             .store()
             .get(
                 &Key::parse(key.as_str()).unwrap(),
-                platform::clock::Clock::now_ms(&platform::clock::SystemClock),
+                store::clock::Clock::now_ms(&store::clock::SystemClock),
             )
             .await
             .unwrap();

@@ -12,7 +12,7 @@
 mod common;
 
 use common::{Engine, Options, TestApp, spawn_app};
-use platform::domain::{Key, Record};
+use store::domain::{Key, Record};
 
 /// The first half of a reader's miss: the record as the store has it now.
 async fn read_store(app: &TestApp, key: &Key) -> Record {

@@ -9,12 +9,12 @@
 
 use std::sync::{Arc, LazyLock};
 
-use platform::cache::KEY_PREFIX;
-use platform::clock::{Clock, SystemClock};
-use platform::domain::Key;
-use platform::store::Store;
 use redis::Script;
 use redis::aio::ConnectionManager;
+use store::Store;
+use store::cache::KEY_PREFIX;
+use store::clock::{Clock, SystemClock};
+use store::domain::Key;
 
 use crate::live_index::LiveIndex;
 use crate::sweep_redis::SweepError;

@@ -24,8 +24,8 @@ mod sweep_store;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use platform::cache::ReplayError;
-use platform::store::{Store, StoreError, StoreOptions};
+use store::cache::ReplayError;
+use store::{Store, StoreError, StoreOptions};
 
 pub use config::Config;
 pub use report::{Status, Summary, Tally};

@@ -27,8 +27,8 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use platform::clock::{Clock, SystemClock};
-use platform::store::{Store, StoreError};
+use store::clock::{Clock, SystemClock};
+use store::{Store, StoreError};
 
 /// The keys of the store's live records, as hashes.
 ///

@@ -40,7 +40,7 @@ impl Lock {
             .arg(&token)
             .arg("NX")
             .arg("PX")
-            .arg(platform::cache::millis(ttl))
+            .arg(store::cache::millis(ttl))
             .query_async(connection)
             .await?;
         Ok(acquired.map(|_| Self {

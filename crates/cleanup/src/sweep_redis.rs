@@ -16,9 +16,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 
-use platform::store::{Store, StoreError};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
+use store::{Store, StoreError};
 use tokio::task::JoinSet;
 
 use crate::batch::BatchWorker;
@@ -92,7 +92,7 @@ pub enum SweepError {
     #[error("a batch task failed: {0}")]
     Task(String),
     #[error(transparent)]
-    Outbox(#[from] platform::cache::ReplayError),
+    Outbox(#[from] store::cache::ReplayError),
 }
 
 /// Batches examined at the same time: the store query and the deletions of
@@ -143,7 +143,7 @@ impl RedisSweep<'_> {
             .arg(&self.cursor_key)
             .arg(0)
             .arg("PX")
-            .arg(platform::cache::millis(self.cursor_ttl))
+            .arg(store::cache::millis(self.cursor_ttl))
             .query_async(&mut self.connection)
             .await?;
         let outcome = self.walk(tally).await;

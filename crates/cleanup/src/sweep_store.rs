@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use platform::cache::{ReplayWindow, replay_outbox};
-use platform::clock::{Clock, SystemClock};
-use platform::store::{Store, StoreError};
 use redis::aio::ConnectionManager;
+use store::cache::{ReplayWindow, replay_outbox};
+use store::clock::{Clock, SystemClock};
+use store::{Store, StoreError};
 
 use crate::budget::{Budget, StopReason};
 use crate::report::Tally;

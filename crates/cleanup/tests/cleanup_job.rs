@@ -8,9 +8,9 @@
 mod common;
 
 use common::{Fixture, Run};
-use platform::clock::{Clock, SystemClock};
-use platform::store::Engine;
 use redis::AsyncCommands;
+use store::Engine;
+use store::clock::{Clock, SystemClock};
 
 /// The mixed keyspace of the issue. Returns the keys that must go.
 async fn mixed_keyspace(fixture: &Fixture) -> Vec<&'static [u8]> {

@@ -10,8 +10,8 @@ mod common;
 use std::process::Child;
 
 use common::{Fixture, Run, deletes_begin, many_stale_keys, stale_left};
-use platform::store::Engine;
 use redis::AsyncCommands;
+use store::Engine;
 
 /// 20,000 stale keys, and a run started with `settings` that has begun
 /// deleting them.

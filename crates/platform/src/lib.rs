@@ -1,16 +1,13 @@
-//! What every program of the stack stands on.
+//! The plumbing every program of the stack stands on.
 //!
-//! The binaries (`api`, and later `log-collector` and `cleanup`) share one way
-//! to read configuration, log, expose metrics, stop, and reach Redis and the
-//! SQL store. Keeping those here means a fix to, say, Redis timeouts lands in
-//! every program at once.
+//! The binaries (`api`, `log-collector`, `cleanup`) share one way to read
+//! configuration, log, expose metrics, stop, and reach Redis. Keeping those
+//! here means a fix to, say, Redis timeouts lands in every program at once.
+//! The data layer (domain types, the SQL store, the cache format) is the
+//! `store` crate, which the collector does not need.
 
-pub mod cache;
-pub mod clock;
 pub mod config;
-pub mod domain;
 pub mod metrics;
 pub mod redis;
 pub mod shutdown;
-pub mod store;
 pub mod telemetry;

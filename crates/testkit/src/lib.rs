@@ -77,7 +77,7 @@ where
 /// with `Sqlite` and `Postgres` variants).
 ///
 /// ```text
-/// testkit::on_both_engines!(platform::store::Engine; reads_what_it_wrote, expires);
+/// testkit::on_both_engines!(store::Engine; reads_what_it_wrote, expires);
 /// ```
 #[macro_export]
 macro_rules! on_both_engines {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moka::future::Cache;
-use platform::domain::Record;
+use store::domain::Record;
 use tokio::sync::Mutex;
 
 /// Invalidation stripes: a write to one key holds back inserts of about one

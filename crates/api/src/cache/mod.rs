@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use platform::domain::{Key, Record};
 use redis::aio::ConnectionManager;
+use store::domain::{Key, Record};
 use tokio::sync::Notify;
 
-pub use platform::cache::Entry;
-use platform::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
+pub use store::cache::Entry;
+use store::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
 
 use crate::metrics::{CacheOperation, Metrics};
 

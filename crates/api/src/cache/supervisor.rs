@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::cache::{ReplayError, ReplayWindow, replay_outbox};
-use platform::clock::Clock;
-use platform::store::Store;
+use store::Store;
+use store::cache::{ReplayError, ReplayWindow, replay_outbox};
+use store::clock::Clock;
 
 use super::{CacheError, RedisCache};
 

@@ -12,9 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::cache::KEY_PREFIX;
 use platform::config::RedisSettings;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
+use store::cache::KEY_PREFIX;
 use tokio::sync::mpsc;
 
 use super::l1::LocalCache;

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use platform::domain::{Key, Ttl, TtlError, Value};
 use serde::{Deserialize, Serialize};
+use store::domain::{Key, Ttl, TtlError, Value};
 use utoipa::ToSchema;
 
 use super::AppState;

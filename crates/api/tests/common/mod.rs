@@ -13,12 +13,12 @@ use std::time::Duration;
 use api::metrics::Metrics;
 use api::service::DataService;
 use api::{Application, Config};
-use platform::clock::ManualClock;
 use platform::config::{RedisArgs, StoreArgs};
 use serde_json::Value;
+use store::clock::ManualClock;
 use testkit::{Persistence, RedisServer, TestDatabase};
 
-pub use platform::store::Engine;
+pub use store::Engine;
 
 #[derive(Debug, Clone)]
 pub struct Options {

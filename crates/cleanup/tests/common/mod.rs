@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 
-use platform::cache::{cache_key, entry};
-use platform::clock::{Clock, SystemClock};
-use platform::domain::{Key, Record, Ttl};
-use platform::store::{Engine, Store, StoreOptions};
 use redis::AsyncCommands;
+use store::cache::{cache_key, entry};
+use store::clock::{Clock, SystemClock};
+use store::domain::{Key, Record, Ttl};
+use store::{Engine, Store, StoreOptions};
 use testkit::{Persistence, RedisServer, TestDatabase};
 
 pub struct Fixture {

@@ -10,8 +10,8 @@
 
 use std::time::Instant;
 
-use platform::cache::{ReplayWindow, replay_outbox};
-use platform::store::{Engine, Store, StoreOptions};
+use store::cache::{ReplayWindow, replay_outbox};
+use store::{Engine, Store, StoreOptions};
 use testkit::{Persistence, RedisServer, TestDatabase};
 
 #[tokio::main]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
-use crate::store::{OutboxEntry, Store, StoreError};
+use crate::{OutboxEntry, Store, StoreError};
 
 /// Entries read from the outbox per round trip.
 const PAGE_SIZE: u32 = 500;

@@ -2,14 +2,14 @@
 //! edge and the cache entry encoding (written on fills and writes, decoded on
 //! every Redis hit).
 //!
-//! `cargo bench -p platform --bench hot_paths`; `scripts/bench` measures the
+//! `cargo bench -p store --bench hot_paths`; `scripts/bench` measures the
 //! whole service.
 
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use platform::cache::entry::{decode, encode_live};
-use platform::domain::{Key, Record};
+use store::cache::entry::{decode, encode_live};
+use store::domain::{Key, Record};
 
 fn key_validation(c: &mut Criterion) {
     let mut group = c.benchmark_group("key_parse");

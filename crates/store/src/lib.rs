@@ -1,4 +1,8 @@
-//! The durable store: the source of truth for records.
+//! The data layer of the stack, used by `api` and `cleanup` (the collector
+//! needs none of it, nor sqlx): the domain types parsed at the edge
+//! ([`domain`]), the clock ([`clock`]), the Redis cache's key and entry
+//! format with the scripts that read and write it ([`cache`]), and, at the
+//! crate's root, the durable store: the source of truth for records.
 //!
 //! One code path serves SQLite (the embedded default) and PostgreSQL (the
 //! cluster) through sqlx's `Any` driver: the SQL below is portable, and each
@@ -9,6 +13,9 @@
 //! repaired after Redis was unreachable or restarted with older data, even if
 //! this process died in between.
 
+pub mod cache;
+pub mod clock;
+pub mod domain;
 mod maintenance;
 mod outbox;
 mod records;

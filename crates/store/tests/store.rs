@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use platform::domain::{Key, Ttl};
-use platform::store::{Engine, Store, StoreOptions};
+use store::domain::{Key, Ttl};
+use store::{Engine, Store, StoreOptions};
 
 const NOW: i64 = 1_800_000_000_000;
 
