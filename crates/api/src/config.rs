@@ -144,17 +144,7 @@ impl Config {
         self.pod_name
             .clone()
             .filter(|name| !name.trim().is_empty())
-            .or_else(|| {
-                std::env::var("HOSTNAME")
-                    .ok()
-                    .filter(|name| !name.is_empty())
-            })
-            .or_else(|| {
-                std::fs::read_to_string("/etc/hostname")
-                    .ok()
-                    .map(|name| name.trim().to_owned())
-                    .filter(|name| !name.is_empty())
-            })
+            .or_else(platform::config::host_name)
             .unwrap_or_else(|| "unknown".to_owned())
     }
 

@@ -19,6 +19,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use platform::hash::fnv1a;
 use serde::{Deserialize, Serialize};
 
 /// The file's place on disk: stable across renames, not across copies.
@@ -117,12 +118,6 @@ pub fn fingerprint(file: &File) -> std::io::Result<Option<u64>> {
         None => return Ok(None),
     };
     Ok(Some(fnv1a(&head[..end])))
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -262,19 +262,11 @@ impl Config {
     }
 
     fn node(&self) -> Result<String, ConfigError> {
-        let node = match self.node_name.as_deref().map(str::trim) {
-            Some(name) if !name.is_empty() => name.to_owned(),
-            _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|name| name.trim().to_owned())
-                .unwrap_or_default(),
-        };
-        if node.is_empty() {
-            return Err(invalid(
-                "NODE_NAME",
-                "is empty and the host name is unknown",
-            ));
+        match self.node_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => Ok(name.to_owned()),
+            _ => platform::config::host_name()
+                .ok_or_else(|| invalid("NODE_NAME", "is empty and the host name is unknown")),
         }
-        Ok(node)
     }
 
     fn paths(&self) -> Result<Vec<glob::Pattern>, ConfigError> {

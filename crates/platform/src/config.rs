@@ -37,6 +37,18 @@ impl FromStr for Secret {
     }
 }
 
+/// This machine's (or container's) host name: `HOSTNAME`, else the kernel's,
+/// else `/etc/hostname`; `None` when none is set.
+pub fn host_name() -> Option<String> {
+    let non_empty = |name: String| Some(name.trim().to_owned()).filter(|name| !name.is_empty());
+    let from_file = |path: &str| std::fs::read_to_string(path).ok().and_then(non_empty);
+    std::env::var("HOSTNAME")
+        .ok()
+        .and_then(non_empty)
+        .or_else(|| from_file("/proc/sys/kernel/hostname"))
+        .or_else(|| from_file("/etc/hostname"))
+}
+
 /// `raw` with the user information of a URL (`user:password@`) replaced by
 /// `redacted@`, for messages and logs. It works on text that does not parse
 /// as a URL too, since that is when an error message would echo it.

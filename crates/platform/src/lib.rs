@@ -7,6 +7,7 @@
 //! `store` crate, which the collector does not need.
 
 pub mod config;
+pub mod hash;
 pub mod metrics;
 pub mod redis;
 pub mod shutdown;

@@ -305,10 +305,7 @@ impl LocalCache {
     }
 
     fn stripe_index(&self, key: &str) -> usize {
-        // FNV-1a: tiny, and good enough to spread keys over stripes.
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let hash = platform::hash::fnv1a(key.as_bytes());
         usize::try_from(hash % STRIPES as u64).unwrap_or(0)
     }
 
