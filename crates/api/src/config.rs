@@ -11,8 +11,9 @@ use platform::config::{ConfigError, RedisArgs, StoreArgs};
 use crate::routes::{RequestLimits, body_limit};
 use crate::server::ConnectionLimits;
 
-/// The API's version, as `/api/v1/config` reports it.
-pub const VERSION: &str = "v0.2.0";
+/// The API's version, as `/api/v1/config` and the OpenAPI document report
+/// it: the crate's, with a `v`.
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "api", version = VERSION, about = "Cache-aside HTTP API over a SQL store with Redis as the cache.")]

@@ -7,7 +7,7 @@ use platform::config::{RedisArgs, StoreArgs};
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "cleanup",
-    version = "v0.2.0",
+    version = concat!("v", env!("CARGO_PKG_VERSION")),
     about = "Reclaims expired records and prunes stale cache keys, without blocking Redis.",
     after_help = "Exit codes: 0 done (or stopped at the deadline / on SIGTERM, partial), \
                   1 failed, 2 bad configuration, 3 another run holds the lock."

@@ -8,7 +8,7 @@ use crate::error::{ErrorBody, ErrorDetail};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "app-v02 api", version = "v0.2.0",
+    info(title = "app-v02 api", version = crate::config::VERSION,
          description = "Cache-aside over a SQL store with Redis as the cache."),
     paths(
         health::health, health::ready, ops::metrics, ops::cache_test, ops::config,

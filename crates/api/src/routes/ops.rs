@@ -90,7 +90,7 @@ pub struct ConfigBody {
     /// The Redis host, or null when the service runs without Redis.
     pub redis_host: Option<String>,
     pub redis_port: u16,
-    /// Always `v0.2.0` for this release.
+    /// The release, `v` and the crate version (`v0.2.0`).
     pub version: &'static str,
     /// `sqlite` or `postgres`.
     pub store: &'static str,
