@@ -2,13 +2,12 @@
 //! so that the Redis walk can tell a live cache key from a stale one
 //! without asking the store about each key.
 //!
-//! Asking costs the store one indexed lookup per cache key: on the
-//! benchmark's 800,000 cached records, about 1.8 µs each in SQLite, 60 % of
-//! the job's CPU. Reading the live keys, 10,000 per query, takes a quarter
-//! of a second. The index keeps a 64-bit hash per key (with the set's
-//! buckets, about 20 bytes a record at most), so it is built only up to a
-//! configured number of records; above that, the walk asks the store batch
-//! by batch.
+//! Asking costs the store one indexed lookup per cache key, most of the
+//! job's CPU on a large cache; reading the live keys page by page costs a
+//! small fraction of that (figures in docs/decisions.md, "The live-record
+//! index"). The index keeps a 64-bit hash per key (with the set's buckets,
+//! about 20 bytes a record at most), so it is built only up to a configured
+//! number of records; above that, the walk asks the store batch by batch.
 //!
 //! The index answers "was live when the index was read". A cache key whose
 //! record it does not know is still checked against the store before
@@ -33,9 +32,8 @@ use store::{Store, StoreError};
 /// The keys of the store's live records, as hashes.
 ///
 /// A hash set rather than a sorted array: a binary search over a few
-/// megabytes misses the CPU cache at almost every step (about 1 µs a lookup
-/// on the benchmark machine, as slow as asking SQLite), a hash set about
-/// once.
+/// megabytes misses the CPU cache at almost every step, which made it as
+/// slow as asking SQLite; a hash set misses about once.
 #[derive(Debug)]
 pub struct LiveIndex {
     hasher: RandomState,

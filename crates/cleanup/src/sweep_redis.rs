@@ -35,18 +35,18 @@ use crate::report::Tally;
 ///
 /// Doing all of it inside Redis sends each key name over the wire once
 /// instead of three times (SCAN reply, PTTL request, PTTL reply) and spares
-/// Redis the parsing and dispatch of one command per key: it roughly
-/// doubled the job's throughput on the benchmark (docs/decisions.md).
+/// Redis the parsing and dispatch of one command per key, the larger part of
+/// the job's cost before (docs/decisions.md).
 /// Unlinking in the step that read the TTL needs no second look: nothing
 /// runs between the two. Keeping the cursor in Redis lets the job send the
 /// next step before the reply to the last one has come back, so Redis does
 /// not sit idle for a round trip between steps. Another client's command
-/// usually waits for the step Redis is running and the one queued behind
-/// it: at the default COUNT of 100, about a quarter of a millisecond each.
+/// waits at most for the step Redis is running and the one queued behind
+/// it, both short at the default COUNT (CLEANUP_SCAN_COUNT sets it).
 /// The scanned keys are not declared in KEYS, which a single Redis (the
 /// spec's redis-0) allows and Redis Cluster would not. The loop avoids
-/// `ipairs`, `#t + 1` and looking `redis.call` up each time: Redis's Lua
-/// 5.1 then runs the walk with 5 % fewer instructions (callgrind).
+/// `ipairs`, `#t + 1` and looking `redis.call` up each time, which Redis's
+/// Lua 5.1 runs with fewer instructions (callgrind, docs/decisions.md).
 static SCAN_STEP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

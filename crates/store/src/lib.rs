@@ -81,9 +81,9 @@ impl StoreOptions {
     /// Without a memory map a read copies its leaf page out of the OS page
     /// cache with one system call; with one, each connection faults in its
     /// own mapping of every page it touches, and those pages count in the
-    /// process's resident memory: up to 1.3 GB of it for the API's eight
-    /// connections reading a 3,000,000-record store, against 37 MB
-    /// without. Reads were no slower without the map (docs/decisions.md).
+    /// process's resident memory, growing with the store and the number of
+    /// connections. Reads were no slower without the map (figures in
+    /// docs/decisions.md).
     pub fn point_reads(max_connections: u32) -> Self {
         Self {
             max_connections,
@@ -144,8 +144,8 @@ impl Store {
             // PostgreSQL that finds connections the server dropped (a restart,
             // a proxy) before a request's query fails on one, which is worth a
             // round trip. A SQLite connection has no server to lose; its ping
-            // is only a second trip to the connection's thread, and the API's
-            // miss benchmark serves 4 to 13 % more reads without it.
+            // is only a second trip to the connection's thread, which the API's
+            // miss benchmark measured as a cost (docs/decisions.md).
             .test_before_acquire(engine == Engine::Postgres)
             .after_connect(move |connection, _| {
                 Box::pin(async move {
