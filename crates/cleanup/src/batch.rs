@@ -7,47 +7,16 @@
 //! or a delete tombstone the API relies on, is left alone. (Keys with no TTL
 //! never get here: the walk's step unlinks them.)
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use redis::Script;
 use redis::aio::ConnectionManager;
 use store::Store;
-use store::cache::KEY_PREFIX;
+use store::cache::{KEY_PREFIX, scripts};
 use store::clock::{Clock, SystemClock};
 use store::domain::Key;
 
 use crate::live_index::LiveIndex;
 use crate::sweep_redis::SweepError;
-
-/// KEYS: the cache keys of one batch whose record is gone; ARGV[1] `1` for
-/// a dry run. Returns, per key, 1 when it was (or would be) unlinked: a key
-/// gone since, or a delete tombstone, is left alone.
-///
-/// One call per batch rather than per key: Redis's fixed cost of a script
-/// call dominated the job (100,000 calls took about 2 s of Redis CPU on the
-/// benchmark); a batch of up to 500 keys runs in about a millisecond.
-static UNLINK_IF_STILL_STALE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local dry_run = ARGV[1] == '1'
-local removed = {}
-for i, key in ipairs(KEYS) do
-  local kind = redis.call('TYPE', key).ok
-  local stale = 1
-  if kind == 'none' then
-    stale = 0
-  elseif kind == 'string' then
-    -- A delete tombstone refuses stale fills for a minute; keep it.
-    local head = redis.call('GETRANGE', key, 0, 31)
-    if string.match(head, '^%d+ T$') then stale = 0 end
-  end
-  if stale == 1 and not dry_run then redis.call('UNLINK', key) end
-  removed[i] = stale
-end
-return removed
-",
-    )
-});
 
 /// What examining one SCAN batch needs; cloned into each batch's task.
 #[derive(Clone)]
@@ -106,7 +75,7 @@ impl BatchWorker {
         if doomed.is_empty() {
             return Ok(Vec::new());
         }
-        let removed: Vec<i64> = UNLINK_IF_STILL_STALE
+        let removed: Vec<i64> = scripts::UNLINK_IF_STILL_STALE
             .key(&doomed)
             .arg(if self.dry_run { "1" } else { "0" })
             .invoke_async(&mut self.connection)

@@ -45,3 +45,34 @@ return 1
 ",
     )
 });
+
+/// KEYS: the cache keys of one batch whose record is gone; ARGV[1] `1` for
+/// a dry run. Returns, per key, 1 when it was (or would be) unlinked: a key
+/// gone since, or a delete tombstone, is left alone.
+///
+/// The cleanup job's: it must recognise the tombstones [`super::entry`]
+/// writes, so it lives beside them. One call per batch rather than per key:
+/// Redis's fixed cost of a script call dominated the job when called per key
+/// (docs/decisions.md).
+pub static UNLINK_IF_STILL_STALE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local dry_run = ARGV[1] == '1'
+local removed = {}
+for i, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key).ok
+  local stale = 1
+  if kind == 'none' then
+    stale = 0
+  elseif kind == 'string' then
+    -- A delete tombstone refuses stale fills for a minute; keep it.
+    local head = redis.call('GETRANGE', key, 0, 31)
+    if string.match(head, '^%d+ T$') then stale = 0 end
+  end
+  if stale == 1 and not dry_run then redis.call('UNLINK', key) end
+  removed[i] = stale
+end
+return removed
+",
+    )
+});
