@@ -41,6 +41,11 @@ pub struct Config {
     #[command(flatten)]
     pub store: StoreArgs,
 
+    /// Most connections the store pool opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+
     /// Longest time a value stays in Redis, in seconds. A record with a
     /// shorter remaining lifetime is cached for that lifetime only.
     #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 3600,

@@ -45,7 +45,7 @@ impl Application {
 
         let store = Store::connect(
             &config.store.database_url,
-            StoreOptions::point_reads(config.store.database_max_connections),
+            StoreOptions::point_reads(config.database_max_connections),
         )
         .await
         .context("DATABASE_URL")?;

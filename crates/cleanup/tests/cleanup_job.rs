@@ -398,6 +398,8 @@ fn help_lists_every_variable_and_the_exit_codes() {
     assert!(help.contains("3 another run holds the lock"), "{help}");
     assert!(!help.contains("hunter2-secret"), "{help}");
     assert!(!help.contains("hunter2-token"), "{help}");
+    // The job opens a pool of its own size: the API's setting is not offered.
+    assert!(!help.contains("DATABASE_MAX_CONNECTIONS"), "{help}");
 }
 
 #[tokio::test]

@@ -173,11 +173,6 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: String,
-
-    /// Most connections the store pool opens.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub database_max_connections: u32,
 }
 
 #[cfg(test)]

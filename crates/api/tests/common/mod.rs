@@ -91,10 +91,8 @@ pub fn config(
             redis_password_file: None,
             redis_timeout_ms: options.redis_timeout_ms,
         },
-        store: StoreArgs {
-            database_url,
-            database_max_connections: options.database_max_connections,
-        },
+        store: StoreArgs { database_url },
+        database_max_connections: options.database_max_connections,
         cache_ttl_seconds: 3600,
         cache_l1_ttl_ms: options.l1_ttl_ms,
         cache_l1_max_bytes: 16 * 1024 * 1024,
