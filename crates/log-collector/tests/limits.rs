@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::loki::LokiReceiver;
-use common::{Agent, Node, append, cri, file_sink, redis_sink};
+use common::{Agent, Node, append, cri, file_sink, redis_sink, stream_messages};
 use testkit::{Persistence, RedisServer};
 
 const FILES: usize = 1000;
@@ -62,19 +62,11 @@ async fn a_thousand_files_ending_in_unfinished_long_lines_stay_within_48_mb() {
 
 /// Waits up to a minute for a counter to reach `value`.
 async fn metric_reaches(agent: &Agent, name: &str, value: f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let now = agent.metric(name).await;
-        if now >= value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} is {now}, not {value}:\n{}",
-            agent.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("{name} reaching {value}");
+    testkit::eventually_within(&what, Duration::from_secs(60), || async {
+        agent.metric(name).await >= value
+    })
+    .await;
 }
 
 /// A container that logs steadily while kubelet rotates its log: `0.log`
@@ -168,14 +160,8 @@ fn outage() -> Duration {
     Duration::from_secs(seconds)
 }
 
-/// Waits up to two minutes for `check` to hold, polling each second.
-async fn settles(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within two minutes: {what}");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
+/// How long the agents get to ship what the outage held back.
+const RECOVERY: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_outage_of_both_sinks_loses_no_rotated_line_or_counts_each_one_it_loses() {
@@ -207,10 +193,7 @@ async fn a_long_outage_of_both_sinks_loses_no_rotated_line_or_counts_each_one_it
         Kubelet::start(nodes[2].container_dir("tight"), "tight"),
     ];
     for agent in [&to_loki, &to_redis, &tight] {
-        settles("lines shipped before the outage", async || {
-            agent.metric("log_collector_lines_shipped_total").await > 0.0
-        })
-        .await;
+        metric_reaches(agent, "log_collector_lines_shipped_total", 1.0).await;
     }
 
     loki.answer(503);
@@ -225,49 +208,47 @@ async fn a_long_outage_of_both_sinks_loses_no_rotated_line_or_counts_each_one_it
     tokio::time::sleep(ROTATE_EVERY).await;
     let [to_loki_lines, to_redis_lines, tight_lines] = kubelets.each_mut().map(Kubelet::stop);
 
-    settles("every line of the Loki agent in Loki", async || {
+    testkit::eventually_within("every line of the Loki agent in Loki", RECOVERY, || async {
         let got: HashSet<String> = loki.messages().into_iter().collect();
         to_loki_lines.iter().all(|line| got.contains(line))
     })
     .await;
-    let mut connection = redis.connection().await;
-    settles("every line of the Redis agent in the stream", async || {
-        let entries: Vec<(String, std::collections::HashMap<String, String>)> =
-            redis::cmd("XRANGE")
-                .arg("logs:outage")
-                .arg("-")
-                .arg("+")
-                .query_async(&mut connection)
-                .await
-                .unwrap();
-        let got: HashSet<&String> = entries
-            .iter()
-            .map(|(_, fields)| &fields["message"])
-            .collect();
-        to_redis_lines.iter().all(|line| got.contains(line))
-    })
+    testkit::eventually_within(
+        "every line of the Redis agent in the stream",
+        RECOVERY,
+        || async {
+            let got = stream_messages(&redis, "logs:outage").await;
+            to_redis_lines.iter().all(|line| got.contains_key(line))
+        },
+    )
     .await;
     for agent in [&to_loki, &to_redis] {
         assert_eq!(agent.metric("log_collector_lost_lines_total").await, 0.0);
     }
 
     // The tight agent: what it did not ship, it counted, line for line.
-    let mut shipped_and_lost = (0, 0.0);
-    settles(
+    // Once every line is shipped or counted, no count changes any more (the
+    // writers have stopped), so the figures read after the wait are final.
+    let shipped_and_lost = async || {
+        let got: HashSet<String> = tight_loki.messages().into_iter().collect();
+        let shipped = tight_lines
+            .iter()
+            .filter(|line| got.contains(*line))
+            .count();
+        let lost = tight.metric("log_collector_lost_lines_total").await;
+        (shipped, lost)
+    };
+    testkit::eventually_within(
         "the tight agent shipped or counted every line",
-        async || {
-            let got: HashSet<String> = tight_loki.messages().into_iter().collect();
-            let shipped = tight_lines
-                .iter()
-                .filter(|line| got.contains(*line))
-                .count();
-            let lost = tight.metric("log_collector_lost_lines_total").await;
-            shipped_and_lost = (shipped, lost);
+        RECOVERY,
+        || async {
+            let (shipped, lost) = shipped_and_lost().await;
             shipped + lost as usize == tight_lines.len()
         },
     )
     .await;
-    let (shipped, lost) = shipped_and_lost;
+    let (shipped, lost) = shipped_and_lost().await;
+    assert_eq!(shipped + lost as usize, tight_lines.len());
     assert!(lost > 0.0, "the tight agent should have run out of slots");
     assert!(tight.logs().contains("its lines are lost"));
     println!(

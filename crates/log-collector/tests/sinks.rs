@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::loki::LokiReceiver;
 use common::{
     Agent, Node, append, cri, delivered, expect_lines, file_sink, losses_and_duplicates,
-    redis_sink, wait_until,
+    redis_sink, stream_entries, stream_messages, wait_until,
 };
 use testkit::{Persistence, RedisServer};
 
@@ -175,24 +175,9 @@ async fn the_redis_stream_sink_survives_a_redis_restart() {
         }
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    let mut connection = redis.connection().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let entries = loop {
-        // Each entry: [id, [field, value, field, value, ...]].
-        let entries: Vec<HashMap<String, String>> = redis::cmd("XRANGE")
-            .arg("logs:test")
-            .arg("-")
-            .arg("+")
-            .query_async::<Vec<(String, Vec<String>)>>(&mut connection)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(_, flat)| {
-                flat.chunks(2)
-                    .map(|pair| (pair[0].clone(), pair[1].clone()))
-                    .collect()
-            })
-            .collect();
+        let entries = stream_entries(&redis, "logs:test").await;
         if entries.len() >= expected.len() || Instant::now() > deadline {
             break entries;
         }
@@ -221,23 +206,6 @@ async fn the_redis_stream_sink_survives_a_redis_restart() {
         !agent.logs().contains(password),
         "the password leaked into the logs"
     );
-}
-
-/// Messages in the stream, by how often they arrived.
-async fn stream_messages(redis: &RedisServer, stream: &str) -> HashMap<String, usize> {
-    let mut connection = redis.connection().await;
-    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
-    let mut counts = HashMap::new();
-    for (_, fields) in entries {
-        *counts.entry(fields["message"].clone()).or_insert(0) += 1;
-    }
-    counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

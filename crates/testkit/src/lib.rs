@@ -54,20 +54,34 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Polls `check` every 10 ms until it holds; fails the test, naming `what`,
-/// if it does not within 15 s.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+/// Polls `check` until it holds; fails the test, naming `what`, if it does
+/// not within 15 s.
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    eventually_within(what, std::time::Duration::from_secs(15), check).await;
+}
+
+/// Polls `check` until it holds, first every 10 ms, then less often (up to
+/// every 200 ms, so that a costly check does not load the machine); fails
+/// the test, naming `what`, if it does not hold within `limit`.
+pub async fn eventually_within<F, Fut>(what: &str, limit: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    let mut pause = std::time::Duration::from_millis(10);
     while !check().await {
         assert!(
             std::time::Instant::now() < deadline,
-            "not within 15 s: {what}"
+            "not within {} s: {what}",
+            limit.as_secs()
         );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
     }
 }
 

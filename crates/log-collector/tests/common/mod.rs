@@ -297,3 +297,28 @@ pub fn losses_and_duplicates(
     let duplicates = counts.values().map(|count| count.saturating_sub(1)).sum();
     (missing, duplicates)
 }
+
+/// The fields of every entry of a Redis Stream, oldest first.
+pub async fn stream_entries(
+    redis: &testkit::RedisServer,
+    stream: &str,
+) -> Vec<HashMap<String, String>> {
+    let mut connection = redis.connection().await;
+    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    entries.into_iter().map(|(_, fields)| fields).collect()
+}
+
+/// The messages in a Redis Stream, by how often they arrived.
+pub async fn stream_messages(redis: &testkit::RedisServer, stream: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for fields in stream_entries(redis, stream).await {
+        *counts.entry(fields["message"].clone()).or_insert(0) += 1;
+    }
+    counts
+}
