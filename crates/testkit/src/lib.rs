@@ -1,18 +1,29 @@
-//! Test-only helpers that start real servers: a `redis-server` per test
-//! (own port, own data directory, killable and restartable), a fresh
-//! PostgreSQL database per test, and a Prometheus Pushgateway; and the
-//! history checker for the data path ([`history`]).
+//! The workspace's test kit. Real servers: a `redis-server` per test (own
+//! port, own data directory, killable and restartable), an empty database
+//! for either engine (an SQLite file or a fresh PostgreSQL database), a
+//! Prometheus Pushgateway. The programs under test run as processes with a
+//! cleared environment ([`program`]), their metrics read as a scraper reads
+//! them ([`sample`]), conditions polled with a limit ([`eventually`]), and
+//! the history checker for the data path ([`history`]).
 //!
 //! Nothing here mocks anything. A missing `redis-server` binary or an unset
 //! `TEST_POSTGRES_URL` makes the test fail with a message saying how to fix
 //! it (`scripts/test` sets everything up); it never skips.
 
+mod database;
+mod exposition;
 pub mod history;
 mod postgres;
+mod program;
 mod pushgateway;
 mod redis_server;
 
+use std::time::{Duration, Instant};
+
+pub use database::{EmptyDatabase, Engine};
+pub use exposition::{sample, sample_labelled};
 pub use postgres::TestDatabase;
+pub use program::{output_text, program, sigterm};
 pub use pushgateway::Pushgateway;
 pub use redis_server::{Persistence, RedisServer};
 
@@ -27,18 +38,6 @@ pub fn peak_rss_bytes(pid: u32) -> u64 {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"));
     kib * 1024
-}
-
-/// The value of the sample `series` (a name, with its labels as the
-/// exposition writes them) in Prometheus text `exposition`, if present.
-pub fn sample(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| {
-        line.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
 }
 
 /// A free TCP port on the loopback interface.
@@ -61,58 +60,67 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    eventually_within(what, std::time::Duration::from_secs(15), check).await;
+    eventually_within(what, Duration::from_secs(15), check).await;
 }
 
-/// Polls `check` until it holds, first every 10 ms, then less often (up to
-/// every 200 ms, so that a costly check does not load the machine); fails
-/// the test, naming `what`, if it does not hold within `limit`.
-pub async fn eventually_within<F, Fut>(what: &str, limit: std::time::Duration, mut check: F)
+/// Polls `check` until it holds; fails the test, naming `what`, if it does
+/// not within `limit`.
+pub async fn eventually_within<F, Fut>(what: &str, limit: Duration, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + limit;
-    let mut pause = std::time::Duration::from_millis(10);
+    assert!(
+        holds_within(limit, check).await,
+        "not within {} s: {what}",
+        limit.as_secs()
+    );
+}
+
+/// Polls `check` until it holds, first every 10 ms, then less often (up to
+/// every 200 ms, so that a costly check does not load the machine);
+/// `false` if it does not hold within `limit`, for callers that fail with
+/// details of their own.
+pub async fn holds_within<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(10);
     while !check().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not within {} s: {what}",
-            limit.as_secs()
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
+    true
 }
 
 /// Declares one multi-threaded `#[tokio::test]` per store engine for each
 /// `async fn(Engine)` named, in modules `sqlite` and `postgres`, so that the
-/// same test body runs against both. `$engine` is the engine enum (any type
-/// with `Sqlite` and `Postgres` variants).
+/// same test body runs against both.
 ///
 /// ```text
-/// testkit::on_both_engines!(store::Engine; reads_what_it_wrote, expires);
+/// testkit::on_both_engines!(reads_what_it_wrote, expires);
 /// ```
 #[macro_export]
 macro_rules! on_both_engines {
-    ($engine:ty; $($name:ident),+ $(,)?) => {
+    ($($name:ident),+ $(,)?) => {
         mod sqlite {
-            #[allow(unused_imports)]
-            use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(<$engine>::Sqlite).await;
+                    super::$name($crate::Engine::Sqlite).await;
                 }
             )+
         }
         mod postgres {
-            #[allow(unused_imports)]
-            use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(<$engine>::Postgres).await;
+                    super::$name($crate::Engine::Postgres).await;
                 }
             )+
         }

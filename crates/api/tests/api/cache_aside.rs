@@ -1,0 +1,170 @@
+//! Cache-aside end to end, through HTTP, on real Redis and both store
+//! engines: write-through on POST, refill after a Redis entry disappears,
+//! record expiry with a controlled clock, and DELETE.
+
+#![allow(clippy::print_stdout)]
+
+use std::time::Duration;
+
+use crate::common::{Engine, Options, TestApp, spawn_app};
+use redis::AsyncCommands;
+use serde_json::Value;
+
+async fn get_after_post_is_served_from_redis(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    let stored = app.put("user:123", "John Doe", Some(3600)).await;
+    assert_eq!(stored["key"], "user:123");
+    assert_eq!(stored["value"], "John Doe");
+    assert_eq!(stored["ttl"], 3600);
+
+    let (status, body) = app.get("user:123").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["key"], "user:123");
+    assert_eq!(body["value"], "John Doe");
+    assert_eq!(body["cached"], true, "the write put the value in Redis");
+    assert_eq!(body["timestamp"], stored["timestamp"]);
+    let timestamp = body["timestamp"].as_str().unwrap();
+    assert!(timestamp.ends_with('Z'), "RFC 3339 in UTC: {timestamp}");
+
+    // What Redis holds: the entry under cache:{key}, with a TTL no longer
+    // than the record's.
+    let mut redis = app.redis_connection().await;
+    let ttl_ms: i64 = redis.pttl("cache:user:123").await.unwrap();
+    assert!((1..=3_600_000).contains(&ttl_ms), "PTTL {ttl_ms}");
+}
+
+/// Reads `key` until L1 answers; returns the last body Redis answered with
+/// and L1's. (Redis announces a write to this replica too, and an
+/// announcement that arrives after a read keeps that read's value out of
+/// L1, so the first read after a write may not fill it.)
+async fn read_until_l1_answers(app: &TestApp, key: &str) -> (Value, Value) {
+    let mut from_redis = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = app.get(key).await;
+        assert_eq!(status, 200, "{body}");
+        match body["source"].as_str() {
+            Some("l1") => return (from_redis, body),
+            Some("redis") => from_redis = body,
+            _ => panic!("neither L1 nor Redis answered: {body}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("L1 never answered for {key}");
+}
+
+/// L1 answers with the fields Redis answered with; the body it keeps for
+/// its hits goes with the entry when the record changes.
+async fn an_l1_hit_answers_what_redis_answered(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    app.wait_for_l1_armed().await;
+    app.put("user:9", "first", Some(3600)).await;
+
+    let (from_redis, from_l1) = read_until_l1_answers(&app, "user:9").await;
+    let mut expected = from_redis;
+    expected["source"] = "l1".into();
+    assert_eq!(from_l1, expected);
+    assert_eq!(
+        app.get("user:9").await.1,
+        from_l1,
+        "a second hit, same body"
+    );
+
+    let stored = app.put("user:9", "second", None).await;
+    let (from_redis, from_l1) = read_until_l1_answers(&app, "user:9").await;
+    assert_eq!(from_redis["value"], "second");
+    assert_eq!(from_redis["version"], stored["version"]);
+    assert!(from_redis.get("expires_at").is_none(), "{from_redis}");
+    assert_eq!(from_l1["value"], "second");
+    assert_eq!(from_l1["version"], stored["version"]);
+}
+
+async fn a_missing_redis_entry_is_refilled_from_the_store(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    app.put("user:7", "Ada", None).await;
+    let mut redis = app.redis_connection().await;
+    let removed: i64 = redis.del("cache:user:7").await.unwrap();
+    assert_eq!(removed, 1);
+
+    let (status, body) = app.get("user:7").await;
+    assert_eq!((status, &body["cached"]), (200, &false.into()));
+    assert_eq!(body["value"], "Ada");
+    let (status, body) = app.get("user:7").await;
+    assert_eq!((status, &body["cached"]), (200, &true.into()));
+    assert_eq!(body["value"], "Ada");
+
+    // A record without ttl is still cached with one: no cache key lives
+    // forever.
+    let ttl_ms: i64 = redis.pttl("cache:user:7").await.unwrap();
+    assert!((3_590_000..=3_600_000).contains(&ttl_ms), "PTTL {ttl_ms}");
+}
+
+async fn a_record_is_gone_once_its_ttl_lapses(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    app.put("session:1", "short-lived", Some(30)).await;
+    app.put("session:2", "short-lived too", Some(30)).await;
+    app.put("keeper", "stays", Some(120)).await;
+    // session:2 is read from the store after expiry; session:1 from Redis.
+    let mut redis = app.redis_connection().await;
+    let _: i64 = redis.del("cache:session:2").await.unwrap();
+
+    app.clock.advance(Duration::from_secs(29));
+    assert_eq!(app.get("session:1").await.0, 200);
+
+    app.clock.advance(Duration::from_secs(2));
+    let (status, body) = app.get("session:1").await;
+    assert_eq!(status, 404, "expired in Redis' copy: {body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(app.get("session:2").await.0, 404, "expired in the store");
+    assert_eq!(app.get("keeper").await.0, 200);
+    assert_eq!(
+        app.delete("session:1").await,
+        404,
+        "an expired record cannot be deleted"
+    );
+
+    // Writing an expired key again brings it back.
+    app.put("session:1", "again", Some(30)).await;
+    let (status, body) = app.get("session:1").await;
+    assert_eq!((status, body["value"].as_str()), (200, Some("again")));
+}
+
+async fn delete_removes_from_store_and_cache(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    app.put("doomed", "soon gone", None).await;
+    assert_eq!(app.get("doomed").await.1["cached"], true);
+
+    assert_eq!(app.delete("doomed").await, 204);
+    let (status, body) = app.get("doomed").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(app.delete("doomed").await, 404);
+
+    // Written again after the delete: a newer version than ever before.
+    let first = app.put("doomed", "back", None).await;
+    let (status, body) = app.get("doomed").await;
+    assert_eq!((status, body["value"].as_str()), (200, Some("back")));
+    assert_eq!(body["version"], first["version"]);
+}
+
+async fn every_write_gets_a_higher_version(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    let mut last = 0;
+    for value in ["a", "b", "c", "d"] {
+        let stored = app.put("counter", value, None).await;
+        let version = stored["version"].as_i64().unwrap();
+        assert!(version > last, "{version} after {last}");
+        last = version;
+        let (_, body) = app.get("counter").await;
+        assert_eq!(body["value"], value);
+        assert_eq!(body["cached"], true);
+    }
+}
+
+testkit::on_both_engines!(
+    get_after_post_is_served_from_redis,
+    an_l1_hit_answers_what_redis_answered,
+    a_missing_redis_entry_is_refilled_from_the_store,
+    a_record_is_gone_once_its_ttl_lapses,
+    delete_removes_from_store_and_cache,
+    every_write_gets_a_higher_version,
+);

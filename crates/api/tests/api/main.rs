@@ -1,0 +1,19 @@
+//! The integration tests of `api`, one binary with a module per
+//! subject (linking one test binary per file dominated the suite's time).
+
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod cache_aside;
+mod coalesced_reads;
+mod common;
+mod history;
+mod keys_and_values;
+mod limits;
+mod process;
+mod readiness;
+mod redis_outage;
+mod replicas;
+mod request_ids;
+mod request_metrics;
+mod stale_fill;

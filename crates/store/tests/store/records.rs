@@ -1,0 +1,185 @@
+//! Reading and writing records: versions, expiry and the outbox.
+
+use store::domain::Ttl;
+use testkit::Engine;
+
+use crate::{NOW, key, open};
+
+async fn put_then_get_returns_the_record(engine: Engine) {
+    let test = open(engine).await;
+    let store = &test.store;
+    let expected = match engine {
+        Engine::Sqlite => store::Engine::Sqlite,
+        Engine::Postgres => store::Engine::Postgres,
+    };
+    assert_eq!(store.engine(), expected);
+    assert_eq!(store.get(&key("a"), NOW).await.unwrap(), None);
+
+    let written = store
+        .put(&key("a"), "value with 'quotes' and ünïcode", None, NOW)
+        .await
+        .unwrap();
+    let read = store.get(&key("a"), NOW + 1).await.unwrap().unwrap();
+    assert_eq!(read, written);
+    assert_eq!(read.updated_at_ms, NOW);
+    assert_eq!(read.expires_at_ms, None);
+    store.ping().await.unwrap();
+}
+
+async fn versions_grow_across_writes_and_deletes(engine: Engine) {
+    let test = open(engine).await;
+    let store = &test.store;
+    let k = key("v");
+    let first = store.put(&k, "1", None, NOW).await.unwrap().version;
+    // Same millisecond: still strictly larger.
+    let second = store.put(&k, "2", None, NOW).await.unwrap().version;
+    assert!(second > first);
+    // A clock that went backwards cannot lower the version either.
+    let third = store
+        .put(&k, "3", None, NOW - 60_000)
+        .await
+        .unwrap()
+        .version;
+    assert!(third > second);
+
+    let floor = store.delete(&k, NOW).await.unwrap().unwrap();
+    assert_eq!(floor, third + 1);
+    assert_eq!(store.delete(&k, NOW).await.unwrap(), None);
+    let again = store.put(&k, "4", None, NOW + 1).await.unwrap().version;
+    assert!(again >= floor, "{again} < {floor}");
+}
+
+/// A replica whose clock is behind deletes nothing it should not, and a key
+/// it writes again after another replica deleted it still gets a version
+/// above the deleted one: the cache's tombstone would refuse a lower one.
+async fn a_key_recreated_by_a_clock_behind_gets_a_higher_version(engine: Engine) {
+    let test = open(engine).await;
+    let store = &test.store;
+    let k = key("skew");
+    store.put(&k, "1", None, NOW).await.unwrap();
+    let floor = store.delete(&k, NOW).await.unwrap().unwrap();
+    assert_eq!(
+        store.get(&k, NOW - 60_000).await.unwrap(),
+        None,
+        "deleted for every clock"
+    );
+    let again = store.put(&k, "2", None, NOW - 60_000).await.unwrap();
+    assert!(again.version >= floor, "{} < {floor}", again.version);
+    let read = store.get(&k, NOW - 60_000).await.unwrap().unwrap();
+    assert_eq!((read.value.as_str(), read.version), ("2", again.version));
+    // Deleted again, and reclaimed by the cleanup only once the cache's
+    // tombstone of the delete has lapsed.
+    store.delete(&k, NOW).await.unwrap().unwrap();
+    assert_eq!(
+        store.delete_expired_batch(NOW + 1_000, 100).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.delete_expired_batch(NOW + 61_000, 100).await.unwrap(),
+        1
+    );
+}
+
+async fn expired_records_are_invisible(engine: Engine) {
+    let test = open(engine).await;
+    let store = &test.store;
+    let k = key("short");
+    let ttl = Ttl::from_seconds(10).unwrap();
+    let written = store.put(&k, "x", Some(ttl), NOW).await.unwrap();
+    assert_eq!(written.expires_at_ms, Some(NOW + 10_000));
+    assert!(store.get(&k, NOW + 9_999).await.unwrap().is_some());
+    assert_eq!(store.get(&k, NOW + 10_000).await.unwrap(), None);
+    assert_eq!(store.delete(&k, NOW + 10_000).await.unwrap(), None);
+    // Writing it again revives it, with a higher version.
+    let revived = store.put(&k, "y", None, NOW + 20_000).await.unwrap();
+    assert!(revived.version > written.version);
+    assert_eq!(
+        store.get(&k, NOW + 20_001).await.unwrap().unwrap().value,
+        "y"
+    );
+}
+
+async fn every_write_and_delete_lands_in_the_outbox(engine: Engine) {
+    let test = open(engine).await;
+    let store = &test.store;
+    let a = store.put(&key("a"), "1", None, NOW).await.unwrap();
+    let b = store.put(&key("b"), "1", None, NOW + 5).await.unwrap();
+    let b_floor = store.delete(&key("b"), NOW + 10).await.unwrap().unwrap();
+    let c = store.put(&key("c"), "1", None, NOW + 20).await.unwrap();
+
+    let all = store.outbox_page("", i64::MAX, 100).await.unwrap();
+    let seen: Vec<_> = all.iter().map(|e| (e.key.as_str(), e.version)).collect();
+    assert_eq!(seen, [("a", a.version), ("b", b_floor), ("c", c.version)]);
+    assert!(b_floor > b.version);
+
+    // Paging by key, and by age.
+    let page = store.outbox_page("a", i64::MAX, 1).await.unwrap();
+    assert_eq!(page[0].key, "b");
+    let aged = store.outbox_page("", NOW + 10, 100).await.unwrap();
+    assert_eq!(aged.len(), 1, "only a was written before NOW + 10");
+
+    // Removal needs the same version and an old enough entry.
+    let entry_a = all[0].clone();
+    store
+        .outbox_remove(std::slice::from_ref(&entry_a), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_page("", i64::MAX, 100).await.unwrap().len(),
+        3,
+        "not older than the cutoff"
+    );
+    store.put(&key("a"), "2", None, NOW + 30).await.unwrap();
+    store.outbox_remove(&[entry_a], NOW + 1_000).await.unwrap();
+    assert_eq!(
+        store.outbox_page("", i64::MAX, 100).await.unwrap().len(),
+        3,
+        "a newer write replaced it"
+    );
+    // One call removes the entries that qualify and keeps the rest: `a` was
+    // replaced, `b` and `c` go.
+    store.outbox_remove(&all, NOW + 1_000).await.unwrap();
+    let left: Vec<_> = store
+        .outbox_page("", i64::MAX, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(left, ["a"]);
+    store.outbox_remove(&[], NOW + 1_000).await.unwrap();
+}
+
+async fn concurrent_writers_to_one_key_all_succeed(engine: Engine) {
+    let test = open(engine).await;
+    let store = test.store.clone();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .put(&key("hot"), &i.to_string(), None, NOW)
+                .await
+                .unwrap()
+                .version
+        }));
+    }
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.push(task.await.unwrap());
+    }
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), 16, "every write got its own version");
+    let last = store.get(&key("hot"), NOW).await.unwrap().unwrap();
+    assert_eq!(last.version, *versions.last().unwrap());
+}
+
+testkit::on_both_engines!(
+    put_then_get_returns_the_record,
+    versions_grow_across_writes_and_deletes,
+    a_key_recreated_by_a_clock_behind_gets_a_higher_version,
+    expired_records_are_invisible,
+    every_write_and_delete_lands_in_the_outbox,
+    concurrent_writers_to_one_key_all_succeed,
+);
