@@ -12,17 +12,19 @@ use std::sync::Arc;
 use redis::aio::ConnectionManager;
 use store::Store;
 use store::cache::{KEY_PREFIX, scripts};
-use store::clock::{Clock, SystemClock};
+use store::clock::Clock;
 use store::domain::Key;
 
+use crate::error::CleanupError;
 use crate::live_index::LiveIndex;
-use crate::sweep_redis::SweepError;
 
 /// What examining one SCAN batch needs; cloned into each batch's task.
 #[derive(Clone)]
 pub struct BatchWorker {
     pub connection: ConnectionManager,
     pub store: Store,
+    /// Decides which records have expired.
+    pub clock: Arc<dyn Clock>,
     pub dry_run: bool,
     /// The store's live keys, when they fit in memory.
     pub live_index: Option<Arc<LiveIndex>>,
@@ -33,13 +35,13 @@ impl BatchWorker {
     /// (or, in a dry run, that would be) because their record is gone.
     /// Keys are bytes: Redis keys need not be UTF-8, and a key that is not
     /// names no record.
-    pub async fn process(mut self, keys: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, SweepError> {
+    pub async fn process(mut self, keys: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, CleanupError> {
         let doomed = self.records_gone(keys).await?;
         self.unlink(doomed).await
     }
 
     /// Which of `keys` name a record that is gone or expired.
-    async fn records_gone(&mut self, keys: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, SweepError> {
+    async fn records_gone(&mut self, keys: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, CleanupError> {
         let Triage {
             mut doomed,
             to_check,
@@ -56,7 +58,7 @@ impl BatchWorker {
         records.sort_unstable();
         let dead = self
             .store
-            .keys_without_live_record(&records, SystemClock.now_ms())
+            .keys_without_live_record(&records, self.clock.now_ms())
             .await?;
         for key in to_check {
             let gone = record_name(&key)
@@ -71,7 +73,7 @@ impl BatchWorker {
 
     /// Unlinks (or, in a dry run, counts) `doomed` keys that are still stale
     /// when Redis looks again.
-    async fn unlink(&mut self, doomed: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, SweepError> {
+    async fn unlink(&mut self, doomed: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, CleanupError> {
         if doomed.is_empty() {
             return Ok(Vec::new());
         }

@@ -7,13 +7,16 @@
 //! record, apply outbox entries stopped API replicas left behind, log a
 //! summary, push metrics, release the lock (the push adds this run's counts
 //! to the previous ones, which only one run at a time may do). The deadline
-//! and SIGTERM stop the
-//! run between batches; what was done is reported, and the next run picks up
-//! the rest (every step is idempotent).
+//! and SIGTERM stop the run between batches; what was done is reported, and
+//! the next run picks up the rest (every step is idempotent).
+//!
+//! Which records have expired is decided by the clock the caller passes in,
+//! as in the API, so that a test can move time instead of waiting for it.
 
 mod batch;
 mod budget;
 mod config;
+mod error;
 mod live_index;
 mod lock;
 mod pushgateway;
@@ -22,18 +25,19 @@ mod sweep_redis;
 mod sweep_store;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use store::cache::ReplayError;
-use store::{Store, StoreError, StoreOptions};
+use store::clock::Clock;
+use store::{Store, StoreOptions};
 
 pub use config::Config;
+pub use error::CleanupError;
 pub use report::{Status, Summary, Tally};
 
 use budget::{Budget, StopReason};
 use live_index::LiveIndex;
 use lock::Lock;
-use sweep_redis::{RedisSweep, SweepError};
+use sweep_redis::RedisSweep;
 
 /// The process exit codes, documented in `--help` and docs/cleanup.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,54 +60,39 @@ impl From<ExitCode> for std::process::ExitCode {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum JobError {
-    #[error("REDIS_HOST is required: the job cleans the Redis cache")]
-    NoRedis,
-    #[error(transparent)]
-    Config(#[from] platform::config::ConfigError),
-    #[error("DATABASE_URL: {0}")]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Task(String),
-    #[error("redis at {address}: {source}")]
-    Redis {
-        address: String,
-        source: redis::RedisError,
-    },
-}
-
-/// One run of the job.
-pub async fn run(config: Config) -> ExitCode {
-    match run_job(&config).await {
+/// One run of the job, with `clock` deciding which records have expired.
+pub async fn run(config: Config, clock: Arc<dyn Clock>) -> ExitCode {
+    match run_job(&config, clock).await {
         Ok(code) => code,
-        Err(error @ (JobError::NoRedis | JobError::Config(_))) => {
-            tracing::error!(%error, "bad configuration");
-            ExitCode::BadConfig
-        }
         Err(error) => {
-            tracing::error!(%error, "cleanup failed");
-            ExitCode::Failed
+            // Where the job was looking, so that the operator knows which
+            // end to check; the database URL without its password.
+            let redis = config
+                .redis
+                .redis_host
+                .as_ref()
+                .map(|host| format!("{host}:{}", config.redis.redis_port));
+            let database = platform::config::redact_userinfo(&config.store.database_url);
+            if error.is_config() {
+                tracing::error!(%error, "bad configuration");
+                ExitCode::BadConfig
+            } else {
+                tracing::error!(%error, redis, %database, "cleanup failed");
+                ExitCode::Failed
+            }
         }
     }
 }
 
-async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
-    let mut settings = config.redis.settings()?.ok_or(JobError::NoRedis)?;
+async fn run_job(config: &Config, clock: Arc<dyn Clock>) -> Result<ExitCode, CleanupError> {
+    let mut settings = config.redis.settings()?.ok_or(CleanupError::NoRedis)?;
     // A batch job can wait longer for a busy Redis than a request can.
     settings.timeout = settings.timeout.max(Duration::from_secs(2));
-    let address = format!("{}:{}", settings.host, settings.port);
-    let redis_error = |source| JobError::Redis {
-        address: address.clone(),
-        source,
-    };
     // One connection per batch in flight, and one for the rest.
     let store = Store::connect(&config.store.database_url, StoreOptions::batch_reads(4)).await?;
-    let mut connection = platform::redis::connection_manager(&settings).map_err(redis_error)?;
+    let mut connection = platform::redis::connection_manager(&settings)?;
 
-    let Some(lock) = Lock::acquire(&mut connection, &config.lock_key, config.lock_ttl())
-        .await
-        .map_err(redis_error)?
+    let Some(lock) = Lock::acquire(&mut connection, &config.lock_key, config.lock_ttl()).await?
     else {
         tracing::warn!(lock = %config.lock_key, "another cleanup run holds the lock; exiting");
         return Ok(ExitCode::Locked);
@@ -117,7 +106,7 @@ async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
     });
 
     let mut tally = Tally::default();
-    let outcome = sweep(config, &store, &connection, &budget, &mut tally).await;
+    let outcome = sweep(config, &store, &connection, &clock, &budget, &mut tally).await;
     signal.abort();
 
     let (status, stopped_by) = match &outcome {
@@ -138,7 +127,7 @@ async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
     // with this run's counts added; two runs doing that at once would lose
     // one run's counts.
     if let (Some(url), false) = (&config.pushgateway_url, config.dry_run)
-        && let Err(error) = pushgateway::push(url, &summary, unix_seconds()).await
+        && let Err(error) = pushgateway::push(url, &summary, clock.now_ms() as f64 / 1000.0).await
     {
         let pushgateway = platform::config::redact_userinfo(url);
         tracing::error!(%error, %pushgateway, "cannot push metrics");
@@ -149,17 +138,7 @@ async fn run_job(config: &Config) -> Result<ExitCode, JobError> {
         Err(error) => tracing::warn!(%error, "cannot release the lock; it expires by itself"),
     }
     store.close().await;
-    match outcome {
-        Ok(_) => Ok(ExitCode::Done),
-        Err(SweepError::Redis(source)) => Err(redis_error(source)),
-        Err(SweepError::Store(error)) => Err(JobError::Store(error)),
-        Err(SweepError::Task(detail)) => Err(JobError::Task(detail)),
-        Err(SweepError::Outbox(ReplayError::Redis(source))) => Err(redis_error(source)),
-        Err(SweepError::Outbox(ReplayError::Store(error))) => Err(JobError::Store(error)),
-        Err(SweepError::Outbox(timeout @ ReplayError::Timeout(_))) => {
-            Err(JobError::Task(timeout.to_string()))
-        }
-    }
+    outcome.map(|_| ExitCode::Done)
 }
 
 /// The three steps, each stopping at a batch boundary when the budget runs
@@ -168,19 +147,27 @@ async fn sweep(
     config: &Config,
     store: &Store,
     connection: &redis::aio::ConnectionManager,
+    clock: &Arc<dyn Clock>,
     budget: &Budget,
     tally: &mut Tally,
-) -> Result<Option<StopReason>, SweepError> {
-    if let Some(reason) =
-        sweep_store::delete_expired_records(store, config.batch_size, config.dry_run, budget, tally)
-            .await?
-    {
+) -> Result<Option<StopReason>, CleanupError> {
+    let expired = sweep_store::delete_expired_records(
+        store,
+        clock.now_ms(),
+        config.batch_size,
+        config.dry_run,
+        budget,
+        tally,
+    )
+    .await?;
+    if let Some(reason) = expired {
         return Ok(Some(reason));
     }
-    let live_index = LiveIndex::load(store, config.index_max_records).await?;
+    let live_index = LiveIndex::load(store, clock.now_ms(), config.index_max_records).await?;
     let redis_sweep = RedisSweep {
         connection: connection.clone(),
         store,
+        clock: clock.clone(),
         pattern: &config.pattern,
         scan_count: config.scan_count,
         dry_run: config.dry_run,
@@ -195,16 +182,11 @@ async fn sweep(
     sweep_store::apply_outbox_leftovers(
         store,
         &mut connection.clone(),
+        clock.now_ms(),
         Duration::from_secs(config.outbox_min_age_seconds),
         config.dry_run,
         budget,
         tally,
     )
     .await
-}
-
-fn unix_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
 }

@@ -26,7 +26,6 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use store::clock::{Clock, SystemClock};
 use store::{Store, StoreError};
 
 /// The keys of the store's live records, as hashes.
@@ -41,10 +40,14 @@ pub struct LiveIndex {
 }
 
 impl LiveIndex {
-    /// Reads the keys of the records live now. `None` when the store holds
-    /// more than `max_records` of them (or `max_records` is 0): the index
-    /// would take more memory than it was allowed.
-    pub async fn load(store: &Store, max_records: u64) -> Result<Option<Self>, StoreError> {
+    /// Reads the keys of the records live at `now_ms`. `None` when the
+    /// store holds more than `max_records` of them (or `max_records` is 0):
+    /// the index would take more memory than it was allowed.
+    pub async fn load(
+        store: &Store,
+        now_ms: i64,
+        max_records: u64,
+    ) -> Result<Option<Self>, StoreError> {
         if max_records == 0 {
             tracing::info!("no index of live records (turned off); one store query per batch");
             return Ok(None);
@@ -54,7 +57,7 @@ impl LiveIndex {
         let mut hashes = HashSet::default();
         let mut too_many = false;
         store
-            .for_each_live_key(SystemClock.now_ms(), |key| {
+            .for_each_live_key(now_ms, |key| {
                 if hashes.len() as u64 == max_records {
                     too_many = true;
                     return ControlFlow::Break(());

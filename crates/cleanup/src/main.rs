@@ -1,7 +1,10 @@
 //! The `cleanup` binary: one run of the job, then exit with a code the
 //! CronJob understands (see `cleanup::ExitCode`).
 
+use std::sync::Arc;
+
 use clap::Parser;
+use store::clock::SystemClock;
 
 /// One worker thread (the walk itself runs on the main thread): the job
 /// mostly waits for Redis, which works through the walk one step at a
@@ -12,5 +15,5 @@ use clap::Parser;
 async fn main() -> std::process::ExitCode {
     let config = cleanup::Config::parse();
     platform::telemetry::init("info,sqlx=warn");
-    cleanup::run(config).await.into()
+    cleanup::run(config, Arc::new(SystemClock)).await.into()
 }

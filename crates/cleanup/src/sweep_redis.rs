@@ -18,11 +18,13 @@ use futures::stream::FuturesOrdered;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
-use store::{Store, StoreError};
+use store::Store;
+use store::clock::Clock;
 use tokio::task::JoinSet;
 
 use crate::batch::BatchWorker;
 use crate::budget::{Budget, StopReason};
+use crate::error::CleanupError;
 use crate::live_index::LiveIndex;
 use crate::report::Tally;
 
@@ -83,18 +85,6 @@ return {next, #keys, with_ttl, without_ttl}
     )
 });
 
-#[derive(Debug, thiserror::Error)]
-pub enum SweepError {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-    #[error("a batch task failed: {0}")]
-    Task(String),
-    #[error(transparent)]
-    Outbox(#[from] store::cache::ReplayError),
-}
-
 /// Batches examined at the same time: the store query and the deletions of
 /// one batch overlap with those of others and with the walk; three is
 /// enough to hide one round trip behind another on two cores.
@@ -108,6 +98,7 @@ const STEPS_AHEAD: usize = 1;
 pub struct RedisSweep<'a> {
     pub connection: ConnectionManager,
     pub store: &'a Store,
+    pub clock: Arc<dyn Clock>,
     pub pattern: &'a str,
     pub scan_count: u64,
     pub dry_run: bool,
@@ -134,11 +125,57 @@ struct Step {
     last: bool,
 }
 
+/// Where the walk is. Steps are sent only while scanning; the steps already
+/// sent are always received (a step may have unlinked keys, which must be
+/// counted), and the batches in flight always awaited.
+enum Phase {
+    /// Sending steps, starting a batch for each step's keys with a TTL.
+    Scanning,
+    /// A step saw SCAN come back to cursor 0: no new step. Redis may run
+    /// the steps already sent in another order than they were sent (a step
+    /// retried after NOSCRIPT goes last), so their keys still get batches.
+    Scanned,
+    /// The budget ran out or something failed: no new step or batch.
+    WindingDown(Ending),
+}
+
+/// Why a walk ended early.
+enum Ending {
+    Stopped(StopReason),
+    Failed(CleanupError),
+}
+
+impl Phase {
+    fn scanning(&self) -> bool {
+        matches!(self, Self::Scanning)
+    }
+
+    fn winding_down(&self) -> bool {
+        matches!(self, Self::WindingDown(_))
+    }
+
+    /// A failure ends the walk, whatever it was doing; the first one is
+    /// the one reported.
+    fn fail(&mut self, error: CleanupError) {
+        if !matches!(self, Self::WindingDown(Ending::Failed(_))) {
+            *self = Self::WindingDown(Ending::Failed(error));
+        }
+    }
+
+    fn outcome(self) -> Result<Option<StopReason>, CleanupError> {
+        match self {
+            Self::Scanning | Self::Scanned => Ok(None),
+            Self::WindingDown(Ending::Stopped(reason)) => Ok(Some(reason)),
+            Self::WindingDown(Ending::Failed(error)) => Err(error),
+        }
+    }
+}
+
 impl RedisSweep<'_> {
     /// Walks the whole pattern, adding to `tally` step by step and batch by
     /// batch (so that a failure half way still reports what was done).
     /// Returns why it stopped early, if it did.
-    pub async fn run(mut self, tally: &mut Tally) -> Result<Option<StopReason>, SweepError> {
+    pub async fn run(mut self, tally: &mut Tally) -> Result<Option<StopReason>, CleanupError> {
         let () = redis::cmd("SET")
             .arg(&self.cursor_key)
             .arg(0)
@@ -154,91 +191,80 @@ impl RedisSweep<'_> {
         outcome
     }
 
-    /// The walk itself. When a step or a batch fails, or the budget runs
-    /// out, no new step or batch starts; the steps already sent are still
-    /// received (they may have unlinked keys) and the batches in flight
-    /// awaited, and all of it counted before the error is returned: the
-    /// summary then covers every deletion that happened.
-    async fn walk(&self, tally: &mut Tally) -> Result<Option<StopReason>, SweepError> {
+    /// The walk itself (see [`Phase`]): all of what was done is counted
+    /// before a failure is returned, so that the summary covers every
+    /// deletion that happened.
+    async fn walk(&self, tally: &mut Tally) -> Result<Option<StopReason>, CleanupError> {
         let worker = BatchWorker {
             connection: self.connection.clone(),
             store: self.store.clone(),
+            clock: self.clock.clone(),
             dry_run: self.dry_run,
             live_index: self.live_index.clone(),
         };
         // Steps sent and not yet received, in the order they were sent.
-        // Redis may run them in another order (a step retried after
-        // NOSCRIPT goes last), so the end of the walk, seen by one step,
-        // stops new steps; the ones already sent are still received.
         let mut steps = FuturesOrdered::new();
-        let mut walked = false;
+        let mut in_flight = JoinSet::new();
         // SCAN may return a key twice; a dry run must not count it twice.
         let mut counted = HashSet::new();
-        let mut in_flight = JoinSet::new();
-        let mut stopped = None;
-        let mut failure = None;
+        let mut count_once = |key| !self.dry_run || counted.insert(key);
+        let mut phase = Phase::Scanning;
         loop {
-            if !walked && stopped.is_none() && failure.is_none() {
-                stopped = self.budget.exhausted();
+            if phase.scanning()
+                && let Some(reason) = self.budget.exhausted()
+            {
+                phase = Phase::WindingDown(Ending::Stopped(reason));
             }
-            let winding_down = stopped.is_some() || failure.is_some();
-            let take_step = in_flight.len() < IN_FLIGHT || winding_down;
+            // While batches are at their limit, the walk waits for one.
+            let receive_step = in_flight.len() < IN_FLIGHT || phase.winding_down();
             // Steps are sent only here, right before one is received: a
-            // step pushed earlier would go out after a stop.
-            while take_step && !winding_down && !walked && steps.len() <= STEPS_AHEAD {
+            // step sent earlier would go out after a stop.
+            while receive_step && phase.scanning() && steps.len() <= STEPS_AHEAD {
                 steps.push_back(self.step());
             }
-            if take_step && let Some(step) = steps.next().await {
+            if receive_step && let Some(step) = steps.next().await {
                 match step {
                     Ok(step) => {
-                        walked |= step.last;
                         tally.scanned += step.scanned;
                         for key in step.without_ttl {
-                            if !self.dry_run || counted.insert(key) {
+                            if count_once(key) {
                                 tally.deleted_no_ttl += 1;
                             }
                         }
-                        if !winding_down && !step.with_ttl.is_empty() {
+                        if step.last && phase.scanning() {
+                            phase = Phase::Scanned;
+                        }
+                        if !phase.winding_down() && !step.with_ttl.is_empty() {
                             in_flight.spawn(worker.clone().process(step.with_ttl));
                         }
                     }
-                    Err(error) => {
-                        failure.get_or_insert(error);
-                    }
+                    Err(error) => phase.fail(error),
                 }
-                if !winding_down {
+                if !phase.winding_down() {
                     self.budget.pace(tally.scanned).await;
                 }
                 continue;
             }
             let Some(done) = in_flight.join_next().await else {
-                break;
+                return phase.outcome();
             };
             match done {
                 Ok(Ok(removed)) => {
                     for key in removed {
-                        if !self.dry_run || counted.insert(key) {
+                        if count_once(key) {
                             tally.deleted_record_gone += 1;
                         }
                     }
                 }
-                Ok(Err(error)) => {
-                    failure.get_or_insert(error);
-                }
-                Err(panicked) => {
-                    failure.get_or_insert(SweepError::Task(panicked.to_string()));
-                }
+                Ok(Err(error)) => phase.fail(error),
+                Err(panicked) => phase.fail(panicked.into()),
             }
-        }
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(stopped),
         }
     }
 
     /// The next step of the walk, on its own connection handle so that it
     /// can be sent while earlier steps are still out.
-    fn step(&self) -> impl Future<Output = Result<Step, SweepError>> + 'static {
+    fn step(&self) -> impl Future<Output = Result<Step, CleanupError>> + 'static {
         let mut connection = self.connection.clone();
         let mut invocation = SCAN_STEP.key(&self.cursor_key);
         invocation

@@ -5,23 +5,23 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use store::cache::{ReplayWindow, replay_outbox};
-use store::clock::{Clock, SystemClock};
 use store::{Store, StoreError};
 
 use crate::budget::{Budget, StopReason};
+use crate::error::CleanupError;
 use crate::report::Tally;
-use crate::sweep_redis::SweepError;
 
-/// Deletes expired records, `batch_size` rows per transaction, until none
-/// are left or the budget runs out. A dry run only counts them.
+/// Deletes the records expired at `now_ms`, `batch_size` rows per
+/// transaction, until none are left or the budget runs out. A dry run only
+/// counts them.
 pub async fn delete_expired_records(
     store: &Store,
+    now_ms: i64,
     batch_size: u32,
     dry_run: bool,
     budget: &Budget,
     tally: &mut Tally,
 ) -> Result<Option<StopReason>, StoreError> {
-    let now_ms = SystemClock.now_ms();
     if dry_run {
         tally.rows_deleted = store.count_expired(now_ms).await?;
         return Ok(None);
@@ -39,19 +39,19 @@ pub async fn delete_expired_records(
 }
 
 /// API replicas replay and clear their outbox entries within seconds; an
-/// entry older than `min_age` was left by replicas that stopped. Make sure
-/// Redis holds nothing older than each entry's version, then remove it.
+/// entry older than `min_age` at `now_ms` was left by replicas that
+/// stopped. Make sure Redis holds nothing older than each entry's version,
+/// then remove it.
 pub async fn apply_outbox_leftovers(
     store: &Store,
     connection: &mut ConnectionManager,
+    now_ms: i64,
     min_age: Duration,
     dry_run: bool,
     budget: &Budget,
     tally: &mut Tally,
-) -> Result<Option<StopReason>, SweepError> {
-    let cutoff_ms = SystemClock
-        .now_ms()
-        .saturating_sub(i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX));
+) -> Result<Option<StopReason>, CleanupError> {
+    let cutoff_ms = now_ms.saturating_sub(i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX));
     if dry_run {
         tally.outbox_applied = store.outbox_count(cutoff_ms).await?;
         return Ok(None);

@@ -126,9 +126,10 @@ async fn unreachable_redis_or_store_fails_clearly() {
     let closed_port = testkit::free_port().to_string();
     let run = fixture.run(&[("REDIS_PORT", &closed_port)]);
     assert_eq!(run.code, Some(1), "{}", run.output);
+    assert!(run.output.contains("redis: "), "{}", run.output);
     assert!(
         run.output
-            .contains(&format!("redis at 127.0.0.1:{closed_port}")),
+            .contains(&format!("\"redis\":\"127.0.0.1:{closed_port}\"")),
         "{}",
         run.output
     );
@@ -138,7 +139,14 @@ async fn unreachable_redis_or_store_fails_clearly() {
         &format!("postgres://nobody:wrong@127.0.0.1:{closed_port}/none"),
     )]);
     assert_eq!(run.code, Some(1), "{}", run.output);
-    assert!(run.output.contains("DATABASE_URL"), "{}", run.output);
+    assert!(run.output.contains("store: "), "{}", run.output);
+    assert!(
+        run.output.contains(&format!(
+            "\"database\":\"postgres://redacted@127.0.0.1:{closed_port}/none\""
+        )),
+        "{}",
+        run.output
+    );
     assert!(
         !run.output.contains("wrong@"),
         "the password leaked: {}",

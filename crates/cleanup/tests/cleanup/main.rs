@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod cleanup_job;
+mod clock;
 mod common;
 mod interruptions;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 
+use platform::config::{RedisArgs, StoreArgs};
 use redis::AsyncCommands;
 use store::cache::{cache_key, entry};
 use store::clock::{Clock, SystemClock};
@@ -57,6 +58,33 @@ impl Fixture {
             .put(&Key::parse(key).unwrap(), "value", ttl, written_at_ms)
             .await
             .unwrap()
+    }
+
+    /// The job's configuration against this fixture, for a run in this
+    /// process: the defaults of `--help`, nothing read from the environment.
+    pub fn config(&self) -> cleanup::Config {
+        cleanup::Config {
+            redis: RedisArgs {
+                redis_host: Some("127.0.0.1".into()),
+                redis_port: self.redis.port(),
+                redis_password: None,
+                redis_password_file: None,
+                redis_timeout_ms: 200,
+            },
+            store: StoreArgs {
+                database_url: self.database.url().to_owned(),
+            },
+            pattern: "cache:*".into(),
+            deadline_seconds: 270,
+            dry_run: false,
+            pushgateway_url: None,
+            rate_limit: 0,
+            scan_count: 100,
+            index_max_records: 2_000_000,
+            batch_size: 1000,
+            outbox_min_age_seconds: 300,
+            lock_key: "cleanup:lock".into(),
+        }
     }
 
     /// Runs the `cleanup` binary against this fixture.
