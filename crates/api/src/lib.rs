@@ -8,14 +8,15 @@
 //! - [`startup`]: wiring it all together and running until shutdown, on
 //!   the connection loop of [`server`].
 
-pub mod cache;
-pub mod config;
-pub mod error;
-pub mod metrics;
-pub mod routes;
-pub mod server;
-pub mod service;
-pub mod startup;
+mod cache;
+mod config;
+mod error;
+mod metrics;
+mod routes;
+mod server;
+mod service;
+mod startup;
 
+pub use cache::tracking::TRACKING_CONNECTION_NAME_PREFIX;
 pub use config::Config;
 pub use startup::Application;

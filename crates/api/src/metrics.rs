@@ -19,12 +19,12 @@ pub struct LevelLabels {
 
 /// A cache level, the `level` label of the hit and miss counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub enum CacheLevel {
     L1,
     Redis,
 }
 
-impl Level {
+impl CacheLevel {
     fn label(self) -> LevelLabels {
         LevelLabels {
             level: match self {
@@ -98,6 +98,7 @@ pub struct Metrics {
     store_reads: Counter,
     cache_hit_rate: Gauge<f64, AtomicU64>,
     redis_connected: Gauge,
+    l1_armed: Gauge,
     /// Per [`CacheOperation`], in its order: held, like the level counters,
     /// so that timing an operation looks nothing up.
     cache_operation_durations: [Histogram; 3],
@@ -147,6 +148,12 @@ impl Metrics {
             "1 when this replica uses Redis, 0 while it is unreachable or being repaired",
             redis_connected_family,
         );
+        let l1_armed = Gauge::default();
+        registry.register(
+            "cache_l1_armed",
+            "1 while L1 takes entries (its invalidations flow from Redis), 0 while it is paused or off",
+            l1_armed.clone(),
+        );
         registry.register(
             "cache_operation_duration_seconds",
             "Time of Redis cache operations",
@@ -164,7 +171,7 @@ impl Metrics {
         );
         // Created up front, so that the series exist from the first scrape,
         // and held, so that counting a hit takes no lock.
-        let levels = [Level::L1, Level::Redis];
+        let levels = [CacheLevel::L1, CacheLevel::Redis];
         let level_hits = levels.map(|level| cache_hits.get_or_create(&level.label()).clone());
         let level_misses = levels.map(|level| cache_misses.get_or_create(&level.label()).clone());
         let operations = [
@@ -196,17 +203,18 @@ impl Metrics {
             store_reads,
             cache_hit_rate,
             redis_connected,
+            l1_armed,
             cache_operation_durations,
             http_requests,
             http_request_duration,
         }
     }
 
-    pub fn level_hit(&self, level: Level) {
+    pub fn level_hit(&self, level: CacheLevel) {
         self.level_hits[level as usize].inc();
     }
 
-    pub fn level_miss(&self, level: Level) {
+    pub fn level_miss(&self, level: CacheLevel) {
         self.level_misses[level as usize].inc();
     }
 
@@ -221,10 +229,6 @@ impl Metrics {
 
     pub fn store_read(&self) {
         self.store_reads.inc();
-    }
-
-    pub fn store_reads_total(&self) -> u64 {
-        self.store_reads.get()
     }
 
     /// (answered by a cache level, answered by the store or 404) so far.
@@ -244,6 +248,10 @@ impl Metrics {
             let rate = cached as f64 / lookups as f64;
             rate
         }
+    }
+
+    pub fn set_l1_armed(&self, armed: bool) {
+        self.l1_armed.set(i64::from(armed));
     }
 
     pub fn set_redis_connected(&self, connected: bool) {

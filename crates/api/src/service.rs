@@ -14,26 +14,28 @@ use store::clock::Clock;
 use store::domain::{Key, Record, Ttl};
 use store::{Store, StoreError};
 
-use crate::cache::l1::{LoadError, Loaded, LocalCache, Snapshot, Source};
-use crate::cache::{CacheError, CacheWrite, Entry, RedisCache};
-use crate::metrics::{Level, Metrics};
+use crate::cache::l1::{LoadError, LoadedRecord, LocalCache, Snapshot, Source};
+use crate::cache::{CacheError, CacheWrite, RedisCache, RedisEntry};
+use crate::metrics::{CacheLevel, Metrics};
 
-/// A record and the level that answered.
+/// A read's answer: the record and the level that answered now.
 #[derive(Debug)]
 pub struct Served {
     /// The record as loaded: the very entry L1 holds when L1 answered, so
     /// reading it clones nothing.
-    pub entry: Arc<Loaded>,
+    pub loaded: Arc<LoadedRecord>,
+    /// The response's `source`: L1 when L1 answered, though the entry was
+    /// found in Redis or the store when it was loaded.
     pub source: Source,
 }
 
 impl Served {
-    fn new(entry: Arc<Loaded>, source: Source) -> Self {
-        Self { entry, source }
+    fn new(loaded: Arc<LoadedRecord>, source: Source) -> Self {
+        Self { loaded, source }
     }
 
     pub fn record(&self) -> &Record {
-        &self.entry.record
+        &self.loaded.record
     }
 
     /// True when a cache level answered, false when the store did.
@@ -79,10 +81,6 @@ impl DataService {
         self.cache.as_ref()
     }
 
-    pub fn l1(&self) -> &Arc<LocalCache> {
-        &self.l1
-    }
-
     /// The live record under `key`, if any.
     pub async fn get(&self, key: &Key) -> Result<Option<Served>, StoreError> {
         let served = self.lookup(key).await?;
@@ -98,16 +96,16 @@ impl DataService {
     async fn lookup(&self, key: &Key) -> Result<Option<Served>, StoreError> {
         if self.l1_enabled {
             if let Some(hit) = self.l1.get(key.as_str()).await {
-                self.metrics.level_hit(Level::L1);
+                self.metrics.level_hit(CacheLevel::L1);
                 return Ok(Some(Served::new(hit, Source::L1)));
             }
-            self.metrics.level_miss(Level::L1);
+            self.metrics.level_miss(CacheLevel::L1);
         }
         // Taken before Redis is read: an invalidation after this point keeps
         // what the read returns out of L1.
         let snapshot = self.l1.snapshot(key.as_str());
         if let Some(record) = self.read_redis(key).await {
-            let entry = Arc::new(Loaded::new(record, Source::Redis, true));
+            let entry = Arc::new(LoadedRecord::new(record, Source::Redis, true));
             if self.l1_enabled {
                 self.l1
                     .insert_if_current(key.as_str(), snapshot, entry.clone())
@@ -124,8 +122,8 @@ impl DataService {
             let Some(loaded) = self.load(key, snapshot).await.map_err(StoreError::Shared)? else {
                 return Ok(None);
             };
-            let source = loaded.source;
-            return Ok(Some(Served::new(Arc::new(loaded), source)));
+            let found_in = loaded.found_in;
+            return Ok(Some(Served::new(Arc::new(loaded), found_in)));
         }
         // Boxed: the coalescing future is several kilobytes, and every
         // request's future would carry (and move) it inline, though only
@@ -143,8 +141,8 @@ impl DataService {
                 LoadError::Failed(error) => return Err(StoreError::Shared(error.clone())),
             },
         };
-        let source = entry.source;
-        Ok(Some(Served::new(entry, source)))
+        let found_in = entry.found_in;
+        Ok(Some(Served::new(entry, found_in)))
     }
 
     /// The live entry Redis holds for `key`, if Redis is in use and holds
@@ -152,12 +150,12 @@ impl DataService {
     async fn read_redis(&self, key: &Key) -> Option<Record> {
         let cache = self.cache.as_ref()?;
         match cache.get(key).await {
-            Ok(Some(Entry::Live(record))) => {
-                self.metrics.level_hit(Level::Redis);
+            Ok(Some(RedisEntry::Live(record))) => {
+                self.metrics.level_hit(CacheLevel::Redis);
                 Some(record)
             }
-            Ok(Some(Entry::Tombstone { .. }) | None) => {
-                self.metrics.level_miss(Level::Redis);
+            Ok(Some(RedisEntry::Tombstone { .. }) | None) => {
+                self.metrics.level_miss(CacheLevel::Redis);
                 None
             }
             Err(CacheError::Unusable) => None,
@@ -175,31 +173,27 @@ impl DataService {
     /// Redis may arrive here after that load finished; the fill moved the
     /// key's generation past the caller's `snapshot`, so it looks at Redis
     /// again instead of reading the store a second time.
-    async fn load(&self, key: &Key, snapshot: Snapshot) -> Result<Option<Loaded>, Arc<StoreError>> {
+    async fn load(
+        &self,
+        key: &Key,
+        snapshot: Snapshot,
+    ) -> Result<Option<LoadedRecord>, Arc<StoreError>> {
         if self.l1.snapshot(key.as_str()) != snapshot
             && let Some(record) = self.read_redis(key).await
         {
-            return Ok(Some(Loaded::new(record, Source::Redis, true)));
+            return Ok(Some(LoadedRecord::new(record, Source::Redis, true)));
         }
-        let Some(record) = self.load_from_store(key).await.map_err(Arc::new)? else {
+        self.metrics.store_read();
+        let now_ms = self.clock.now_ms();
+        let Some(record) = self.store.get(key, now_ms).await.map_err(Arc::new)? else {
             return Ok(None);
         };
-        self.fill(key, &record).await;
+        // Offered to Redis, which keeps whatever is newer: a write that
+        // landed since this read keeps its value.
+        self.offer(key, &record, CacheWrite::Fill).await;
         // Without Redis no announcement will come to evict it.
         let cacheable = self.cache.is_none();
-        Ok(Some(Loaded::new(record, Source::Store, cacheable)))
-    }
-
-    /// The first half of a miss: read the record from the store.
-    pub async fn load_from_store(&self, key: &Key) -> Result<Option<Record>, StoreError> {
-        self.metrics.store_read();
-        self.store.get(key, self.clock.now_ms()).await
-    }
-
-    /// The second half of a miss: offer what the store returned to Redis,
-    /// which keeps whatever is newer.
-    pub async fn fill(&self, key: &Key, record: &Record) {
-        self.offer(key, record, CacheWrite::Fill).await;
+        Ok(Some(LoadedRecord::new(record, Source::Store, cacheable)))
     }
 
     /// Offers `record` to Redis, which keeps whatever is newer.

@@ -60,6 +60,9 @@ impl Application {
             redis.is_none(),
         ));
         let l1_enabled = !config.l1_ttl().is_zero();
+        // Without Redis, L1 takes entries from the start (no other replica's
+        // write can reach it anyway); with Redis, once tracking is armed.
+        metrics.set_l1_armed(l1_enabled && l1.is_armed());
         let mut background = Vec::new();
         let cache = match &redis {
             None => {
@@ -88,6 +91,7 @@ impl Application {
                         settings.clone(),
                         pod.clone(),
                         l1.clone(),
+                        metrics.clone(),
                     )));
                 }
                 Some(cache)
@@ -124,15 +128,6 @@ impl Application {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
-    }
-
-    /// The read and write rules, as the handlers use them.
-    pub fn service(&self) -> &DataService {
-        &self.state.service
-    }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.state.metrics
     }
 
     /// Serves until `shutdown` completes, then drains: `/ready` turns 503,

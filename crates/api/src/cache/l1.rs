@@ -50,42 +50,33 @@ impl Source {
     }
 }
 
-/// A loaded record and the level that answered.
+/// A record as a read below L1 found it: what L1 holds, and what a load
+/// hands to every caller that joined it.
 #[derive(Debug, Clone)]
-pub struct Loaded {
+pub struct LoadedRecord {
     pub record: Record,
-    pub source: Source,
+    /// The level it was read from: Redis, or the store.
+    pub found_in: Source,
     /// False when the load itself wrote the value to Redis: Redis will
     /// announce that write to every replica, this one included, and the
     /// announcement would evict the entry anyway (possibly after a racing
     /// write elsewhere). The next load finds the value in Redis and caches
     /// it.
     pub cacheable: bool,
-    /// The response body of a read that L1 answers with this entry. Every
-    /// such read would render the same bytes (an entry is replaced, never
-    /// changed), so the first renders them and the rest share them.
-    l1_response: OnceLock<Bytes>,
+    /// The HTTP layer's rendering of an L1 hit on this entry, kept here so
+    /// that it lives and dies with the entry it renders (see
+    /// `routes::data`); the data path never reads it.
+    pub rendered: OnceLock<Bytes>,
 }
 
-impl Loaded {
-    pub fn new(record: Record, source: Source, cacheable: bool) -> Self {
+impl LoadedRecord {
+    pub fn new(record: Record, found_in: Source, cacheable: bool) -> Self {
         Self {
             record,
-            source,
+            found_in,
             cacheable,
-            l1_response: OnceLock::new(),
+            rendered: OnceLock::new(),
         }
-    }
-
-    /// The body of an L1 hit on this entry: rendered by `render` on the
-    /// first call, shared afterwards.
-    pub fn l1_response<E>(&self, render: impl FnOnce() -> Result<Bytes, E>) -> Result<Bytes, E> {
-        if let Some(body) = self.l1_response.get() {
-            return Ok(body.clone());
-        }
-        let body = render()?;
-        // Two first hits may both render; the bytes are the same.
-        Ok(self.l1_response.get_or_init(|| body).clone())
     }
 }
 
@@ -118,21 +109,21 @@ pub struct SharedFailure<E> {
 pub enum LoadError<E> {
     #[error("no live record")]
     NotFound,
-    /// Loaded, but not to be cached: invalidations are not flowing, or the
+    /// LoadedRecord, but not to be cached: invalidations are not flowing, or the
     /// load is not cacheable.
     #[error("loaded, not cacheable")]
-    Uncached(Loaded),
-    /// Loaded and offered to [`LocalCache::insert_if_current`], which
+    Uncached(LoadedRecord),
+    /// LoadedRecord and offered to [`LocalCache::insert_if_current`], which
     /// cached it unless an invalidation came since the load began.
     #[error("loaded")]
-    Cacheable(Arc<Loaded>),
+    Cacheable(Arc<LoadedRecord>),
     #[error(transparent)]
     Failed(E),
 }
 
 #[derive(Debug)]
 pub struct LocalCache {
-    entries: Cache<String, Arc<Loaded>>,
+    entries: Cache<String, Arc<LoadedRecord>>,
     /// False while invalidations may be missed (the tracking connection is
     /// down): nothing is inserted then.
     armed: AtomicBool,
@@ -152,7 +143,7 @@ impl LocalCache {
     /// `ttl` zero keeps nothing (loads are still coalesced).
     pub fn new(ttl: Duration, max_bytes: u64, armed: bool) -> Self {
         let builder = Cache::builder()
-            .weigher(|key: &String, loaded: &Arc<Loaded>| {
+            .weigher(|key: &String, loaded: &Arc<LoadedRecord>| {
                 // The key and value, then again in the rendered response,
                 // which is counted up front: it comes with the first hit.
                 let weight = 2 * (key.len() + loaded.record.value.len()) + 256;
@@ -175,13 +166,13 @@ impl LocalCache {
 
     /// The cached record, if any (however old the record's own expiry: the
     /// caller checks it).
-    pub async fn get(&self, key: &str) -> Option<Arc<Loaded>> {
+    pub async fn get(&self, key: &str) -> Option<Arc<LoadedRecord>> {
         self.entries.get(key).await
     }
 
     /// Caches `loaded` under `key` unless an invalidation of `key` (or a
     /// flush) came after `taken`, or invalidations are not flowing.
-    pub async fn insert_if_current(&self, key: &str, taken: Snapshot, loaded: Arc<Loaded>) {
+    pub async fn insert_if_current(&self, key: &str, taken: Snapshot, loaded: Arc<LoadedRecord>) {
         {
             let _turn = self.insert_turns[self.stripe_index(key)].lock().await;
             if !self.is_armed() || self.snapshot(key) != taken {
@@ -209,10 +200,10 @@ impl LocalCache {
         key: &str,
         taken: Snapshot,
         load: L,
-    ) -> Result<Arc<Loaded>, Arc<SharedFailure<E>>>
+    ) -> Result<Arc<LoadedRecord>, Arc<SharedFailure<E>>>
     where
         L: Fn() -> F,
-        F: Future<Output = Result<Option<Loaded>, E>>,
+        F: Future<Output = Result<Option<LoadedRecord>, E>>,
         E: Send + Sync + 'static,
     {
         // Coalescing only: moka never inserts the result (the init always
@@ -221,7 +212,7 @@ impl LocalCache {
         let shared = self
             .entries
             .try_get_with(key.to_owned(), async {
-                Err::<Arc<Loaded>, _>(self.guarded(key, taken, load()).await)
+                Err::<Arc<LoadedRecord>, _>(self.guarded(key, taken, load()).await)
             })
             .await;
         let failure = match shared {
@@ -239,7 +230,7 @@ impl LocalCache {
     /// is not cacheable or an invalidation of `key` came since `taken`.
     async fn guarded<F, E>(&self, key: &str, taken: Snapshot, load: F) -> SharedFailure<E>
     where
-        F: Future<Output = Result<Option<Loaded>, E>>,
+        F: Future<Output = Result<Option<LoadedRecord>, E>>,
     {
         let error = match load.await {
             Ok(None) => LoadError::NotFound,
@@ -325,18 +316,20 @@ mod tests {
 
     use super::*;
 
-    fn loaded(value: &str) -> Loaded {
+    fn loaded(value: &str) -> LoadedRecord {
         let record = Record {
             value: value.into(),
             version: 1,
             updated_at_ms: 0,
             expires_at_ms: None,
         };
-        Loaded::new(record, Source::Store, true)
+        LoadedRecord::new(record, Source::Store, true)
     }
 
     /// The error side of an outcome, as a waiter sees it.
-    fn failure<E>(outcome: &Result<Arc<Loaded>, Arc<SharedFailure<E>>>) -> Option<&LoadError<E>> {
+    fn failure<E>(
+        outcome: &Result<Arc<LoadedRecord>, Arc<SharedFailure<E>>>,
+    ) -> Option<&LoadError<E>> {
         outcome.as_ref().err().map(|failure| &failure.error)
     }
 
@@ -464,16 +457,6 @@ mod tests {
             .await;
         assert!(outcome.is_ok());
         assert!(cache.get("k").await.is_some());
-    }
-
-    #[test]
-    fn an_entry_renders_its_l1_response_once() {
-        let entry = loaded("v");
-        let render = |body: &'static str| move || Ok::<_, ()>(Bytes::from_static(body.as_bytes()));
-        let first = entry.l1_response(render("first"));
-        let second = entry.l1_response(render("second"));
-        let expected = Ok(Bytes::from_static(b"first"));
-        assert_eq!([first, second], [expected.clone(), expected]);
     }
 
     #[tokio::test]

@@ -24,7 +24,7 @@ use redis::aio::ConnectionManager;
 use store::domain::{Key, Record};
 use tokio::sync::Notify;
 
-pub use store::cache::Entry;
+pub use store::cache::RedisEntry;
 use store::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
 
 use crate::metrics::{CacheOperation, Metrics};
@@ -114,7 +114,7 @@ impl RedisCache {
     }
 
     /// What Redis holds for `key`.
-    pub async fn get(&self, key: &Key) -> Result<Option<Entry>, CacheError> {
+    pub async fn get(&self, key: &Key) -> Result<Option<RedisEntry>, CacheError> {
         let cache_key = cache_key(key.as_str());
         let raw: Option<String> = self
             .run(CacheOperation::Get, UP, |mut connection| async move {

@@ -18,6 +18,7 @@ use store::cache::KEY_PREFIX;
 use tokio::sync::mpsc;
 
 use super::l1::LocalCache;
+use crate::metrics::Metrics;
 
 /// How often the connection is checked (a dead peer sends no disconnect),
 /// and how long to wait before reconnecting.
@@ -25,13 +26,13 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The `CLIENT SETNAME` prefix of tracking connections, so that operators
 /// (and tests) can find them in `CLIENT LIST`.
-pub const CONNECTION_NAME_PREFIX: &str = "api-l1-invalidation:";
+pub const TRACKING_CONNECTION_NAME_PREFIX: &str = "api-l1-invalidation:";
 
 /// Keeps the L1 coherent until the task is aborted.
-pub async fn run(settings: RedisSettings, pod: String, l1: Arc<LocalCache>) {
+pub async fn run(settings: RedisSettings, pod: String, l1: Arc<LocalCache>, metrics: Arc<Metrics>) {
     let mut reported = false;
     loop {
-        match listen(&settings, &pod, &l1).await {
+        match listen(&settings, &pod, &l1, &metrics).await {
             Ok(()) => tracing::warn!("L1 invalidation connection lost; L1 paused"),
             Err(error) if !reported => {
                 tracing::warn!(%error, "cannot arm L1 invalidation; L1 paused, retrying");
@@ -39,7 +40,7 @@ pub async fn run(settings: RedisSettings, pod: String, l1: Arc<LocalCache>) {
             Err(error) => tracing::debug!(%error, "cannot arm L1 invalidation"),
         }
         reported = true;
-        l1.set_armed(false);
+        arm(&l1, &metrics, false);
         tokio::time::sleep(CHECK_INTERVAL).await;
     }
 }
@@ -49,6 +50,7 @@ async fn listen(
     settings: &RedisSettings,
     pod: &str,
     l1: &LocalCache,
+    metrics: &Metrics,
 ) -> Result<(), redis::RedisError> {
     let (pushes, mut received) = mpsc::unbounded_channel::<PushInfo>();
     let config = AsyncConnectionConfig::new()
@@ -60,7 +62,7 @@ async fn listen(
         .await?;
     redis::cmd("CLIENT")
         .arg("SETNAME")
-        .arg(format!("{CONNECTION_NAME_PREFIX}{pod}"))
+        .arg(format!("{TRACKING_CONNECTION_NAME_PREFIX}{pod}"))
         .exec_async(&mut connection)
         .await?;
     redis::cmd("CLIENT")
@@ -71,7 +73,7 @@ async fn listen(
         .arg(KEY_PREFIX)
         .exec_async(&mut connection)
         .await?;
-    l1.set_armed(true);
+    arm(l1, metrics, true);
     tracing::info!("L1 invalidation armed");
 
     let mut check = tokio::time::interval(CHECK_INTERVAL);
@@ -87,6 +89,12 @@ async fn listen(
             }
         }
     }
+}
+
+/// Turns L1's inserts on or off, and says so in `cache_l1_armed`.
+fn arm(l1: &LocalCache, metrics: &Metrics, armed: bool) {
+    l1.set_armed(armed);
+    metrics.set_l1_armed(armed);
 }
 
 /// An invalidation carries the changed keys, or nothing for a flush.

@@ -134,11 +134,24 @@ pub async fn read(
         .await?
         .ok_or_else(|| ApiError::RecordNotFound(key.as_str().to_owned()))?;
     let body = match served.source {
-        Source::L1 => served.entry.l1_response(|| render_read(&key, &served))?,
+        Source::L1 => l1_hit_body(&key, &served)?,
         Source::Redis | Source::Store => render_read(&key, &served)?,
     };
     let json = HeaderValue::from_static("application/json");
     Ok(([(header::CONTENT_TYPE, json)], body).into_response())
+}
+
+/// The body of an L1 hit. Every hit on one L1 entry renders the same bytes
+/// (an entry is replaced, never changed), so the first hit renders them
+/// into the entry's slot and the rest share them.
+fn l1_hit_body(key: &Key, served: &Served) -> Result<Bytes, ApiError> {
+    let slot = &served.loaded.rendered;
+    if let Some(body) = slot.get() {
+        return Ok(body.clone());
+    }
+    let body = render_read(key, served)?;
+    // Two first hits may both render; the bytes are the same.
+    Ok(slot.get_or_init(|| body).clone())
 }
 
 /// The body of a read: the JSON of [`ReadRecord`].
@@ -189,4 +202,35 @@ fn rfc3339(unix_ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use store::domain::Record;
+
+    use super::*;
+    use crate::cache::l1::LoadedRecord;
+
+    #[test]
+    fn every_l1_hit_on_an_entry_shares_the_first_hits_bytes() {
+        let record = Record {
+            value: "v".into(),
+            version: 3,
+            updated_at_ms: 1_800_000_000_000,
+            expires_at_ms: None,
+        };
+        let served = Served {
+            loaded: Arc::new(LoadedRecord::new(record, Source::Redis, true)),
+            source: Source::L1,
+        };
+        let key = Key::parse("k").unwrap();
+        let first = l1_hit_body(&key, &served).unwrap();
+        let second = l1_hit_body(&key, &served).unwrap();
+        assert_eq!(first.as_ptr(), second.as_ptr(), "rendered once, shared");
+        let json: serde_json::Value = serde_json::from_slice(&second).unwrap();
+        assert_eq!(
+            (json["source"].as_str(), json["cached"].as_bool()),
+            (Some("l1"), Some(true))
+        );
+    }
 }

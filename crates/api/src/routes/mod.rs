@@ -22,8 +22,6 @@ use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-pub use docs::ApiDoc;
-
 use admission::Admission;
 
 use crate::error::ApiError;

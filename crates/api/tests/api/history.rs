@@ -112,7 +112,7 @@ async fn client(
 /// What the store and each replica hold for every key once the run is over
 /// and the cross-replica bound has passed.
 async fn final_states(replicas: &[TestApp; 2]) -> Vec<HashMap<String, Option<String>>> {
-    let store = replicas[0].service.store();
+    let store = &replicas[0].store;
     let now_ms = replicas[0].clock.now_ms();
     let mut states = vec![HashMap::new(); 3];
     for i in 0..KEYS {

@@ -24,7 +24,7 @@ async fn kill_tracking_connection(app: &TestApp, pod: &str) {
         .query_async(&mut redis)
         .await
         .unwrap();
-    let name = format!("name={}{pod}", api::cache::tracking::CONNECTION_NAME_PREFIX);
+    let name = format!("name={}{pod}", api::TRACKING_CONNECTION_NAME_PREFIX);
     let id = clients
         .lines()
         .find(|line| line.split(' ').any(|field| field == name))
@@ -83,7 +83,11 @@ async fn a_write_on_one_replica_is_seen_on_the_other_within_milliseconds(engine:
     println!("time until B serves A's write, 1000 writes: p50 {p50:?}, p99 {p99:?}, max {max:?}");
     assert!(p99 <= Duration::from_millis(50), "p99 {p99:?}");
     assert!(max <= L1_TTL + Duration::from_millis(100), "max {max:?}");
-    assert!(b.service.l1().is_armed(), "B re-armed its tracking");
+    assert_eq!(
+        b.metric("cache_l1_armed").await,
+        Some(1.0),
+        "B re-armed its tracking"
+    );
 }
 
 async fn a_thousand_concurrent_reads_of_a_cold_key_read_the_store_once(engine: Engine) {
@@ -97,8 +101,7 @@ async fn a_thousand_concurrent_reads_of_a_cold_key_read_the_store_once(engine: E
     let app = spawn_app(options).await;
     // Written behind the caches' back: cold in L1 and Redis.
     let key = Key::parse("cold").unwrap();
-    app.service
-        .store()
+    app.store
         .put(&key, "from the store", None, 1_800_000_000_000)
         .await
         .unwrap();
@@ -108,7 +111,8 @@ async fn a_thousand_concurrent_reads_of_a_cold_key_read_the_store_once(engine: E
         .query_async(&mut redis)
         .await
         .unwrap();
-    let reads_before = app.metrics.store_reads_total();
+    let store_reads = "store_queries_total{operation=\"get\"}";
+    let reads_before = app.metric(store_reads).await.unwrap();
 
     let url = app.url("/api/v1/data/cold");
     let requests = (0..1000).map(|_| {
@@ -129,8 +133,8 @@ async fn a_thousand_concurrent_reads_of_a_cold_key_read_the_store_once(engine: E
     }
 
     assert_eq!(
-        app.metrics.store_reads_total() - reads_before,
-        1,
+        app.metric(store_reads).await.unwrap() - reads_before,
+        1.0,
         "store reads"
     );
     let stats_after: String = redis::cmd("INFO")
@@ -233,8 +237,7 @@ async fn replicas_converge_on_the_store_after_random_writes_and_redis_restarts(e
 
     for key in &keys {
         let stored = a
-            .service
-            .store()
+            .store
             .get(
                 &Key::parse(key.as_str()).unwrap(),
                 store::clock::Clock::now_ms(&store::clock::SystemClock),

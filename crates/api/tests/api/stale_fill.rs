@@ -3,22 +3,39 @@
 //! Cache-aside has a classic race: a reader misses, loads version N from the
 //! store, stalls; a writer stores N+1 and caches it; the reader wakes up and
 //! fills the cache with N, which is then served until its TTL runs out. The
-//! tests below run the reader's two halves (`load`, then `fill`) with the
-//! write (or delete) in between, on real Redis, and check that the old value
-//! never reaches a client.
+//! tests below run the reader's two halves, a store read and then the fill
+//! as the service sends it (the cache format's entry through the
+//! version-checked script of `store::cache`), with the write (or delete) in
+//! between, on real Redis, and check that the old value never reaches a
+//! client through the API.
 
 #![allow(clippy::print_stdout)]
 
 use crate::common::{Engine, Options, TestApp, spawn_app};
+use store::cache::{cache_key, entry, scripts};
+use store::clock::Clock;
 use store::domain::{Key, Record};
 
 /// The first half of a reader's miss: the record as the store has it now.
 async fn read_store(app: &TestApp, key: &Key) -> Record {
-    app.service
-        .load_from_store(key)
+    app.store
+        .get(key, app.clock.now_ms())
         .await
         .unwrap()
         .expect("the record exists")
+}
+
+/// The second half, arriving late: the reader offers what it read to Redis.
+async fn fill(app: &TestApp, key: &Key, record: &Record) {
+    let mut redis = app.redis_connection().await;
+    let _written: i64 = scripts::SET_UNLESS_NEWER
+        .key(cache_key(key.as_str()))
+        .arg(record.version)
+        .arg(entry::encode_live(record))
+        .arg(60_000)
+        .invoke_async(&mut redis)
+        .await
+        .unwrap();
 }
 
 async fn a_slow_reader_cannot_overwrite_a_newer_write(engine: Engine) {
@@ -38,7 +55,7 @@ async fn a_slow_reader_cannot_overwrite_a_newer_write(engine: Engine) {
     // ...a writer stores and caches "new" meanwhile...
     app.put(key.as_str(), "new", None).await;
     // ...and the reader's fill arrives last.
-    app.service.fill(&key, &loaded).await;
+    fill(&app, &key, &loaded).await;
 
     let (status, body) = app.get(key.as_str()).await;
     assert_eq!(status, 200);
@@ -53,7 +70,7 @@ async fn a_slow_reader_cannot_resurrect_a_deleted_record(engine: Engine) {
 
     let loaded = read_store(&app, &key).await;
     assert_eq!(app.delete(key.as_str()).await, 204);
-    app.service.fill(&key, &loaded).await;
+    fill(&app, &key, &loaded).await;
 
     let (status, body) = app.get(key.as_str()).await;
     assert_eq!(status, 404, "the deleted value came back: {body}");
@@ -73,7 +90,7 @@ async fn a_fill_older_than_the_cached_value_is_refused_even_when_the_write_was_n
     let v2 = read_store(&app, &key).await;
     assert!(v2.version > v1.version);
 
-    app.service.fill(&key, &v1).await;
+    fill(&app, &key, &v1).await;
     let (_, body) = app.get(key.as_str()).await;
     assert_eq!(body["value"], "v2");
     assert_eq!(body["version"], v2.version);

@@ -9,7 +9,7 @@ use crate::domain::Record;
 
 /// What Redis holds under a cache key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
+pub enum RedisEntry {
     Live(Record),
     Tombstone { version: i64 },
 }
@@ -41,11 +41,11 @@ pub fn encode_tombstone(version: i64) -> String {
     format!("{version} T")
 }
 
-pub fn decode(raw: &str) -> Result<Entry, MalformedEntry> {
+pub fn decode(raw: &str) -> Result<RedisEntry, MalformedEntry> {
     let (version, rest) = raw.split_once(' ').ok_or(MalformedEntry)?;
     let version = version.parse().map_err(|_| MalformedEntry)?;
     if rest == "T" {
-        return Ok(Entry::Tombstone { version });
+        return Ok(RedisEntry::Tombstone { version });
     }
     let rest = rest.strip_prefix("L ").ok_or(MalformedEntry)?;
     let mut fields = rest.splitn(3, ' ');
@@ -58,7 +58,7 @@ pub fn decode(raw: &str) -> Result<Entry, MalformedEntry> {
         field => Some(field.parse().map_err(|_| MalformedEntry)?),
     };
     let value = fields.next().ok_or(MalformedEntry)?.to_owned();
-    Ok(Entry::Live(Record {
+    Ok(RedisEntry::Live(Record {
         value,
         version,
         updated_at_ms,
@@ -84,7 +84,7 @@ mod tests {
         for value in ["", "John Doe", "a b  c ", "multi\nline", "- L T 12", "日本"] {
             for expires in [None, Some(1_732_000_360_000)] {
                 let record = record(value, expires);
-                assert_eq!(decode(&encode_live(&record)), Ok(Entry::Live(record)));
+                assert_eq!(decode(&encode_live(&record)), Ok(RedisEntry::Live(record)));
             }
         }
     }
@@ -93,7 +93,7 @@ mod tests {
     fn tombstones_round_trip() {
         assert_eq!(
             decode(&encode_tombstone(42)),
-            Ok(Entry::Tombstone { version: 42 })
+            Ok(RedisEntry::Tombstone { version: 42 })
         );
     }
 

@@ -8,7 +8,7 @@ pub mod scripts;
 
 use std::time::Duration;
 
-pub use entry::{Entry, MalformedEntry};
+pub use entry::{MalformedEntry, RedisEntry};
 pub use outbox::{ReplayError, ReplayWindow, replay_outbox};
 
 /// The prefix of every cache key; `cleanup` walks `cache:*`.

@@ -8,12 +8,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::metrics::Metrics;
-use api::service::DataService;
 use api::{Application, Config};
 use platform::config::{RedisArgs, StoreArgs};
 use serde_json::Value;
 use store::clock::ManualClock;
+use store::{Store, StoreOptions};
 use testkit::{EmptyDatabase, Persistence, RedisServer};
 
 pub use testkit::Engine;
@@ -61,8 +60,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub redis: Option<RedisServer>,
     pub clock: ManualClock,
-    pub service: DataService,
-    pub metrics: Arc<Metrics>,
+    /// The app's database, opened by the test to look behind the app's back.
+    pub store: Store,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _database: Option<EmptyDatabase>,
 }
@@ -152,8 +151,9 @@ async fn start(
         .await
         .expect("the application builds");
     let address = application.local_addr().unwrap();
-    let service = application.service().clone();
-    let metrics = application.metrics().clone();
+    let store = Store::connect(&database_url, StoreOptions::point_reads(2))
+        .await
+        .expect("the test opens the app's store");
     // Runs until the test drops it; graceful stops are tested on the real
     // binary (the `process` tests).
     let server = tokio::spawn(application.run_until(std::future::pending()));
@@ -166,8 +166,7 @@ async fn start(
             .unwrap(),
         redis,
         clock,
-        service,
-        metrics,
+        store,
         server: Some(server),
         _database: database,
     };
@@ -270,7 +269,15 @@ impl TestApp {
 
     /// Waits (at most 15 s) until L1 invalidations flow.
     pub async fn wait_for_l1_armed(&self) {
-        testkit::eventually("L1 armed", || async { self.service.l1().is_armed() }).await;
+        testkit::eventually("cache_l1_armed 1", || async {
+            self.metric("cache_l1_armed").await == Some(1.0)
+        })
+        .await;
+    }
+
+    /// The sample `series` (name and labels as `/metrics` writes them).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        testkit::sample(&self.metrics_text().await, series)
     }
 }
 
