@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::source::Source;
+use crate::origin::Origin;
 
 /// The output stream a container wrote the line to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl Stream {
 
 #[derive(Debug, Clone)]
 pub struct Event {
-    pub source: Arc<Source>,
+    pub origin: Arc<Origin>,
     /// RFC 3339: the runtime's time for container lines, the time the line
     /// was read for plain files.
     pub timestamp: String,
@@ -52,7 +52,7 @@ impl Event {
         }
         out.extend_from_slice(b",\"message\":");
         write_json_string(out, &self.message);
-        out.extend_from_slice(self.source.json_tail().as_bytes());
+        out.extend_from_slice(self.origin.json_tail().as_bytes());
         out.push(b'\n');
     }
 
@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn json_lines_carry_every_field() {
         let event = Event {
-            source: Arc::new(Source::new("n1", Path::new("/logs/pods/ns_p_u/c/0.log"))),
+            origin: Arc::new(Origin::new("n1", Path::new("/logs/pods/ns_p_u/c/0.log"))),
             timestamp: "2026-11-26T07:00:00.123456789Z".into(),
             stream: Some(Stream::Stderr),
             message: "boom \"x\"".into(),

@@ -17,11 +17,11 @@ pub mod event;
 pub mod harvester;
 mod http;
 pub mod metrics;
+pub mod origin;
 mod own_logs;
 pub mod parse;
 pub mod shipper;
 pub mod sinks;
-pub mod source;
 pub mod tailer;
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use crate::source::Source;
+use crate::origin::Origin;
 
 const CONTAINER_ID_LEN: usize = 64;
 
@@ -47,8 +47,8 @@ impl OwnLogs {
     }
 
     /// Whether the agent itself writes this file.
-    pub fn wrote(&self, source: &Source) -> bool {
-        if let Some(found) = &source.pod {
+    pub fn wrote(&self, origin: &Origin) -> bool {
+        if let Some(found) = &origin.pod {
             let by_name = self
                 .pod
                 .as_ref()
@@ -56,7 +56,7 @@ impl OwnLogs {
             let by_uid = self.pod_uid.as_ref() == Some(&found.pod_uid);
             return by_name || by_uid;
         }
-        docker_container_id(&source.path)
+        docker_container_id(&origin.path)
             .is_some_and(|id| self.container_ids.iter().any(|own| own == id))
     }
 }
@@ -160,7 +160,7 @@ mod tests {
             pod_uid: Some("uid-own".into()),
             container_ids: vec![ID.into()],
         };
-        let wrote = |path: &str| own.wrote(&Source::new("n", Path::new(path)));
+        let wrote = |path: &str| own.wrote(&Origin::new("n", Path::new(path)));
         assert!(wrote("/var/log/pods/logging_collector-x1_uid-1/c/0.log"));
         assert!(wrote("/var/log/pods/other_renamed_uid-own/c/0.log"));
         assert!(!wrote("/var/log/pods/logging_web_uid-2/c/0.log"));

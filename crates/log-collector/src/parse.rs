@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::event::{Event, Stream};
 use crate::metrics::Metrics;
-use crate::source::{Format, Source};
+use crate::origin::{Format, Origin};
 
 /// One line as the reader cut it from the file (without its newline).
 #[derive(Debug, Clone, Copy)]
@@ -40,16 +40,16 @@ struct Partial {
 /// Parses the lines of one file, keeping what partial lines need.
 #[derive(Debug)]
 pub struct LineParser {
-    source: Arc<Source>,
+    origin: Arc<Origin>,
     max_line_bytes: usize,
     /// Per stream (stdout, stderr): runtimes interleave the two.
     partial: [Option<Partial>; 2],
 }
 
 impl LineParser {
-    pub fn new(source: Arc<Source>, max_line_bytes: usize) -> Self {
+    pub fn new(origin: Arc<Origin>, max_line_bytes: usize) -> Self {
         Self {
-            source,
+            origin,
             max_line_bytes,
             partial: [None, None],
         }
@@ -63,7 +63,7 @@ impl LineParser {
         read_time: &str,
         metrics: &Metrics,
     ) -> Option<Event> {
-        let parsed = match self.source.format {
+        let parsed = match self.origin.format {
             Format::Plain => None,
             Format::Container => {
                 let parsed = parse_cri(line.bytes).or_else(|| parse_docker(line.bytes));
@@ -165,7 +165,7 @@ impl LineParser {
             metrics.truncated_lines.inc();
         }
         Event {
-            source: Arc::clone(&self.source),
+            origin: Arc::clone(&self.origin),
             timestamp,
             stream,
             message,
@@ -322,7 +322,7 @@ mod tests {
             Format::Container => "/var/log/pods/ns_pod_uid/c/0.log",
             Format::Plain => "/var/log/app.log",
         };
-        LineParser::new(Arc::new(Source::new("n", Path::new(path))), max_line_bytes)
+        LineParser::new(Arc::new(Origin::new("n", Path::new(path))), max_line_bytes)
     }
 
     fn feed(parser: &mut LineParser, metrics: &Metrics, lines: &[&[u8]]) -> Vec<Event> {

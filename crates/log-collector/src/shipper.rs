@@ -77,7 +77,7 @@ impl Shipper {
                     pending.push(range.start..middle);
                 }
                 Err(SendError::TooLarge) => {
-                    tracing::error!(file = %events[range.start].source.path.display(),
+                    tracing::error!(file = %events[range.start].origin.path.display(),
                         "the sink refuses a single line as too large (413); dropped");
                     self.metrics.dropped("too_large", 1);
                 }

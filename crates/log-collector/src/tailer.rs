@@ -21,8 +21,8 @@ use std::time::Instant;
 use crate::checkpoint::{FileId, Position, Tail};
 use crate::event::Event;
 use crate::metrics::Metrics;
+use crate::origin::Origin;
 use crate::parse::{LineParser, RawLine};
-use crate::source::Source;
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -33,7 +33,7 @@ pub struct Tailer {
     /// The path the file is at now (it changes when a rename keeps it
     /// inside the globs).
     pub path: PathBuf,
-    pub source: Arc<Source>,
+    pub origin: Arc<Origin>,
     file: File,
     /// Offset of the next byte to read.
     offset: u64,
@@ -71,7 +71,7 @@ impl Tailer {
         id: FileId,
         fingerprint: u64,
         path: PathBuf,
-        source: Arc<Source>,
+        origin: Arc<Origin>,
         mut file: File,
         offset: u64,
         max_line_bytes: usize,
@@ -82,8 +82,8 @@ impl Tailer {
             id,
             fingerprint,
             path,
-            parser: LineParser::new(Arc::clone(&source), max_line_bytes),
-            source,
+            parser: LineParser::new(Arc::clone(&origin), max_line_bytes),
+            origin,
             file,
             offset,
             line_start: offset,
@@ -258,7 +258,7 @@ impl Tailer {
         self.released_at_len = None;
         self.read_up_to = 0;
         self.fingerprint = fingerprint;
-        self.parser = LineParser::new(Arc::clone(&self.source), self.max_line_bytes);
+        self.parser = LineParser::new(Arc::clone(&self.origin), self.max_line_bytes);
         Ok(())
     }
 
@@ -323,7 +323,7 @@ mod tests {
             FileId::of(&metadata),
             fp,
             path.to_owned(),
-            Arc::new(Source::new("n", path)),
+            Arc::new(Origin::new("n", path)),
             file,
             offset,
             max_line_bytes,

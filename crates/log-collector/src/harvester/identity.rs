@@ -11,7 +11,7 @@ use super::Harvester;
 use crate::batch::Batch;
 use crate::checkpoint::{self, FileId, Position, Tail, fingerprint};
 use crate::metrics::Metrics;
-use crate::source::Source;
+use crate::origin::Origin;
 use crate::tailer::Tailer;
 
 /// How long a truncated file's old position waits for its copy to show up.
@@ -103,12 +103,12 @@ impl Harvester {
         for position in missing {
             match find_by_id(&position.path, position.id, Some(position.fingerprint)) {
                 Some((path, file)) => {
-                    let source = Arc::new(Source::new(&self.settings.node, &position.path));
+                    let origin = Arc::new(Origin::new(&self.settings.node, &position.path));
                     let opened = Tailer::open(
                         position.id,
                         position.fingerprint,
                         path.clone(),
-                        source,
+                        origin,
                         file,
                         position.offset,
                         self.settings.max_line_bytes,

@@ -13,7 +13,7 @@ use super::identity::{self, Truncated};
 use super::{Harvester, Start};
 use crate::checkpoint::{FileId, fingerprint};
 use crate::discover;
-use crate::source::Source;
+use crate::origin::Origin;
 use crate::tailer::Tailer;
 
 impl Harvester {
@@ -75,8 +75,8 @@ impl Harvester {
     }
 
     fn open_new(&mut self, id: FileId, path: &Path, rotated: bool) {
-        let source = Source::new(&self.settings.node, path);
-        if self.settings.own.wrote(&source) {
+        let origin = Origin::new(&self.settings.node, path);
+        if self.settings.own.wrote(&origin) {
             return;
         }
         let file = match File::open(path) {
@@ -101,7 +101,7 @@ impl Harvester {
             id,
             fingerprint,
             path.to_owned(),
-            Arc::new(source),
+            Arc::new(origin),
             file,
             offset,
             self.settings.max_line_bytes,

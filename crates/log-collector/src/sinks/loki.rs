@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 
 use super::SendError;
 use crate::event::{Event, write_json_string};
-use crate::source::Source;
+use crate::origin::Origin;
 
 pub struct Loki {
     client: reqwest::Client,
@@ -74,26 +74,26 @@ impl Loki {
 
 /// The push API's JSON body for `events`.
 pub fn push_body(events: &[Event]) -> Vec<u8> {
-    // One stream per source, in order of first appearance; lines keep their
+    // One stream per origin, in order of first appearance; lines keep their
     // file order inside it.
-    let mut streams: Vec<(&Arc<Source>, Vec<&Event>)> = Vec::new();
+    let mut streams: Vec<(&Arc<Origin>, Vec<&Event>)> = Vec::new();
     for event in events {
         match streams
             .iter_mut()
-            .find(|(source, _)| Arc::ptr_eq(source, &event.source))
+            .find(|(origin, _)| Arc::ptr_eq(origin, &event.origin))
         {
             Some((_, lines)) => lines.push(event),
-            None => streams.push((&event.source, vec![event])),
+            None => streams.push((&event.origin, vec![event])),
         }
     }
     let mut body = Vec::with_capacity(events.iter().map(Event::size).sum::<usize>() + 256);
     body.extend_from_slice(b"{\"streams\":[");
-    for (index, (source, lines)) in streams.iter().enumerate() {
+    for (index, (origin, lines)) in streams.iter().enumerate() {
         if index > 0 {
             body.push(b',');
         }
         body.extend_from_slice(b"{\"stream\":");
-        write_labels(&mut body, source);
+        write_labels(&mut body, origin);
         body.extend_from_slice(b",\"values\":[");
         for (index, event) in lines.iter().enumerate() {
             if index > 0 {
@@ -115,15 +115,15 @@ pub fn push_body(events: &[Event]) -> Vec<u8> {
     body
 }
 
-fn write_labels(body: &mut Vec<u8>, source: &Source) {
-    let mut labels = vec![("node", source.node.as_str())];
-    match &source.pod {
+fn write_labels(body: &mut Vec<u8>, origin: &Origin) {
+    let mut labels = vec![("node", origin.node.as_str())];
+    match &origin.pod {
         Some(pod) => labels.extend([
             ("namespace", pod.namespace.as_str()),
             ("pod", pod.pod.as_str()),
             ("container", pod.container.as_str()),
         ]),
-        None => labels.push(("filename", source.path.to_str().unwrap_or("?"))),
+        None => labels.push(("filename", origin.path.to_str().unwrap_or("?"))),
     }
     body.push(b'{');
     for (index, (name, value)) in labels.into_iter().enumerate() {
@@ -153,9 +153,9 @@ mod tests {
     use super::*;
     use crate::event::Stream;
 
-    fn event(source: &Arc<Source>, timestamp: &str, message: &str) -> Event {
+    fn event(origin: &Arc<Origin>, timestamp: &str, message: &str) -> Event {
         Event {
-            source: Arc::clone(source),
+            origin: Arc::clone(origin),
             timestamp: timestamp.into(),
             stream: Some(Stream::Stdout),
             message: message.into(),
@@ -164,11 +164,11 @@ mod tests {
 
     #[test]
     fn the_push_body_groups_lines_by_file_with_labels_and_nanosecond_strings() {
-        let api = Arc::new(Source::new(
+        let api = Arc::new(Origin::new(
             "n1",
             Path::new("/var/log/pods/ns_api-1_u1/api/0.log"),
         ));
-        let plain = Arc::new(Source::new("n1", Path::new("/var/log/syslog")));
+        let plain = Arc::new(Origin::new("n1", Path::new("/var/log/syslog")));
         let events = [
             event(&api, "2026-11-26T07:00:00.000000001Z", "first"),
             event(&plain, "2026-11-26T07:00:01Z", "sys \"quoted\""),

@@ -85,17 +85,17 @@ impl RedisStream {
             .arg(self.maxlen)
             .arg(DELIVERY_KEY_SECONDS);
         for event in events {
-            let source = &event.source;
+            let origin = &event.origin;
             let mut fields: Vec<(&str, &str)> = vec![
                 ("timestamp", &event.timestamp),
                 ("message", &event.message),
-                ("node", &source.node),
-                ("file", source.path.to_str().unwrap_or("?")),
+                ("node", &origin.node),
+                ("file", origin.path.to_str().unwrap_or("?")),
             ];
             if let Some(stream) = event.stream {
                 fields.push(("stream", stream.as_str()));
             }
-            if let Some(pod) = &source.pod {
+            if let Some(pod) = &origin.pod {
                 fields.extend([
                     ("namespace", pod.namespace.as_str()),
                     ("pod", pod.pod.as_str()),

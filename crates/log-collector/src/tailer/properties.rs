@@ -15,7 +15,7 @@ use super::Tailer;
 use crate::checkpoint::FileId;
 use crate::event::Stream;
 use crate::metrics::Metrics;
-use crate::source::Source;
+use crate::origin::Origin;
 
 #[derive(Debug, Clone, Copy)]
 enum Runtime {
@@ -151,8 +151,8 @@ fn tail(dir: &Path, bytes: &[u8], writes: &[usize], reads: &[usize]) -> Expected
     let mut writer = std::fs::File::create(&path).expect("create");
     let file = std::fs::File::open(&path).expect("open");
     let id = FileId::of(&file.metadata().expect("metadata"));
-    let source = Arc::new(Source::new("n", &path));
-    let mut tailer = Tailer::open(id, 1, path, source, file, 0, 1 << 20).expect("tailer");
+    let origin = Arc::new(Origin::new("n", &path));
+    let mut tailer = Tailer::open(id, 1, path, origin, file, 0, 1 << 20).expect("tailer");
     let metrics = Metrics::default();
     let mut events = Vec::new();
     let mut emit = |event: crate::event::Event| {

@@ -25,7 +25,7 @@ pub struct PodContainer {
 
 /// A tailed file's identity for the people reading its lines.
 #[derive(Debug)]
-pub struct Source {
+pub struct Origin {
     pub node: String,
     /// The path the file was found under (a rotated file keeps it).
     pub path: PathBuf,
@@ -36,7 +36,7 @@ pub struct Source {
     json_tail: String,
 }
 
-impl Source {
+impl Origin {
     pub fn new(node: &str, path: &Path) -> Self {
         let pod = pod_container(path);
         let format = if pod.is_some() || is_docker_json_log(path) {
@@ -118,10 +118,10 @@ mod tests {
     #[test]
     fn kubelet_paths_name_the_container() {
         let path = Path::new("/var/log/pods/app-v02_api-7d9f_0c1e-42/api/0.log");
-        let source = Source::new("node-1", path);
-        assert_eq!(source.format, Format::Container);
+        let origin = Origin::new("node-1", path);
+        assert_eq!(origin.format, Format::Container);
         assert_eq!(
-            source.pod,
+            origin.pod,
             Some(PodContainer {
                 namespace: "app-v02".into(),
                 pod: "api-7d9f".into(),
@@ -130,7 +130,7 @@ mod tests {
             })
         );
         let tail: serde_json::Value =
-            serde_json::from_str(&format!("{{\"x\":1{}", source.json_tail())).unwrap();
+            serde_json::from_str(&format!("{{\"x\":1{}", origin.json_tail())).unwrap();
         assert_eq!(tail["node"], "node-1");
         assert_eq!(tail["container"], "api");
         assert_eq!(tail["file"], path.to_str().unwrap());
@@ -138,13 +138,13 @@ mod tests {
 
     #[test]
     fn docker_json_logs_are_container_logs_without_pod() {
-        let source = Source::new(
+        let origin = Origin::new(
             "n",
             Path::new("/var/lib/docker/containers/abc/abc-json.log"),
         );
-        assert_eq!(source.format, Format::Container);
-        assert_eq!(source.pod, None);
-        let other = Source::new("n", Path::new("/var/lib/docker/other/abc/abc-json.log"));
+        assert_eq!(origin.format, Format::Container);
+        assert_eq!(origin.pod, None);
+        let other = Origin::new("n", Path::new("/var/lib/docker/other/abc/abc-json.log"));
         assert_eq!(other.format, Format::Plain);
     }
 
@@ -156,10 +156,10 @@ mod tests {
             "/var/log/pods/a_b_c_d/c/0.log",
             "/var/log/other/ns_pod_uid/c/0.log",
         ] {
-            let source = Source::new("n", Path::new(raw));
-            assert_eq!(source.format, Format::Plain, "{raw}");
+            let origin = Origin::new("n", Path::new(raw));
+            assert_eq!(origin.format, Format::Plain, "{raw}");
             let tail: serde_json::Value =
-                serde_json::from_str(&format!("{{\"x\":1{}", source.json_tail())).unwrap();
+                serde_json::from_str(&format!("{{\"x\":1{}", origin.json_tail())).unwrap();
             assert!(tail["pod"].is_null());
         }
     }
