@@ -94,6 +94,23 @@ wait_for_http() {
   poll_until 200 "no answer from $1" curl -fs -o /dev/null "$1"
 }
 
+# Whether the redis-server on port $1 answers PING, authenticating with the
+# password in file $2 if one is given (through the environment, never on a
+# command line).
+redis_answers() {
+  if [ -n "${2:-}" ]; then
+    REDISCLI_AUTH=$(cat "$2") redis-cli -p "$1" ping 2>/dev/null | grep -q PONG
+  else
+    redis-cli -p "$1" ping 2>/dev/null | grep -q PONG
+  fi
+}
+
+# Waits up to 10 s until the redis-server on port $1 answers (password file
+# $2, if any).
+wait_for_redis() {
+  poll_until 100 "redis-server on port $1 does not answer" redis_answers "$@"
+}
+
 # Whether the api at BASE reads through Redis.
 redis_in_use() {
   [[ "$(curl -fs "$1/api/v1/cache/test")" == *'"redis_in_use":true'* ]]

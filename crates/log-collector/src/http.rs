@@ -4,8 +4,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
@@ -18,17 +16,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route(
             "/metrics",
             get(move || async move {
-                match platform::metrics::render(&registry) {
-                    Ok(body) => (
-                        [(header::CONTENT_TYPE, platform::metrics::CONTENT_TYPE)],
-                        body,
-                    )
-                        .into_response(),
-                    Err(error) => {
-                        tracing::error!(%error, "cannot encode metrics");
-                        StatusCode::INTERNAL_SERVER_ERROR.into_response()
-                    }
-                }
+                platform::metrics::scrape_response(platform::metrics::render(&registry))
             }),
         )
 }

@@ -202,6 +202,17 @@ impl Store {
         }
     }
 
+    /// The count a `SELECT COUNT(*)` statement returns, with `parameters`
+    /// bound in order.
+    async fn count(&self, sql: &'static str, parameters: &[i64]) -> Result<u64, StoreError> {
+        let mut query = sqlx::query_scalar::<_, i64>(sql);
+        for parameter in parameters {
+            query = query.bind(*parameter);
+        }
+        let count = query.fetch_one(&self.pool).await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// A trivial query on a connection of its own: does the store answer,
     /// however busy the pool is?
     pub async fn ping(&self) -> Result<(), StoreError> {

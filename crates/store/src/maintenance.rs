@@ -70,12 +70,8 @@ impl Store {
 
     /// How many records expired at or before `now_ms` and wait for removal.
     pub async fn count_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar(COUNT_EXPIRED)
-            .bind(now_ms)
-            .bind(DELETED_MARKER_LIFE_MS)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        self.count(COUNT_EXPIRED, &[now_ms, DELETED_MARKER_LIFE_MS])
+            .await
     }
 
     /// Which of `keys` have no live record at `now_ms` (absent or

@@ -76,11 +76,7 @@ impl Store {
 
     /// How many entries were written before `written_before_ms`.
     pub async fn outbox_count(&self, written_before_ms: i64) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar(COUNT_BEFORE)
-            .bind(written_before_ms)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        self.count(COUNT_BEFORE, &[written_before_ms]).await
     }
 
     /// Removes each of `entries` that was written before `cutoff_ms` and

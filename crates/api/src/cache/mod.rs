@@ -206,10 +206,7 @@ impl RedisCache {
         let mut connection = self.connection.clone();
         let invocation = scripts::SET_UNLESS_NEWER.prepare_invoke();
         let load = invocation.load_async(&mut connection);
-        match tokio::time::timeout(self.timeout, load).await {
-            Ok(result) => result.map(drop).map_err(CacheError::from),
-            Err(_) => Err(CacheError::Timeout(self.timeout)),
-        }
+        self.within_timeout(load).await.map(drop)
     }
 
     /// One PING, whatever the health state: a real round trip.
@@ -218,9 +215,18 @@ impl RedisCache {
         let mut connection = self.connection.clone();
         let command = redis::cmd("PING");
         let ping = command.query_async::<String>(&mut connection);
-        match tokio::time::timeout(self.timeout, ping).await {
-            Ok(Ok(_)) => Ok(started.elapsed()),
-            Ok(Err(error)) => Err(error.into()),
+        self.within_timeout(ping).await?;
+        Ok(started.elapsed())
+    }
+
+    /// `command`'s outcome, or a timeout error once the Redis timeout has
+    /// passed.
+    pub(crate) async fn within_timeout<T>(
+        &self,
+        command: impl Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, CacheError> {
+        match tokio::time::timeout(self.timeout, command).await {
+            Ok(result) => result.map_err(CacheError::from),
             Err(_) => Err(CacheError::Timeout(self.timeout)),
         }
     }
@@ -243,23 +249,23 @@ impl RedisCache {
             return Err(CacheError::Unusable);
         }
         let started = Instant::now();
-        let outcome = tokio::time::timeout(self.timeout, command(self.connection.clone())).await;
+        let outcome = self.within_timeout(command(self.connection.clone())).await;
         self.metrics
             .observe_cache_operation(operation, started.elapsed().as_secs_f64());
-        let error = match outcome {
-            Ok(Ok(value)) => {
+        match outcome {
+            Ok(value) => {
                 if state == DOWN {
                     // Redis answers again: repair it now, not on the next
                     // tick.
                     self.trouble.notify_one();
                 }
-                return Ok(value);
+                Ok(value)
             }
-            Ok(Err(error)) => CacheError::Redis(error),
-            Err(_) => CacheError::Timeout(self.timeout),
-        };
-        self.mark_unusable(&error);
-        Err(error)
+            Err(error) => {
+                self.mark_unusable(&error);
+                Err(error)
+            }
+        }
     }
 
     fn mark_unusable(&self, error: &CacheError) {

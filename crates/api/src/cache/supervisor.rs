@@ -117,10 +117,7 @@ impl Supervisor {
         let mut command = redis::cmd("INFO");
         command.arg("server");
         let info = command.query_async::<String>(&mut connection);
-        let info = match tokio::time::timeout(self.cache.timeout, info).await {
-            Ok(result) => result?,
-            Err(_) => return Err(CacheError::Timeout(self.cache.timeout)),
-        };
+        let info = self.cache.within_timeout(info).await?;
         Ok(info
             .lines()
             .find_map(|line| line.strip_prefix("run_id:"))

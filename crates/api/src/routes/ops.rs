@@ -4,29 +4,19 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
 use crate::config::VERSION;
-use crate::error::ApiError;
 
 /// Prometheus text exposition format 0.0.4.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4",
                content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let body = state
-        .metrics
-        .render()
-        .map_err(|error| ApiError::Internal(format!("cannot encode metrics: {error}")))?;
-    Ok((
-        [(header::CONTENT_TYPE, platform::metrics::CONTENT_TYPE)],
-        body,
-    )
-        .into_response())
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    platform::metrics::scrape_response(state.metrics.render())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
