@@ -2,10 +2,14 @@
 the best round of every scenario, against the targets of the cache issue.
 
 Usage: bench_api_summary.py RESULTS REDIS_BENCHMARK_OUT
-RESULTS holds `round|scenario|req/s|p50|p99|peak RSS MiB|api CPU us per
-request` lines; the other file one redis-benchmark summary line per round.
+RESULTS holds `round|build|scenario|req/s|p50|p99|peak RSS MiB|api CPU us
+per request` lines (build `current`, or `baseline` for the build given in
+BENCH_BASELINE); the other file one redis-benchmark summary line per round.
+The ratios and targets are the current build's; with a baseline, each
+scenario's throughput and CPU per request are compared round by round.
 """
 import re
+import statistics
 import sys
 
 HEALTH = "GET /health"
@@ -24,11 +28,12 @@ def ratios(rows, redis_rps):
 
 
 def main():
-    rounds = {}
+    builds = {}
     for line in open(sys.argv[1]):
-        round_, name, rps, p50, p99, rss, cpu_us = line.rstrip("\n").split("|")
+        round_, build, name, rps, p50, p99, rss, cpu_us = line.rstrip("\n").split("|")
         row = (float(rps), p50, p99, float(rss), float(cpu_us))
-        rounds.setdefault(int(round_), {})[name] = row
+        builds.setdefault(build, {}).setdefault(int(round_), {})[name] = row
+    rounds = builds["current"]
     redis = [
         float(re.search(r"([\d.]+) requests per second", line).group(1))
         for line in open(sys.argv[2])
@@ -64,6 +69,24 @@ def main():
         f"api CPU per request (least of the rounds): L1 hit {cpu[L1_ON]:.1f} us, "
         f"/health {cpu[HEALTH]:.1f} us ({100 * cpu[HEALTH] / cpu[L1_ON]:.0f}%)"
     )
+
+    if "baseline" in builds:
+        compare(rounds, builds["baseline"])
+
+
+def compare(current, baseline):
+    """Each scenario of the current build against the baseline's run of the
+    same round (run just after it), in %: throughput and CPU per request."""
+    print("current against baseline, round by round (throughput; api CPU per request):")
+    for name in current[min(current)]:
+        pairs = [(current[r][name], baseline[r][name]) for r in sorted(current) if r in baseline]
+        throughput = [100 * now[0] / then[0] for now, then in pairs]
+        cpu = [100 * now[4] / then[4] for now, then in pairs]
+        print(
+            f"  {name:<28} throughput {', '.join(f'{value:.0f}%' for value in throughput)} "
+            f"(median {statistics.median(throughput):.0f}%); CPU per request "
+            f"{', '.join(f'{value:.0f}%' for value in cpu)} (median {statistics.median(cpu):.0f}%)"
+        )
 
 
 if __name__ == "__main__":
