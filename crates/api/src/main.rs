@@ -8,7 +8,7 @@ use clap::Parser;
 
 /// A request allocates and frees dozens of small blocks (hyper, tower,
 /// serde, sqlx); mimalloc serves them with far fewer instructions than
-/// glibc's allocator (measured in docs/decisions.md, "The API's allocator").
+/// glibc's allocator (measured in docs/decisions.md, record 13).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,5 +1,5 @@
 //! The API's Prometheus metrics. Names and labels are contracts
-//! (docs/decisions.md, "Metrics"): the dashboard and the alert rules under
+//! (docs/decisions.md, record 9): the dashboard and the alert rules under
 //! `deploy/observability/` query them.
 
 use std::sync::atomic::AtomicU64;

@@ -58,7 +58,7 @@ pub async fn serve<S>(
         .header_read_timeout(limits.header_read_timeout)
         // hyper grows a connection's read buffer to several hundred KiB
         // while a body streams in fast, per connection; many uploading at
-        // once then hold far more than their bodies (docs/decisions.md).
+        // once then hold far more than their bodies (docs/defects.md).
         .max_buf_size(READ_BUFFER_BYTES);
     builder
         .http2()

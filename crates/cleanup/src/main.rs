@@ -10,7 +10,7 @@ use store::clock::SystemClock;
 /// mostly waits for Redis, which works through the walk one step at a
 /// time, and a second worker only takes CPU from Redis when both share a
 /// node. In the CronJob (CPU limit 200m) the runtime would pick one anyway,
-/// from the cgroup's quota. docs/decisions.md has the measurements.
+/// from the cgroup's quota. docs/decisions.md, record 12, has the measurements.
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> std::process::ExitCode {
     let config = cleanup::Config::parse();

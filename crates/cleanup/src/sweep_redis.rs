@@ -38,7 +38,7 @@ use crate::report::Tally;
 /// Doing all of it inside Redis sends each key name over the wire once
 /// instead of three times (SCAN reply, PTTL request, PTTL reply) and spares
 /// Redis the parsing and dispatch of one command per key, the larger part of
-/// the job's cost before (docs/decisions.md).
+/// the job's cost before (docs/decisions.md, record 10).
 /// Unlinking in the step that read the TTL needs no second look: nothing
 /// runs between the two. Keeping the cursor in Redis lets the job send the
 /// next step before the reply to the last one has come back, so Redis does
@@ -48,7 +48,7 @@ use crate::report::Tally;
 /// The scanned keys are not declared in KEYS, which a single Redis (the
 /// spec's redis-0) allows and Redis Cluster would not. The loop avoids
 /// `ipairs`, `#t + 1` and looking `redis.call` up each time, which Redis's
-/// Lua 5.1 runs with fewer instructions (callgrind, docs/decisions.md).
+/// Lua 5.1 runs with fewer instructions (callgrind, docs/decisions.md, record 10).
 static SCAN_STEP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

@@ -83,7 +83,7 @@ impl StoreOptions {
     /// own mapping of every page it touches, and those pages count in the
     /// process's resident memory, growing with the store and the number of
     /// connections. Reads were no slower without the map (figures in
-    /// docs/decisions.md).
+    /// docs/decisions.md, record 18).
     pub fn point_reads(max_connections: u32) -> Self {
         Self {
             max_connections,
@@ -145,7 +145,7 @@ impl Store {
             // a proxy) before a request's query fails on one, which is worth a
             // round trip. A SQLite connection has no server to lose; its ping
             // is only a second trip to the connection's thread, which the API's
-            // miss benchmark measured as a cost (docs/decisions.md).
+            // miss benchmark measured as a cost (docs/decisions.md, record 16).
             .test_before_acquire(engine == Engine::Postgres)
             .after_connect(move |connection, _| {
                 Box::pin(async move {

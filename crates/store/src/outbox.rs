@@ -91,7 +91,7 @@ impl Store {
             return Ok(());
         }
         // One statement for a page instead of one per entry: single-row
-        // deletes were most of a large replay's time (docs/decisions.md).
+        // deletes were most of a large replay's time (docs/defects.md).
         let mut sql = String::with_capacity(96 + entries.len() * 16);
         sql.push_str("DELETE FROM cache_outbox WHERE (key, version) IN (VALUES ");
         let mut placeholders = self.placeholders();

@@ -21,7 +21,7 @@ pub struct MalformedEntry;
 pub fn encode_live(record: &Record) -> String {
     // Every fill and write encodes an entry: `itoa` formats the numbers
     // without allocating, faster than `to_string()` or `write!`
-    // (benches/hot_paths.rs; figures in docs/decisions.md).
+    // (benches/hot_paths.rs; figures in docs/decisions.md, record 19).
     let mut digits = itoa::Buffer::new();
     let mut entry = String::with_capacity(record.value.len() + 48);
     entry.push_str(digits.format(record.version));

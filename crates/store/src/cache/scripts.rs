@@ -53,7 +53,7 @@ return 1
 /// The cleanup job's: it must recognise the tombstones [`super::entry`]
 /// writes, so it lives beside them. One call per batch rather than per key:
 /// Redis's fixed cost of a script call dominated the job when called per key
-/// (docs/decisions.md).
+/// (docs/decisions.md, record 10).
 pub static UNLINK_IF_STILL_STALE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
