@@ -8,8 +8,25 @@ use std::time::Duration;
 
 use platform::config::{ConfigError, RedisArgs, StoreArgs};
 
-use crate::routes::{RequestLimits, body_limit};
 use crate::server::ConnectionLimits;
+
+/// Limits on the work one replica takes on at once.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub timeout: Duration,
+    /// Requests to `/api/` being served at once; more are shed with 503.
+    pub max_in_flight: usize,
+    /// Request body bytes being received or processed at once; more are
+    /// shed with 503.
+    pub max_body_bytes_in_flight: u64,
+}
+
+/// The largest request body taken for values of up to `max_value_bytes`.
+/// JSON escapes can make a body larger than the value it carries; the
+/// value's own limit is checked after parsing, with a clearer message.
+pub fn body_limit(max_value_bytes: usize) -> usize {
+    max_value_bytes.saturating_mul(2).saturating_add(64 * 1024)
+}
 
 /// The API's version, as `/api/v1/config` and the OpenAPI document report
 /// it: the crate's, with a `v`.

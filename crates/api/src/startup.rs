@@ -17,8 +17,9 @@ use crate::cache::l1::LocalCache;
 use crate::cache::supervisor::Supervisor;
 use crate::cache::tracking;
 use crate::config::Config;
+use crate::config::RequestLimits;
 use crate::metrics::Metrics;
-use crate::routes::{self, AppState, PublicConfig, RequestLimits};
+use crate::routes::{self, AppState, PublicConfig};
 use crate::server::{self, ConnectionLimits};
 use crate::service::DataService;
 

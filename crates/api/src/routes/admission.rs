@@ -33,7 +33,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
 
-use super::RequestLimits;
+use crate::config::RequestLimits;
 use crate::error::ApiError;
 
 /// A count of something in flight with a ceiling. Not tokio's semaphore:

@@ -11,7 +11,6 @@ mod ops;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -24,6 +23,7 @@ use tower_http::trace::TraceLayer;
 
 use admission::Admission;
 
+use crate::config::{RequestLimits, body_limit};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::service::DataService;
@@ -84,24 +84,13 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
 }
 
-/// Limits on the work one replica takes on at once.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestLimits {
-    pub timeout: Duration,
-    /// Requests to `/api/` being served at once; more are shed with 503.
-    pub max_in_flight: usize,
-    /// Request body bytes being received or processed at once; more are
-    /// shed with 503.
-    pub max_body_bytes_in_flight: u64,
-}
-
 /// The whole application: the routes, inside the layers every request goes
 /// through.
 ///
 /// The layers wrap the router as one service rather than each route
 /// (`Router::layer`): axum boxes a route once per layer, and cloning a
-/// route for a request clones every box inside it: 23 boxed clones per
-/// request, a tenth of the CPU of a cached read.
+/// route for a request clones every box inside it (docs/decisions.md,
+/// record 14).
 ///
 /// The metrics layer is outside the time limit and the load shedding, so
 /// that a timed-out or shed request is counted with the status it got.
@@ -151,13 +140,6 @@ pub fn app(
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .service(routes)
-}
-
-/// The largest request body taken for values of up to `max_value_bytes`.
-/// JSON escapes can make a body larger than the value it carries; the
-/// value's own limit is checked after parsing, with a clearer message.
-pub fn body_limit(max_value_bytes: usize) -> usize {
-    max_value_bytes.saturating_mul(2).saturating_add(64 * 1024)
 }
 
 async fn route_not_found(uri: Uri) -> ApiError {
