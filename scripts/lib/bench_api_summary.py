@@ -76,7 +76,7 @@ def main():
 
 def compare(current, baseline):
     """Each scenario of the current build against the baseline's run of the
-    same round (run just after it), in %: throughput and CPU per request."""
+    same round (run next to it), in %: throughput and CPU per request."""
     print("current against baseline, round by round (throughput; api CPU per request):")
     for name in current[min(current)]:
         pairs = [(current[r][name], baseline[r][name]) for r in sorted(current) if r in baseline]

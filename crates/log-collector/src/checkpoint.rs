@@ -175,10 +175,6 @@ impl CheckpointStore {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn previous_path(&self) -> &Path {
         &self.previous_path
     }
@@ -354,7 +350,7 @@ mod tests {
         store.save(&older).unwrap();
         store.save(&positions(&[(1, 30), (2, 5)])).unwrap();
         for garbage in GARBAGE {
-            std::fs::write(store.path(), garbage).unwrap();
+            std::fs::write(&store.path, garbage).unwrap();
             let loaded = store.load().unwrap();
             assert_eq!(loaded.positions, older);
             let why = loaded.fell_back.unwrap().to_string();
@@ -364,7 +360,7 @@ mod tests {
         store.set_aside().unwrap();
         assert!(dir.path().join("checkpoints.json.unreadable").exists());
         store.save(&older).unwrap();
-        std::fs::write(store.path(), GARBAGE[0]).unwrap();
+        std::fs::write(&store.path, GARBAGE[0]).unwrap();
         assert_eq!(store.load().unwrap().positions, older);
     }
 
@@ -374,7 +370,7 @@ mod tests {
         let store = CheckpointStore::new(dir.path());
         for garbage in GARBAGE {
             // Only a current file, unreadable.
-            std::fs::write(store.path(), garbage).unwrap();
+            std::fs::write(&store.path, garbage).unwrap();
             let error = store.load().unwrap_err().to_string();
             assert!(error.contains("checkpoints.json:"), "{error}");
             assert!(error.contains("checkpoints.json.prev: missing"), "{error}");

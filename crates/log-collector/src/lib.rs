@@ -4,25 +4,25 @@
 //!
 //! Two halves joined by a channel of at most one waiting batch:
 //! - [`harvester`] (a thread): discovery, rotation, reading, parsing,
-//!   batching; it blocks when the channel is full, which is the
-//!   backpressure that bounds memory;
+//!   batching; while the channel is full it stops reading (discovery goes
+//!   on), which is the backpressure that bounds memory;
 //! - [`shipper`] (a task): delivery with retries, then the checkpoint, so a
 //!   position is saved only after the sink acknowledged the lines before it.
 
-pub mod batch;
-pub mod checkpoint;
-pub mod config;
-pub mod discover;
-pub mod event;
-pub mod harvester;
+mod batch;
+mod checkpoint;
+mod config;
+mod discover;
+mod event;
+mod harvester;
 mod http;
-pub mod metrics;
-pub mod origin;
+mod metrics;
+mod origin;
 mod own_logs;
-pub mod parse;
-pub mod shipper;
-pub mod sinks;
-pub mod tailer;
+mod parse;
+mod shipper;
+mod sinks;
+mod tailer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -73,7 +73,7 @@ impl Loki {
 }
 
 /// The push API's JSON body for `events`.
-pub fn push_body(events: &[Event]) -> Vec<u8> {
+fn push_body(events: &[Event]) -> Vec<u8> {
     // One stream per origin, in order of first appearance; lines keep their
     // file order inside it.
     let mut streams: Vec<(&Arc<Origin>, Vec<&Event>)> = Vec::new();

@@ -15,7 +15,7 @@ use crate::config::SinkSettings;
 use crate::event::Event;
 
 pub use json_lines::JsonLines;
-pub use loki::{Loki, push_body};
+pub use loki::Loki;
 pub use redis_stream::RedisStream;
 
 /// Which lines a send carries, the same on every retry of them: the
