@@ -122,6 +122,22 @@ wait_for_redis_in_use() {
   poll_until 100 "$1 never started using Redis" redis_in_use "$1"
 }
 
+# Prints the path of `oha` (an HTTP load generator that keeps a fixed
+# arrival rate and corrects for coordinated omission), installing it from
+# the crate registry into ~/.cache/app-v02/oha when it is not on PATH.
+ensure_oha() {
+  local root="$HOME/.cache/app-v02/oha" version=1.14.0
+  if command -v oha >/dev/null 2>&1; then
+    command -v oha
+    return 0
+  fi
+  if [ ! -x "$root/bin/oha" ]; then
+    echo "==> installing oha $version from crates.io (once)" >&2
+    cargo install --quiet --locked --root "$root" --version "$version" oha >&2
+  fi
+  echo "$root/bin/oha"
+}
+
 # ensure_venv NAME COMMAND... -- PACKAGE...: a virtualenv of its own in
 # ~/.cache/app-v02/NAME with PACKAGEs installed from PyPI, (re)built when one of
 # the COMMANDs is missing from its bin directory; prints that directory.

@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod redis;
 pub mod shutdown;
 pub mod telemetry;
+pub mod timestamp;

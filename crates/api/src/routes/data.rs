@@ -91,8 +91,8 @@ pub async fn create(
     let value = Value::parse(request.value, state.config.max_value_bytes)?;
     let record = state.service.put(&key, value.into_string(), ttl).await?;
     let stored = StoredRecord {
-        timestamp: rfc3339(record.updated_at_ms),
-        expires_at: record.expires_at_ms.map(rfc3339),
+        timestamp: platform::timestamp::rfc3339(record.updated_at_ms),
+        expires_at: record.expires_at_ms.map(platform::timestamp::rfc3339),
         version: record.version,
         key: key.as_str().to_owned(),
         value: record.value,
@@ -162,8 +162,8 @@ fn render_read(key: &Key, served: &Served) -> Result<Bytes, ApiError> {
         value: &record.value,
         cached: served.cached(),
         source: served.source.as_str(),
-        timestamp: rfc3339(record.updated_at_ms),
-        expires_at: record.expires_at_ms.map(rfc3339),
+        timestamp: platform::timestamp::rfc3339(record.updated_at_ms),
+        expires_at: record.expires_at_ms.map(platform::timestamp::rfc3339),
         version: record.version,
     };
     serde_json::to_vec(&body)
@@ -190,18 +190,6 @@ pub async fn remove(
     } else {
         Err(ApiError::RecordNotFound(key.as_str().to_owned()))
     }
-}
-
-/// Unix milliseconds as RFC 3339 in UTC, e.g. `2025-10-28T10:00:00.123Z`.
-fn rfc3339(unix_ms: i64) -> String {
-    let nanos = i128::from(unix_ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|at| {
-            at.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
 #[cfg(test)]
