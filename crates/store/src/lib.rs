@@ -8,8 +8,8 @@
 //! cluster) through sqlx's `Any` driver: the SQL below is portable, and each
 //! engine has its own migrations under `migrations/`.
 //!
-//! Besides the records, the store keeps a cache outbox: every write also
-//! records `(key, version)` in the same transaction, so that the cache can be
+//! Besides the records, the store keeps a cache outbox: the statement of
+//! every write also records `(key, version)`, so that the cache can be
 //! repaired after Redis was unreachable or restarted with older data, even if
 //! this process died in between.
 

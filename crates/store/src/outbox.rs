@@ -1,22 +1,15 @@
 //! The cache outbox: which keys were written recently, at which version.
 //!
-//! A row is written in the same transaction as the record. The cache layer
+//! A row is written by the statement that writes the record (a trigger on
+//! `records`, migrations/*/0002_outbox_trigger.sql). The cache layer
 //! replays rows against Redis (making sure Redis holds nothing older than the
 //! noted version) after Redis was unreachable, and drops them once they are
 //! older than a retention window, by which time any Redis restart that could
 //! bring back older data would have been noticed.
 
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError};
-use crate::domain::Key;
-
-const NOTE: &str = "\
-INSERT INTO cache_outbox (key, version, written_at_ms) VALUES ($1, $2, $3)
-ON CONFLICT (key) DO UPDATE SET
-    version = CASE WHEN cache_outbox.version > excluded.version
-                   THEN cache_outbox.version ELSE excluded.version END,
-    written_at_ms = excluded.written_at_ms";
 
 const PAGE_AFTER: &str = "\
 SELECT key, version, written_at_ms FROM cache_outbox
@@ -30,21 +23,6 @@ pub struct OutboxEntry {
     pub key: String,
     pub version: i64,
     pub written_at_ms: i64,
-}
-
-pub(super) async fn note(
-    transaction: &mut Transaction<'static, Any>,
-    key: &Key,
-    version: i64,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(NOTE)
-        .bind(key.as_str())
-        .bind(version)
-        .bind(now_ms)
-        .execute(&mut **transaction)
-        .await?;
-    Ok(())
 }
 
 impl Store {

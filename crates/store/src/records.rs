@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, outbox};
+use super::{Store, StoreError};
 use crate::cache::TOMBSTONE_TTL;
 use crate::domain::{Key, Record, Ttl};
 
@@ -63,8 +63,9 @@ impl Store {
         .transpose()
     }
 
-    /// Writes `value` under `key` and notes the write in the cache outbox,
-    /// in one transaction. Returns the record as stored.
+    /// Writes `value` under `key`; the same statement notes the write in the
+    /// cache outbox (a trigger, migrations/*/0002_outbox_trigger.sql).
+    /// Returns the record as stored.
     /// Takes the value by value: it becomes the returned record's without a
     /// copy (a value can be a mebibyte).
     pub async fn put(
@@ -77,17 +78,14 @@ impl Store {
         let value = value.into();
         let expires_at_ms = ttl.map(|ttl| now_ms.saturating_add(ttl.millis()));
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
         let version: i64 = sqlx::query_scalar(UPSERT)
             .bind(key.as_str())
             .bind(value.as_str())
             .bind(now_ms.saturating_mul(1000))
             .bind(now_ms)
             .bind(expires_at_ms)
-            .fetch_one(&mut *transaction)
+            .fetch_one(&self.pool)
             .await?;
-        outbox::note(&mut transaction, key, version, now_ms).await?;
-        transaction.commit().await?;
         Ok(Record {
             value,
             version,
@@ -99,20 +97,15 @@ impl Store {
     /// Deletes the live record under `key`. Returns the version the cache
     /// must not go below from now on (one above the deleted record's), or
     /// `None` when there was no live record. The row stays behind as a
-    /// marker that keeps the key's versions growing (see `DELETE_LIVE`).
+    /// marker that keeps the key's versions growing (see `DELETE_LIVE`);
+    /// the same statement notes the delete in the cache outbox.
     pub async fn delete(&self, key: &Key, now_ms: i64) -> Result<Option<i64>, StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
-        let deleted: Option<i64> = sqlx::query_scalar(DELETE_LIVE)
+        let floor = sqlx::query_scalar(DELETE_LIVE)
             .bind(key.as_str())
             .bind(now_ms)
-            .fetch_optional(&mut *transaction)
+            .fetch_optional(&self.pool)
             .await?;
-        let Some(floor) = deleted else {
-            return Ok(None);
-        };
-        outbox::note(&mut transaction, key, floor, now_ms).await?;
-        transaction.commit().await?;
-        Ok(Some(floor))
+        Ok(floor)
     }
 }
