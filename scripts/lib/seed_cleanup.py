@@ -30,6 +30,10 @@ def main():
             "VALUES (?, 'value', ?, ?, NULL)",
             ((f"bench:{i}", version, now_ms) for i in range(records)),
         )
+        # The store's trigger noted every row in the cache outbox; the cache
+        # entries written below carry the same versions, so there is nothing
+        # to repair, and the job would count them as leftovers.
+        db.execute("DELETE FROM cache_outbox WHERE substr(key, 1, 6) = 'bench:'")
     db.close()
     extra = records // 8
     with open(out_path, "wb") as out:
