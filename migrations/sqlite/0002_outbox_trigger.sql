@@ -3,6 +3,7 @@
 -- write is one statement, atomic on its own, instead of a transaction of
 -- four round trips to the connection's thread. A note never lowers the
 -- version a key's entry holds; writes by any other program are noted too.
+-- SQLite's triggers take one event each, hence the same body twice.
 CREATE TRIGGER records_note_insert AFTER INSERT ON records
 BEGIN
     INSERT INTO cache_outbox (key, version, written_at_ms)

@@ -126,7 +126,7 @@ wait_for_redis_in_use() {
 # arrival rate and corrects for coordinated omission), installing it from
 # the crate registry into ~/.cache/app-v02/oha when it is not on PATH.
 ensure_oha() {
-  local root="$HOME/.cache/app-v02/oha" version=1.14.0
+  local root="${XDG_CACHE_HOME:-$HOME/.cache}/app-v02/oha" version=1.14.0
   if command -v oha >/dev/null 2>&1; then
     command -v oha
     return 0

@@ -250,10 +250,6 @@ impl Metrics {
         }
     }
 
-    pub fn set_l1_armed(&self, armed: bool) {
-        self.l1_armed.set(i64::from(armed));
-    }
-
     pub fn set_redis_connected(&self, connected: bool) {
         self.redis_connected.set(i64::from(connected));
     }
@@ -276,9 +272,12 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The exposition for `/metrics`.
-    pub fn render(&self) -> Result<String, std::fmt::Error> {
+    /// The exposition for `/metrics`, with the gauges that are read from
+    /// elsewhere (the hit rate from the counters, whether L1 takes entries
+    /// from L1 itself) set as of now.
+    pub fn render(&self, l1_armed: bool) -> Result<String, std::fmt::Error> {
         self.cache_hit_rate.set(self.hit_rate());
+        self.l1_armed.set(i64::from(l1_armed));
         platform::metrics::render(&self.registry)
     }
 }

@@ -81,6 +81,12 @@ impl DataService {
         self.cache.as_ref()
     }
 
+    /// Whether L1 is on and takes entries (its invalidations flow; without
+    /// Redis, always), for `cache_l1_armed`.
+    pub fn l1_takes_entries(&self) -> bool {
+        self.l1_enabled && self.l1.is_armed()
+    }
+
     /// The live record under `key`, if any.
     pub async fn get(&self, key: &Key) -> Result<Option<Served>, StoreError> {
         let served = self.lookup(key).await?;

@@ -61,9 +61,6 @@ impl Application {
             redis.is_none(),
         ));
         let l1_enabled = !config.l1_ttl().is_zero();
-        // Without Redis, L1 takes entries from the start (no other replica's
-        // write can reach it anyway); with Redis, once tracking is armed.
-        metrics.set_l1_armed(l1_enabled && l1.is_armed());
         let mut background = Vec::new();
         let cache = match &redis {
             None => {
@@ -92,7 +89,6 @@ impl Application {
                         settings.clone(),
                         pod.clone(),
                         l1.clone(),
-                        metrics.clone(),
                     )));
                 }
                 Some(cache)

@@ -4,9 +4,10 @@
 //!
 //! Asking costs the store one indexed lookup per cache key, most of the
 //! job's CPU on a large cache; reading the live keys page by page costs a
-//! small fraction of that (figures in docs/decisions.md, record 12). The index keeps a 64-bit hash per key (with the set's buckets,
-//! about 20 bytes a record at most), so it is built only up to a configured
-//! number of records; above that, the walk asks the store batch by batch.
+//! small fraction of that (figures in docs/decisions.md, record 12). The
+//! index keeps a 64-bit hash per key (with the set's buckets, about 20
+//! bytes a record at most), so it is built only up to a configured number
+//! of records; above that, the walk asks the store batch by batch.
 //!
 //! The index answers "was live when the index was read". A cache key whose
 //! record it does not know is still checked against the store before

@@ -109,11 +109,11 @@ pub struct SharedFailure<E> {
 pub enum LoadError<E> {
     #[error("no live record")]
     NotFound,
-    /// LoadedRecord, but not to be cached: invalidations are not flowing, or the
+    /// Loaded, but not to be cached: invalidations are not flowing, or the
     /// load is not cacheable.
     #[error("loaded, not cacheable")]
     Uncached(LoadedRecord),
-    /// LoadedRecord and offered to [`LocalCache::insert_if_current`], which
+    /// Loaded and offered to [`LocalCache::insert_if_current`], which
     /// cached it unless an invalidation came since the load began.
     #[error("loaded")]
     Cacheable(Arc<LoadedRecord>),

@@ -18,7 +18,6 @@ use store::cache::KEY_PREFIX;
 use tokio::sync::mpsc;
 
 use super::l1::LocalCache;
-use crate::metrics::Metrics;
 
 /// How often the connection is checked (a dead peer sends no disconnect),
 /// and how long to wait before reconnecting.
@@ -29,10 +28,10 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 pub const TRACKING_CONNECTION_NAME_PREFIX: &str = "api-l1-invalidation:";
 
 /// Keeps the L1 coherent until the task is aborted.
-pub async fn run(settings: RedisSettings, pod: String, l1: Arc<LocalCache>, metrics: Arc<Metrics>) {
+pub async fn run(settings: RedisSettings, pod: String, l1: Arc<LocalCache>) {
     let mut reported = false;
     loop {
-        match listen(&settings, &pod, &l1, &metrics).await {
+        match listen(&settings, &pod, &l1).await {
             Ok(()) => tracing::warn!("L1 invalidation connection lost; L1 paused"),
             Err(error) if !reported => {
                 tracing::warn!(%error, "cannot arm L1 invalidation; L1 paused, retrying");
@@ -40,7 +39,7 @@ pub async fn run(settings: RedisSettings, pod: String, l1: Arc<LocalCache>, metr
             Err(error) => tracing::debug!(%error, "cannot arm L1 invalidation"),
         }
         reported = true;
-        arm(&l1, &metrics, false);
+        l1.set_armed(false);
         tokio::time::sleep(CHECK_INTERVAL).await;
     }
 }
@@ -50,7 +49,6 @@ async fn listen(
     settings: &RedisSettings,
     pod: &str,
     l1: &LocalCache,
-    metrics: &Metrics,
 ) -> Result<(), redis::RedisError> {
     let (pushes, mut received) = mpsc::unbounded_channel::<PushInfo>();
     let config = AsyncConnectionConfig::new()
@@ -73,7 +71,7 @@ async fn listen(
         .arg(KEY_PREFIX)
         .exec_async(&mut connection)
         .await?;
-    arm(l1, metrics, true);
+    l1.set_armed(true);
     tracing::info!("L1 invalidation armed");
 
     let mut check = tokio::time::interval(CHECK_INTERVAL);
@@ -89,12 +87,6 @@ async fn listen(
             }
         }
     }
-}
-
-/// Turns L1's inserts on or off, and says so in `cache_l1_armed`.
-fn arm(l1: &LocalCache, metrics: &Metrics, armed: bool) {
-    l1.set_armed(armed);
-    metrics.set_l1_armed(armed);
 }
 
 /// An invalidation carries the changed keys, or nothing for a flush.

@@ -149,15 +149,21 @@ fn rotate(dir: &Path, rotation: usize) {
 }
 
 /// How long the sinks stay down: five minutes, unless
-/// `COLLECTOR_OUTAGE_TEST_SECONDS` says otherwise (for a quick local run),
-/// but at least a minute: a shorter outage rotates too few files for the
-/// tight agent to run out of its slots.
+/// `COLLECTOR_OUTAGE_TEST_SECONDS` says otherwise (for a quick local run).
+/// At least a minute: a shorter outage rotates too few files for the tight
+/// agent to run out of its slots, and the test would fail for that.
 fn outage() -> Duration {
-    let seconds = std::env::var("COLLECTOR_OUTAGE_TEST_SECONDS")
-        .ok()
-        .and_then(|raw| raw.parse().ok())
-        .unwrap_or(300);
-    Duration::from_secs(seconds).max(Duration::from_secs(60))
+    let Ok(raw) = std::env::var("COLLECTOR_OUTAGE_TEST_SECONDS") else {
+        return Duration::from_secs(300);
+    };
+    let seconds: u64 = raw.parse().unwrap_or_else(|_| {
+        panic!("COLLECTOR_OUTAGE_TEST_SECONDS={raw:?} is not a number of seconds")
+    });
+    assert!(
+        seconds >= 60,
+        "COLLECTOR_OUTAGE_TEST_SECONDS={seconds}: at least 60, or the tight agent never runs out of slots"
+    );
+    Duration::from_secs(seconds)
 }
 
 /// How long the agents get to ship what the outage held back.
