@@ -16,6 +16,7 @@
 pub mod cache;
 pub mod clock;
 pub mod domain;
+mod group_commit;
 mod maintenance;
 mod outbox;
 mod records;
@@ -24,12 +25,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use group_commit::GroupCommit;
+pub use outbox::OutboxEntry;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions};
-use tokio::sync::{Mutex, MutexGuard};
-
-pub use outbox::OutboxEntry;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -63,6 +63,10 @@ pub enum StoreError {
     /// One failure handed to several waiters (a coalesced read).
     #[error("{0}")]
     Shared(Arc<StoreError>),
+    /// The task that writes this process's records (SQLite) is gone: the
+    /// store was closed, or the runtime is shutting down.
+    #[error("the store's writer has stopped")]
+    WriterStopped,
 }
 
 /// How a process opens its store.
@@ -112,13 +116,14 @@ pub struct Store {
     /// behind requests for a connection of the busy pool.
     probe: AnyPool,
     engine: Engine,
-    /// SQLite: the turn to write a record. SQLite lets one connection write
-    /// at a time, and a connection that finds the lock taken waits in its
-    /// busy handler, which sleeps 1, 2, 5, 10... ms between tries. Record
-    /// writes of this process queue here instead, in order, and mostly find
-    /// the lock free (other writers, such as the cleanup job, still meet
-    /// the busy handler).
-    write_turn: Option<Arc<Mutex<()>>>,
+    /// SQLite: the one writer of this process's record writes. SQLite lets
+    /// one connection write at a time, and a connection that finds the lock
+    /// taken waits in its busy handler, which sleeps 1, 2, 5, 10... ms
+    /// between tries. Record writes queue for this writer instead, which
+    /// writes all that wait with one statement (other writers, such as the
+    /// cleanup job, still meet the busy handler). PostgreSQL takes
+    /// concurrent writers itself.
+    group_commit: Option<GroupCommit>,
 }
 
 impl Store {
@@ -131,63 +136,39 @@ impl Store {
             // Statement logging at INFO would log every request's queries.
             .log_statements(log::LevelFilter::Debug)
             .log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(500));
-        let mmap_bytes = store_options.sqlite_mmap_bytes;
         let probe = AnyPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
             .test_before_acquire(false)
             .connect_lazy_with(options.clone());
-        let pool = AnyPoolOptions::new()
-            .max_connections(store_options.max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            // sqlx pings every connection before handing it out. Against
-            // PostgreSQL that finds connections the server dropped (a restart,
-            // a proxy) before a request's query fails on one, which is worth a
-            // round trip. A SQLite connection has no server to lose; its ping
-            // is only a second trip to the connection's thread, which the API's
-            // miss benchmark measured as a cost (docs/decisions.md, record 16).
-            .test_before_acquire(engine == Engine::Postgres)
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if engine == Engine::Sqlite {
-                        // WAL lets readers run beside the writer; the busy
-                        // timeout makes concurrent writers queue instead of
-                        // failing with SQLITE_BUSY.
-                        let pragmas = format!(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 5000; PRAGMA mmap_size = {mmap_bytes};"
-                        );
-                        // Safe to splice: the only value is a number.
-                        sqlx::raw_sql(AssertSqlSafe(pragmas))
-                            .execute(&mut *connection)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let pool = pool_options(engine, store_options)
+            .connect_with(options.clone())
             .await
             .map_err(StoreError::Connect)?;
         match engine {
             Engine::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Engine::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        let write_turn = (engine == Engine::Sqlite).then(|| Arc::new(Mutex::new(())));
+        // The writer has a connection of its own: writes never wait for one
+        // behind reads, and only that connection keeps the prepared
+        // statements of the batch sizes.
+        let group_commit = (engine == Engine::Sqlite).then(|| {
+            let writer = pool_options(
+                engine,
+                StoreOptions {
+                    max_connections: 1,
+                    ..store_options
+                },
+            )
+            .connect_lazy_with(options);
+            GroupCommit::start(writer)
+        });
         Ok(Self {
             pool,
             probe,
             engine,
-            write_turn,
+            group_commit,
         })
-    }
-
-    /// Waits for this process's turn to write (SQLite), to be held until
-    /// the write transaction ends; PostgreSQL writers need none.
-    async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
-        match &self.write_turn {
-            Some(turn) => Some(turn.lock().await),
-            None => None,
-        }
     }
 
     pub fn engine(&self) -> Engine {
@@ -196,10 +177,7 @@ impl Store {
 
     /// Numbered parameters for a statement built at run time.
     fn placeholders(&self) -> Placeholders {
-        Placeholders {
-            engine: self.engine,
-            count: 0,
-        }
+        Placeholders::new(self.engine)
     }
 
     /// The count a `SELECT COUNT(*)` statement returns, with `parameters`
@@ -222,8 +200,45 @@ impl Store {
 
     pub async fn close(&self) {
         self.probe.close().await;
+        if let Some(group_commit) = &self.group_commit {
+            group_commit.close().await;
+        }
         self.pool.close().await;
     }
+}
+
+/// A pool of up to `store_options.max_connections` connections, each set up
+/// for `engine` as it opens.
+fn pool_options(engine: Engine, store_options: StoreOptions) -> AnyPoolOptions {
+    let mmap_bytes = store_options.sqlite_mmap_bytes;
+    AnyPoolOptions::new()
+        .max_connections(store_options.max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection before handing it out. Against
+        // PostgreSQL that finds connections the server dropped (a restart,
+        // a proxy) before a request's query fails on one, which is worth a
+        // round trip. A SQLite connection has no server to lose; its ping
+        // is only a second trip to the connection's thread, which the API's
+        // miss benchmark measured as a cost (docs/decisions.md, record 16).
+        .test_before_acquire(engine == Engine::Postgres)
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                if engine == Engine::Sqlite {
+                    // WAL lets readers run beside the writer; the busy
+                    // timeout makes concurrent writers queue instead of
+                    // failing with SQLITE_BUSY.
+                    let pragmas = format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 5000; PRAGMA mmap_size = {mmap_bytes};"
+                    );
+                    // Safe to splice: the only value is a number.
+                    sqlx::raw_sql(AssertSqlSafe(pragmas))
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// The parameters of a statement with a run-time number of them, in the
@@ -237,6 +252,10 @@ struct Placeholders {
 }
 
 impl Placeholders {
+    fn new(engine: Engine) -> Self {
+        Self { engine, count: 0 }
+    }
+
     fn next_one(&mut self) -> String {
         self.count += 1;
         match self.engine {

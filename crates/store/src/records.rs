@@ -1,26 +1,29 @@
 //! Reading and writing records.
 
-use sqlx::Row;
+use sqlx::any::AnyArguments;
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row};
 
-use super::{Store, StoreError};
+use super::{Engine, Placeholders, Store, StoreError};
 use crate::cache::TOMBSTONE_TTL;
 use crate::domain::{Key, Record, Ttl};
+
+/// The upsert's columns, in the order of each row's parameters.
+const UPSERT_INTO: &str =
+    "INSERT INTO records (key, value, version, updated_at_ms, expires_at_ms) VALUES ";
 
 /// Versions are microseconds of the writer's clock, or one more than the
 /// previous version when that is larger. So they grow with every write of a
 /// key, and a key deleted and written again starts above its old versions.
 /// Microseconds stay below 2^53 until the year 2255, which keeps them exact in
 /// Redis' Lua numbers.
-const UPSERT: &str = "\
-INSERT INTO records (key, value, version, updated_at_ms, expires_at_ms)
-VALUES ($1, $2, $3, $4, $5)
+const UPSERT_ON_CONFLICT: &str = "
 ON CONFLICT (key) DO UPDATE SET
     value = excluded.value,
     version = CASE WHEN records.version >= excluded.version
                    THEN records.version + 1 ELSE excluded.version END,
     updated_at_ms = excluded.updated_at_ms,
     expires_at_ms = excluded.expires_at_ms
-RETURNING version";
+RETURNING version, key";
 
 const SELECT_LIVE: &str = "\
 SELECT value, version, updated_at_ms, expires_at_ms FROM records
@@ -34,7 +37,7 @@ WHERE key = $1 AND (expires_at_ms IS NULL OR expires_at_ms > $2)";
 /// clock behind gave a version the cache's tombstone refused. The cleanup
 /// job reclaims markers once that tombstone has lapsed
 /// ([`DELETED_MARKER_LIFE_MS`]).
-const DELETE_LIVE: &str = "\
+pub(crate) const DELETE_LIVE: &str = "\
 UPDATE records SET value = '', version = version + 1, updated_at_ms = $2, expires_at_ms = 0
 WHERE key = $1 AND (expires_at_ms IS NULL OR expires_at_ms > $2)
 RETURNING version";
@@ -75,17 +78,21 @@ impl Store {
         ttl: Option<Ttl>,
         now_ms: i64,
     ) -> Result<Record, StoreError> {
-        let value = value.into();
         let expires_at_ms = ttl.map(|ttl| now_ms.saturating_add(ttl.millis()));
-        let _turn = self.write_turn().await;
-        let version: i64 = sqlx::query_scalar(UPSERT)
-            .bind(key.as_str())
-            .bind(value.as_str())
-            .bind(now_ms.saturating_mul(1000))
-            .bind(now_ms)
-            .bind(expires_at_ms)
-            .fetch_one(&self.pool)
-            .await?;
+        let write = RecordWrite {
+            key: key.as_str().to_owned(),
+            value: value.into(),
+            proposed_version: now_ms.saturating_mul(1000),
+            updated_at_ms: now_ms,
+            expires_at_ms,
+        };
+        let (version, value) = match &self.group_commit {
+            Some(group_commit) => group_commit.put(write).await?,
+            None => (
+                upsert_one(&self.pool, self.engine, &write).await?,
+                write.value,
+            ),
+        };
         Ok(Record {
             value,
             version,
@@ -100,12 +107,69 @@ impl Store {
     /// marker that keeps the key's versions growing (see `DELETE_LIVE`);
     /// the same statement notes the delete in the cache outbox.
     pub async fn delete(&self, key: &Key, now_ms: i64) -> Result<Option<i64>, StoreError> {
-        let _turn = self.write_turn().await;
-        let floor = sqlx::query_scalar(DELETE_LIVE)
-            .bind(key.as_str())
-            .bind(now_ms)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(floor)
+        match &self.group_commit {
+            Some(group_commit) => group_commit.delete(key.as_str(), now_ms).await,
+            None => delete_one(&self.pool, key.as_str(), now_ms).await,
+        }
     }
+}
+
+/// One record as a write stores it.
+#[derive(Debug)]
+pub(crate) struct RecordWrite {
+    pub key: String,
+    pub value: String,
+    /// The version the writer's clock gives; the statement raises it above
+    /// the stored one.
+    pub proposed_version: i64,
+    pub updated_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// The statement that writes `rows` records and returns each one's
+/// `version, key`. Only placeholders are spliced into it.
+pub(crate) fn upsert_statement(engine: Engine, rows: usize) -> AssertSqlSafe<String> {
+    let mut sql = String::with_capacity(UPSERT_INTO.len() + UPSERT_ON_CONFLICT.len() + rows * 24);
+    sql.push_str(UPSERT_INTO);
+    Placeholders::new(engine).push_rows(&mut sql, rows, 5);
+    sql.push_str(UPSERT_ON_CONFLICT);
+    AssertSqlSafe(sql)
+}
+
+/// Binds `writes` to `statement`, in the order of its placeholders.
+pub(crate) fn bind_writes<'q>(
+    mut query: sqlx::query::Query<'q, Any, AnyArguments>,
+    writes: impl IntoIterator<Item = &'q RecordWrite>,
+) -> sqlx::query::Query<'q, Any, AnyArguments> {
+    for write in writes {
+        query = query
+            .bind(write.key.as_str())
+            .bind(write.value.as_str())
+            .bind(write.proposed_version)
+            .bind(write.updated_at_ms)
+            .bind(write.expires_at_ms);
+    }
+    query
+}
+
+/// Writes one record with a statement of its own; returns its version.
+pub(crate) async fn upsert_one(
+    pool: &AnyPool,
+    engine: Engine,
+    write: &RecordWrite,
+) -> Result<i64, StoreError> {
+    let query = bind_writes(sqlx::query(upsert_statement(engine, 1)), [write]);
+    Ok(query.fetch_one(pool).await?.try_get(0)?)
+}
+
+pub(crate) async fn delete_one(
+    pool: &AnyPool,
+    key: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(DELETE_LIVE)
+        .bind(key)
+        .bind(now_ms)
+        .fetch_optional(pool)
+        .await?)
 }

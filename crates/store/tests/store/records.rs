@@ -1,9 +1,10 @@
 //! Reading and writing records: versions, expiry and the outbox.
 
-use store::domain::Ttl;
+use store::StoreError;
+use store::domain::{Record, Ttl};
 use testkit::Engine;
 
-use crate::{NOW, key, open};
+use crate::{NOW, TestStore, key, open};
 
 async fn put_then_get_returns_the_record(engine: Engine) {
     let test = open(engine).await;
@@ -175,6 +176,92 @@ async fn concurrent_writers_to_one_key_all_succeed(engine: Engine) {
     assert_eq!(last.version, *versions.last().unwrap());
 }
 
+/// Writes each of `names` (each its name as value, each at a time of its
+/// own, so with a version of its own) from its own task while another
+/// connection holds the write lock, so that they queue together (SQLite
+/// writes them with one statement); returns their outcomes.
+async fn put_queued_together(
+    test: &TestStore,
+    engine: Engine,
+    names: Vec<String>,
+) -> Vec<(String, Result<Record, StoreError>)> {
+    let admin = sqlx::AnyPool::connect(test.database.url()).await.unwrap();
+    let mut holder = admin.acquire().await.unwrap();
+    let lock = match engine {
+        Engine::Sqlite => "BEGIN IMMEDIATE",
+        Engine::Postgres => "BEGIN; LOCK TABLE records IN SHARE ROW EXCLUSIVE MODE",
+    };
+    sqlx::raw_sql(lock).execute(&mut *holder).await.unwrap();
+    let mut writes = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let store = test.store.clone();
+        let now = NOW + i64::try_from(i).unwrap();
+        writes.push(tokio::spawn(async move {
+            let outcome = store.put(&key(&name), name.as_str(), None, now).await;
+            (name, outcome)
+        }));
+    }
+    // Let every write queue behind the lock before releasing it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut *holder).await.unwrap();
+    let mut outcomes = Vec::new();
+    for write in writes {
+        outcomes.push(write.await.unwrap());
+    }
+    outcomes
+}
+
+fn names(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("k{i}")).collect()
+}
+
+async fn writes_queued_together_each_get_their_own_record(engine: Engine) {
+    let test = open(engine).await;
+    for (name, outcome) in put_queued_together(&test, engine, names(40)).await {
+        let written = outcome.unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert_eq!(written.value, name);
+        let read = test.store.get(&key(&name), NOW + 100).await.unwrap();
+        assert_eq!(read, Some(written), "{name}");
+    }
+}
+
+/// A trigger that refuses writes of the key `refused`, as a constraint
+/// would.
+const REFUSE_SQLITE: &str = "\
+CREATE TRIGGER refuse BEFORE INSERT ON records WHEN NEW.key = 'refused'
+BEGIN SELECT RAISE(ABORT, 'refused by the test'); END";
+const REFUSE_POSTGRES: &str = "\
+CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN
+    IF NEW.key = 'refused' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER refuse BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION refuse()";
+
+/// Of writes queued together, the one the database refuses fails; the
+/// others are stored.
+async fn a_refused_write_among_concurrent_ones_fails_alone(engine: Engine) {
+    let test = open(engine).await;
+    let refuse = match engine {
+        Engine::Sqlite => REFUSE_SQLITE,
+        Engine::Postgres => REFUSE_POSTGRES,
+    };
+    let admin = sqlx::AnyPool::connect(test.database.url()).await.unwrap();
+    sqlx::raw_sql(refuse).execute(&admin).await.unwrap();
+    let mut writes = names(40);
+    writes.insert(20, "refused".to_owned());
+    for (name, outcome) in put_queued_together(&test, engine, writes).await {
+        if name == "refused" {
+            let error = outcome.expect_err("the refused write fails").to_string();
+            assert!(error.contains("refused by the test"), "{error}");
+            assert_eq!(test.store.get(&key(&name), NOW + 100).await.unwrap(), None);
+        } else {
+            let written = outcome.unwrap_or_else(|error| panic!("{name}: {error}"));
+            let read = test.store.get(&key(&name), NOW + 100).await.unwrap();
+            assert_eq!(read, Some(written), "{name}");
+        }
+    }
+}
+
 testkit::on_both_engines!(
     put_then_get_returns_the_record,
     versions_grow_across_writes_and_deletes,
@@ -182,4 +269,6 @@ testkit::on_both_engines!(
     expired_records_are_invisible,
     every_write_and_delete_lands_in_the_outbox,
     concurrent_writers_to_one_key_all_succeed,
+    writes_queued_together_each_get_their_own_record,
+    a_refused_write_among_concurrent_ones_fails_alone,
 );

@@ -1,0 +1,287 @@
+//! SQLite's writer: record writes of this process queue to one task, which
+//! writes every write waiting at that moment with one statement (group
+//! commit).
+//!
+//! SQLite lets one connection write at a time, and each statement in
+//! autocommit mode is a transaction of its own: a lock taken and released, a
+//! commit appending the touched pages to the write-ahead log, and a round
+//! trip to the connection's thread. One statement for many writes pays each
+//! of those once. Nothing waits to fill a batch: a batch is whatever queued
+//! while the previous one ran, so a lone write goes straight through and
+//! writes under load share their commits.
+//!
+//! A write is answered only after the statement holding it has committed,
+//! with the same durability as a write of its own, and its version follows
+//! the same rule (docs/decisions.md, record 26). As with a statement already
+//! sent, a write whose caller gives up after queuing it is still made.
+
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::records::{RecordWrite, bind_writes, delete_one, upsert_one, upsert_statement};
+use super::{Engine, StoreError};
+
+/// Most writes one statement carries: five parameters each, far below
+/// SQLite's limit of 32,766.
+const MAX_BATCH_ROWS: usize = 64;
+
+/// A batch takes no more writes once its keys and values reach this many
+/// bytes (it always takes its first write, however large): values of a
+/// mebibyte do not pile up into one statement of dozens of them.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// Writes waiting for the writer; a full queue makes writers wait their turn.
+const QUEUE_DEPTH: usize = 1024;
+
+/// The outcome of a put: the version stored, and the value handed back so
+/// that the caller's record owns it without a copy.
+pub(crate) type PutOutcome = Result<(i64, String), StoreError>;
+
+#[derive(Debug)]
+enum Pending {
+    Put {
+        write: RecordWrite,
+        reply: oneshot::Sender<PutOutcome>,
+    },
+    Delete {
+        key: String,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<Option<i64>, StoreError>>,
+    },
+}
+
+impl Pending {
+    fn key(&self) -> &str {
+        match self {
+            Self::Put { write, .. } => &write.key,
+            Self::Delete { key, .. } => key,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Put { write, .. } => write.key.len() + write.value.len(),
+            Self::Delete { key, .. } => key.len(),
+        }
+    }
+}
+
+/// The sending side of the queue; the writer task stops when every clone
+/// of it is gone.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupCommit {
+    queue: mpsc::Sender<Pending>,
+    /// The writer's own connection.
+    pool: AnyPool,
+}
+
+impl GroupCommit {
+    /// Starts the writer task on `pool`, a pool of one connection.
+    pub fn start(pool: AnyPool) -> Self {
+        let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(write_batches(pool.clone(), pending));
+        Self { queue, pool }
+    }
+
+    /// Closes the writer's connection: writes from now on fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn put(&self, write: RecordWrite) -> PutOutcome {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending::Put { write, reply })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    pub async fn delete(&self, key: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let key = key.to_owned();
+        self.queue
+            .send(Pending::Delete { key, now_ms, reply })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+/// The writer task: takes what is waiting, writes it, answers, repeats.
+async fn write_batches(pool: AnyPool, mut pending: mpsc::Receiver<Pending>) {
+    let mut held_back = None;
+    while let Some(batch) = next_batch(&mut pending, &mut held_back).await {
+        write_batch(&pool, batch).await;
+    }
+}
+
+/// The writes to make with the next statement: the one held back from the
+/// last batch or the next to arrive, and every other write already waiting,
+/// up to the limits; `None` once the queue is closed and empty.
+///
+/// A write of a key already in the batch is held back for the next one:
+/// one statement cannot say in which order it wrote two rows of one key,
+/// and the second write must see the first's version.
+async fn next_batch(
+    pending: &mut mpsc::Receiver<Pending>,
+    held_back: &mut Option<Pending>,
+) -> Option<Vec<Pending>> {
+    let first = match held_back.take() {
+        Some(write) => write,
+        None => pending.recv().await?,
+    };
+    let mut bytes = first.bytes();
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH_ROWS && bytes < MAX_BATCH_BYTES {
+        let Ok(next) = pending.try_recv() else {
+            break;
+        };
+        if batch.iter().any(|write| write.key() == next.key()) {
+            *held_back = Some(next);
+            break;
+        }
+        bytes += next.bytes();
+        batch.push(next);
+    }
+    Some(batch)
+}
+
+async fn write_batch(pool: &AnyPool, batch: Vec<Pending>) {
+    let mut puts = Vec::with_capacity(batch.len());
+    for write in batch {
+        match write {
+            Pending::Put { write, reply } => puts.push((write, reply)),
+            // Deletes are rare next to puts; each is a statement of its own.
+            Pending::Delete { key, now_ms, reply } => {
+                let _ = reply.send(delete_one(pool, &key, now_ms).await);
+            }
+        }
+    }
+    if puts.len() > 1 {
+        put_together(pool, puts).await;
+    } else {
+        put_each(pool, puts).await;
+    }
+}
+
+/// Writes `puts` with one statement, or, when it fails, each with its own,
+/// so that every write gets its own outcome (the failed statement wrote
+/// nothing: a statement is atomic).
+async fn put_together(pool: &AnyPool, puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>) {
+    match upsert_rows(pool, &puts).await {
+        Ok(versions) => {
+            for ((write, reply), version) in puts.into_iter().zip(versions) {
+                let _ = reply.send(Ok((version, write.value)));
+            }
+        }
+        Err(error) => {
+            tracing::debug!(%error, writes = puts.len(), "a group write failed; writing one by one");
+            put_each(pool, puts).await;
+        }
+    }
+}
+
+async fn put_each(pool: &AnyPool, puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>) {
+    for (write, reply) in puts {
+        let outcome = upsert_one(pool, Engine::Sqlite, &write).await;
+        let _ = reply.send(outcome.map(|version| (version, write.value)));
+    }
+}
+
+/// The versions `puts` were stored with, in the order of `puts`.
+async fn upsert_rows(
+    pool: &AnyPool,
+    puts: &[(RecordWrite, oneshot::Sender<PutOutcome>)],
+) -> Result<Vec<i64>, StoreError> {
+    let statement = upsert_statement(Engine::Sqlite, puts.len());
+    let query = bind_writes(sqlx::query(statement), puts.iter().map(|(write, _)| write));
+    let returned = query.fetch_all(pool).await?;
+    // RETURNING gives rows in no promised order; the keys of a batch are
+    // distinct.
+    let mut versions = vec![None; puts.len()];
+    for row in returned {
+        let version: i64 = row.try_get(0)?;
+        let key: &str = row.try_get(1)?;
+        if let Some(at) = puts.iter().position(|(write, _)| write.key == key) {
+            versions[at] = Some(version);
+        }
+    }
+    versions
+        .into_iter()
+        .map(|version| version.ok_or(StoreError::Query(sqlx::Error::RowNotFound)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value_bytes: usize) -> Pending {
+        let write = RecordWrite {
+            key: key.to_owned(),
+            value: "v".repeat(value_bytes),
+            proposed_version: 1,
+            updated_at_ms: 1,
+            expires_at_ms: None,
+        };
+        Pending::Put {
+            write,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn delete(key: &str) -> Pending {
+        Pending::Delete {
+            key: key.to_owned(),
+            now_ms: 1,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    /// The keys of each batch taken until the queue is empty.
+    async fn batches_of(writes: Vec<Pending>) -> Vec<Vec<String>> {
+        let (queue, mut pending) = mpsc::channel(QUEUE_DEPTH);
+        for write in writes {
+            queue.send(write).await.unwrap();
+        }
+        drop(queue);
+        let mut held_back = None;
+        let mut batches = Vec::new();
+        while let Some(batch) = next_batch(&mut pending, &mut held_back).await {
+            batches.push(batch.iter().map(|write| write.key().to_owned()).collect());
+        }
+        batches
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_every_waiting_write_of_distinct_keys() {
+        let batches = batches_of(vec![put("a", 1), delete("b"), put("c", 1)]).await;
+        assert_eq!(batches, [["a", "b", "c"]]);
+    }
+
+    #[tokio::test]
+    async fn a_second_write_of_a_key_goes_into_the_next_batch_in_order() {
+        let batches = batches_of(vec![put("a", 1), put("b", 1), delete("a"), put("c", 1)]).await;
+        assert_eq!(batches, [vec!["a", "b"], vec!["a", "c"]]);
+    }
+
+    #[tokio::test]
+    async fn batches_stop_at_the_row_and_byte_limits() {
+        let many: Vec<_> = (0..MAX_BATCH_ROWS + 1)
+            .map(|i| put(&i.to_string(), 1))
+            .collect();
+        let sizes: Vec<_> = batches_of(many).await.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [MAX_BATCH_ROWS, 1]);
+
+        let half = MAX_BATCH_BYTES / 2;
+        let large = vec![
+            put("a", half),
+            put("b", half),
+            put("c", 1),
+            put("d", MAX_BATCH_BYTES * 2),
+        ];
+        let batches = batches_of(large).await;
+        assert_eq!(batches, [vec!["a", "b"], vec!["c", "d"]]);
+    }
+}
