@@ -1,6 +1,5 @@
-//! Admission and the time limit of every request, in one layer: each
-//! `from_fn` layer adds boxing and a clone of the inner service to every
-//! request.
+//! Admission and the time limit of every request, run by the request's
+//! [envelope](super::envelope).
 //!
 //! Load shedding: a replica takes on a bounded number of API requests and
 //! request-body bytes at once, and answers the rest at once with 503 and
@@ -23,15 +22,15 @@
 //! connection with unread bytes in it makes the kernel reset it, and the
 //! client would see a reset instead of the 503.
 
-use std::sync::Arc;
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::HttpBody as _;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
+use tower::{Service, ServiceExt as _};
 
 use crate::config::RequestLimits;
 use crate::error::ApiError;
@@ -115,33 +114,39 @@ impl Admission {
     }
 }
 
-/// Admits the request, or answers 503 `overloaded` when the replica is at
-/// either limit. Permits are held until the response is ready.
-pub async fn admit(
-    State(admission): State<Arc<Admission>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Admits the request and has `inner` answer it within the time limit,
+/// or answers 503 `overloaded` when the replica is at either limit.
+/// Permits are held until the response is ready.
+pub async fn admit<S>(admission: &Admission, request: Request, inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     if !request.uri().path().starts_with("/api/") {
-        return next.run(request).await;
+        return answer(inner, request).await;
     }
     let Some(_request) = admission.requests.take(1) else {
-        return shed(request, &admission).await;
+        return shed(request, admission).await;
     };
     let _body = match admission.body_bytes(&request) {
         0 => None,
         bytes => match admission.body_bytes.take(bytes) {
             Some(taken) => Some(taken),
-            None => return shed(request, &admission).await,
+            None => return shed(request, admission).await,
         },
     };
-    within_time_limit(&admission, request, next).await
-}
-
-async fn within_time_limit(admission: &Admission, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(admission.timeout, next.run(request)).await {
+    match tokio::time::timeout(admission.timeout, answer(inner, request)).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout(admission.timeout).into_response(),
+    }
+}
+
+async fn answer<S>(inner: S, request: Request) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    match inner.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
 

@@ -3,9 +3,9 @@
 mod admission;
 mod data;
 mod docs;
+mod envelope;
 mod extract;
 mod health;
-mod middleware;
 mod ops;
 
 use std::convert::Infallible;
@@ -15,13 +15,12 @@ use std::sync::atomic::AtomicBool;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Uri;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use tower::{Service, ServiceBuilder};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower::{Layer as _, Service};
 
 use admission::Admission;
+use envelope::Envelope;
 
 use crate::config::{RequestLimits, body_limit};
 use crate::error::ApiError;
@@ -29,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::service::DataService;
 
 /// The route templates, which are also the `route` label of the request
-/// metrics (see [`middleware::record_metrics`]).
+/// metrics (see [`envelope`]).
 pub(crate) mod paths {
     pub const HEALTH: &str = "/health";
     pub const READY: &str = "/ready";
@@ -84,16 +83,13 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
 }
 
-/// The whole application: the routes, inside the layers every request goes
-/// through.
+/// The whole application: the routes, inside what every request goes
+/// through ([`envelope`]).
 ///
-/// The layers wrap the router as one service rather than each route
+/// The envelope wraps the router as one service rather than each route
 /// (`Router::layer`): axum boxes a route once per layer, and cloning a
 /// route for a request clones every box inside it (docs/decisions.md,
 /// record 14).
-///
-/// The metrics layer is outside the time limit and the load shedding, so
-/// that a timed-out or shed request is counted with the status it got.
 pub fn app(
     state: AppState,
     limits: RequestLimits,
@@ -103,10 +99,7 @@ pub fn app(
 + Sync
 + 'static {
     let body_limit = body_limit(state.config.max_value_bytes);
-    let x_request_id = axum::http::HeaderName::from_static("x-request-id");
     let metrics = state.metrics.clone();
-    let admission = Arc::new(Admission::new(limits, body_limit));
-
     let api = Router::new()
         .route(paths::HEALTH, get(health::health))
         .route(paths::READY, get(health::ready))
@@ -120,26 +113,14 @@ pub fn app(
         // One reference count per request instead of one per field.
         .with_state(Arc::new(state));
     let routes = Router::new().merge(docs::swagger_ui()).merge(api);
-
-    ServiceBuilder::new()
-        // Back to axum's body type, which the tracing layer wraps.
-        .map_response(IntoResponse::into_response)
-        .layer(SetRequestIdLayer::new(
-            x_request_id.clone(),
-            MakeRequestUuid,
-        ))
-        .layer(PropagateRequestIdLayer::new(x_request_id))
-        .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            middleware::record_metrics,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            admission,
-            admission::admit,
-        ))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .service(routes)
+    // Around the router, not on each route (`Router::layer`), as the
+    // envelope.
+    let routes = DefaultBodyLimit::max(body_limit).layer(routes);
+    let shared = envelope::Shared {
+        metrics,
+        admission: Admission::new(limits, body_limit),
+    };
+    Envelope::new(routes, shared)
 }
 
 async fn route_not_found(uri: Uri) -> ApiError {
