@@ -25,7 +25,7 @@ use tracing::Instrument as _;
 
 use super::admission::{self, Admission};
 use super::paths;
-use crate::metrics::{Metrics, RouteLabels};
+use crate::metrics::{Metrics, ROUTE_SLOTS, RequestRoute, RouteLabels};
 
 /// The header that carries a request's id, in the request and back in the
 /// response.
@@ -79,10 +79,7 @@ where
         // time-outs and shed requests included. Methods outside the list
         // share one label, and paths no route serves another, so no client
         // can add series.
-        let labels = RouteLabels {
-            method: listed(&METHODS, request.method().as_str()),
-            route: paths::template_of(request.uri().path()).unwrap_or("unmatched"),
-        };
+        let route = request_route(request.method().as_str(), request.uri().path());
         let request_id = request_id_of(&request);
         let span = tracing::info_span!(
             "request",
@@ -102,7 +99,7 @@ where
                 let elapsed = started.elapsed();
                 shared
                     .metrics
-                    .observe_request(labels, status.as_u16(), elapsed.as_secs_f64());
+                    .observe_request(route, status.as_u16(), elapsed.as_secs_f64());
                 tracing::debug!(
                     status = status.as_u16(),
                     elapsed_ms = elapsed.as_secs_f64() * 1e3,
@@ -127,10 +124,61 @@ fn request_id_of(request: &Request) -> HeaderValue {
     HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static(""))
 }
 
-/// `value` as the static string of `list` that equals it, or `other`.
-fn listed(list: &[&'static str], value: &str) -> &'static str {
-    list.iter()
-        .find(|listed| **listed == value)
-        .copied()
-        .unwrap_or("other")
+// Every slot `request_route` hands out is one the metrics hold.
+const _: () = assert!((METHODS.len() + 1) * (paths::ALL.len() + 1) <= ROUTE_SLOTS);
+
+/// The labels of a request's metrics, and the slot of their series: one
+/// for each method of [`METHODS`] and `other`, times each route template
+/// and `unmatched`.
+fn request_route(method: &str, path: &str) -> RequestRoute {
+    let method_at = METHODS.iter().position(|listed| *listed == method);
+    let route_at = paths::template_of(path);
+    let labels = RouteLabels {
+        method: method_at.map_or("other", |at| METHODS[at]),
+        route: route_at.map_or("unmatched", |at| paths::ALL[at]),
+    };
+    let method_slot = method_at.unwrap_or(METHODS.len());
+    let route_slot = route_at.unwrap_or(paths::ALL.len());
+    RequestRoute {
+        labels,
+        slot: method_slot * (paths::ALL.len() + 1) + route_slot,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_and_route_pair_has_a_slot_of_its_own() {
+        let methods = METHODS.iter().copied().chain(["BREW"]);
+        let paths = [
+            "/health",
+            "/ready",
+            "/metrics",
+            "/api/v1/cache/test",
+            "/api/v1/config",
+        ]
+        .into_iter()
+        .chain(["/api/v1/data", "/api/v1/data/k", "/docs/", "/nowhere"]);
+        let mut seen = std::collections::HashMap::new();
+        for method in methods {
+            for path in paths.clone() {
+                let route = request_route(method, path);
+                assert!(route.slot < ROUTE_SLOTS, "{method} {path}");
+                let labels = (route.labels.method, route.labels.route);
+                if let Some(other) = seen.insert(route.slot, labels) {
+                    panic!("slot {} for {other:?} and {labels:?}", route.slot);
+                }
+            }
+        }
+        assert_eq!(seen.len(), (METHODS.len() + 1) * (paths::ALL.len() + 1));
+        assert_eq!(
+            request_route("BREW", "/api/v1/data/k").labels,
+            RouteLabels {
+                method: "other",
+                route: "/api/v1/data/{key}"
+            }
+        );
+    }
 }

@@ -83,11 +83,9 @@ async fn a_write_on_one_replica_is_seen_on_the_other_within_milliseconds(engine:
     println!("time until B serves A's write, 1000 writes: p50 {p50:?}, p99 {p99:?}, max {max:?}");
     assert!(p99 <= Duration::from_millis(50), "p99 {p99:?}");
     assert!(max <= L1_TTL + Duration::from_millis(100), "max {max:?}");
-    assert_eq!(
-        b.metric("cache_l1_armed").await,
-        Some(1.0),
-        "B re-armed its tracking"
-    );
+    // B re-arms its tracking a reconnect interval after the kill, however
+    // fast the writes after it went.
+    b.wait_for_l1_armed().await;
 }
 
 async fn a_thousand_concurrent_reads_of_a_cold_key_read_the_store_once(engine: Engine) {

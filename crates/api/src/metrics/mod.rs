@@ -2,7 +2,6 @@
 //! (docs/decisions.md, record 9): the dashboard and the alert rules under
 //! `deploy/observability/` query them.
 
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,6 +10,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+mod requests;
+
+use requests::RequestMetrics;
+pub use requests::{ROUTE_SLOTS, RequestRoute, RouteLabels};
 
 /// Which cache level answered (or missed).
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,52 +55,6 @@ pub struct PodLabels {
     pub pod: String,
 }
 
-/// Static strings, so that counting a request allocates nothing: the
-/// method is one of a fixed set or `other`, and the route one of the route
-/// templates (`routes/mod.rs`, `/docs` for Swagger UI) or `unmatched`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub method: &'static str,
-    pub route: &'static str,
-    pub status: u16,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub method: &'static str,
-    pub route: &'static str,
-}
-
-/// The request metrics' label sets are hashed for every request (a family
-/// finds its series by hash). Their strings come from short fixed lists, so
-/// their lengths and end bytes tell them apart nearly always; hashing those
-/// as one word instead of every byte cut the instructions per request by
-/// several hundred (docs/decisions.md, record 27). Equal label sets still
-/// hash equally, and the rare collision only costs a comparison.
-impl Hash for RouteLabels {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(route_sketch(self.method, self.route));
-    }
-}
-
-impl Hash for RequestLabels {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(route_sketch(self.method, self.route) ^ (u64::from(self.status) << 48));
-    }
-}
-
-fn route_sketch(method: &str, route: &str) -> u64 {
-    sketch(method) ^ sketch(route).rotate_left(24)
-}
-
-/// A string's length and its first and last bytes, in one word.
-fn sketch(text: &str) -> u64 {
-    let bytes = text.as_bytes();
-    let first = bytes.first().copied().unwrap_or(0);
-    let last = bytes.last().copied().unwrap_or(0);
-    ((text.len() as u64) << 16) | (u64::from(first) << 8) | u64::from(last)
-}
-
 /// A cache operation timed by `cache_operation_duration_seconds`.
 #[derive(Debug, Clone, Copy)]
 pub enum CacheOperation {
@@ -133,8 +91,7 @@ pub struct Metrics {
     /// Per [`CacheOperation`], in its order: held, like the level counters,
     /// so that timing an operation looks nothing up.
     cache_operation_durations: [Histogram; 3],
-    http_requests: Family<RequestLabels, Counter>,
-    http_request_duration: Family<RouteLabels, Histogram>,
+    requests: RequestMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -152,10 +109,6 @@ impl Metrics {
             .get_or_create(&PodLabels { pod })
             .clone();
         let cache_operation_duration = Family::<OperationLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        let http_requests = Family::<RequestLabels, Counter>::default();
-        let http_request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
 
@@ -190,16 +143,7 @@ impl Metrics {
             "Time of Redis cache operations",
             cache_operation_duration.clone(),
         );
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by route template and status",
-            http_requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to answer HTTP requests, by route template",
-            http_request_duration.clone(),
-        );
+        let requests = RequestMetrics::register(&mut registry, latency_histogram);
         // Created up front, so that the series exist from the first scrape,
         // and held, so that counting a hit takes no lock.
         let levels = [CacheLevel::L1, CacheLevel::Redis];
@@ -236,8 +180,7 @@ impl Metrics {
             redis_connected,
             l1_armed,
             cache_operation_durations,
-            http_requests,
-            http_request_duration,
+            requests,
         }
     }
 
@@ -289,18 +232,8 @@ impl Metrics {
         self.cache_operation_durations[operation as usize].observe(seconds);
     }
 
-    pub fn observe_request(&self, labels: RouteLabels, status: u16, seconds: f64) {
-        let RouteLabels { method, route } = labels;
-        self.http_requests
-            .get_or_create(&RequestLabels {
-                method,
-                route,
-                status,
-            })
-            .inc();
-        self.http_request_duration
-            .get_or_create(&labels)
-            .observe(seconds);
+    pub fn observe_request(&self, route: RequestRoute, status: u16, seconds: f64) {
+        self.requests.observe(route, status, seconds);
     }
 
     /// The exposition for `/metrics`, with the gauges that are read from
