@@ -15,6 +15,8 @@
 //! the same rule (docs/decisions.md, record 26). As with a statement already
 //! sent, a write whose caller gives up after queuing it is still made.
 
+use std::sync::Arc;
+
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
@@ -165,9 +167,10 @@ async fn write_batch(pool: &AnyPool, batch: Vec<Pending>) {
     }
 }
 
-/// Writes `puts` with one statement, or, when it fails, each with its own,
-/// so that every write gets its own outcome (the failed statement wrote
-/// nothing: a statement is atomic).
+/// Writes `puts` with one statement. When a row in it made it fail, each
+/// write is made with a statement of its own, so that every write gets its
+/// own outcome (the failed statement wrote nothing: a statement is atomic);
+/// any other failure is every write's.
 async fn put_together(pool: &AnyPool, puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>) {
     match upsert_rows(pool, &puts).await {
         Ok(versions) => {
@@ -175,11 +178,33 @@ async fn put_together(pool: &AnyPool, puts: Vec<(RecordWrite, oneshot::Sender<Pu
                 let _ = reply.send(Ok((version, write.value)));
             }
         }
-        Err(error) => {
+        Err(error) if failed_on_a_row(&error) => {
             tracing::debug!(%error, writes = puts.len(), "a group write failed; writing one by one");
             put_each(pool, puts).await;
         }
+        Err(error) => {
+            let error = Arc::new(error);
+            for (_, reply) in puts {
+                let _ = reply.send(Err(StoreError::Shared(error.clone())));
+            }
+        }
     }
+}
+
+/// Whether a statement failed because of a row in it: a constraint or a
+/// trigger refused it, or SQLite refused a value (primary result codes
+/// `SQLITE_ERROR`, `SQLITE_TOOBIG`, `SQLITE_CONSTRAINT`, `SQLITE_MISMATCH`,
+/// `SQLITE_RANGE`). Any other failure would fail each write again: the
+/// database locked past the busy timeout would make every write of a batch
+/// wait that long once more, one after the other.
+fn failed_on_a_row(error: &StoreError) -> bool {
+    let StoreError::Query(sqlx::Error::Database(database)) = error else {
+        return false;
+    };
+    database
+        .code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 1 | 18 | 19 | 20 | 25))
 }
 
 async fn put_each(pool: &AnyPool, puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>) {

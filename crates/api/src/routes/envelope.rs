@@ -29,7 +29,7 @@ use crate::metrics::{Metrics, ROUTE_SLOTS, RequestRoute, RouteLabels};
 
 /// The header that carries a request's id, in the request and back in the
 /// response.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The methods with a label of their own; any other is counted as `other`.
 const METHODS: [&str; 9] = [
@@ -132,7 +132,8 @@ const _: () = assert!((METHODS.len() + 1) * (paths::ALL.len() + 1) <= ROUTE_SLOT
 /// and `unmatched`.
 fn request_route(method: &str, path: &str) -> RequestRoute {
     let method_at = METHODS.iter().position(|listed| *listed == method);
-    let route_at = paths::template_of(path);
+    let route_at = paths::template_of(path)
+        .and_then(|template| paths::ALL.iter().position(|listed| *listed == template));
     let labels = RouteLabels {
         method: method_at.map_or("other", |at| METHODS[at]),
         route: route_at.map_or("unmatched", |at| paths::ALL[at]),

@@ -46,25 +46,24 @@ pub(crate) mod paths {
         HEALTH, READY, METRICS, CACHE_TEST, CONFIG, DATA, DATA_KEY, DOCS,
     ];
 
-    /// The number in [`ALL`] of the template of the route `path` is served
-    /// by, as the router matches it (a key is one non-empty segment);
-    /// `None` for the fallback. Known from the path alone, so that
-    /// requests answered before they reach the router (time-outs, shed
-    /// load) are counted under their route too.
-    pub fn template_of(path: &str) -> Option<usize> {
+    /// The template of the route `path` is served by, as the router matches
+    /// it (a key is one non-empty segment); `None` for the fallback. Known
+    /// from the path alone, so that requests answered before they reach the
+    /// router (time-outs, shed load) are counted under their route too.
+    pub fn template_of(path: &str) -> Option<&'static str> {
         match path {
-            HEALTH => Some(0),
-            READY => Some(1),
-            METRICS => Some(2),
-            CACHE_TEST => Some(3),
-            CONFIG => Some(4),
-            DATA => Some(5),
-            "/openapi.json" => Some(7),
-            _ if path.starts_with("/docs") => Some(7),
+            HEALTH => Some(HEALTH),
+            READY => Some(READY),
+            METRICS => Some(METRICS),
+            CACHE_TEST => Some(CACHE_TEST),
+            CONFIG => Some(CONFIG),
+            DATA => Some(DATA),
+            "/openapi.json" => Some(DOCS),
+            _ if path.starts_with("/docs") => Some(DOCS),
             _ => path
                 .strip_prefix("/api/v1/data/")
                 .filter(|key| !key.is_empty() && !key.contains('/'))
-                .map(|_| 6),
+                .map(|_| DATA_KEY),
         }
     }
 }
