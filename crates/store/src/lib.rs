@@ -256,11 +256,15 @@ impl Placeholders {
         Self { engine, count: 0 }
     }
 
-    fn next_one(&mut self) -> String {
+    /// Appends the next parameter to `sql`.
+    fn push_next(&mut self, sql: &mut String) {
         self.count += 1;
         match self.engine {
-            Engine::Sqlite => "?".to_owned(),
-            Engine::Postgres => format!("${}", self.count),
+            Engine::Sqlite => sql.push('?'),
+            Engine::Postgres => {
+                sql.push('$');
+                sql.push_str(itoa::Buffer::new().format(self.count));
+            }
         }
     }
 
@@ -273,7 +277,7 @@ impl Placeholders {
                 if column > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&self.next_one());
+                self.push_next(sql);
             }
             sql.push(')');
         }

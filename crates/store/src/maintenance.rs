@@ -98,7 +98,7 @@ impl Store {
              SELECT 1 FROM records WHERE records.key = batch.key \
              AND (records.expires_at_ms IS NULL OR records.expires_at_ms > ",
         );
-        sql.push_str(&placeholders.next_one());
+        placeholders.push_next(&mut sql);
         sql.push_str("))");
         // Only placeholders are generated; every value is bound, in the
         // order the placeholders appear.

@@ -75,7 +75,7 @@ impl Store {
         let mut placeholders = self.placeholders();
         placeholders.push_rows(&mut sql, entries.len(), 2);
         sql.push_str(") AND written_at_ms < ");
-        sql.push_str(&placeholders.next_one());
+        placeholders.push_next(&mut sql);
         // Only placeholders are generated; every value is bound, in the
         // order the placeholders appear.
         let mut query = sqlx::query(AssertSqlSafe(sql));

@@ -1,5 +1,7 @@
 //! Reading and writing records.
 
+use std::sync::LazyLock;
+
 use sqlx::any::AnyArguments;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Row};
 
@@ -136,6 +138,17 @@ pub(crate) fn upsert_statement(engine: Engine, rows: usize) -> AssertSqlSafe<Str
     AssertSqlSafe(sql)
 }
 
+/// The one-row statement of each engine, built once: every PostgreSQL write
+/// and every lone SQLite write uses it.
+fn upsert_one_statement(engine: Engine) -> AssertSqlSafe<&'static str> {
+    static SQLITE: LazyLock<String> = LazyLock::new(|| upsert_statement(Engine::Sqlite, 1).0);
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| upsert_statement(Engine::Postgres, 1).0);
+    AssertSqlSafe(match engine {
+        Engine::Sqlite => SQLITE.as_str(),
+        Engine::Postgres => POSTGRES.as_str(),
+    })
+}
+
 /// Binds `writes` to `statement`, in the order of its placeholders.
 pub(crate) fn bind_writes<'q>(
     mut query: sqlx::query::Query<'q, Any, AnyArguments>,
@@ -158,7 +171,7 @@ pub(crate) async fn upsert_one(
     engine: Engine,
     write: &RecordWrite,
 ) -> Result<i64, StoreError> {
-    let query = bind_writes(sqlx::query(upsert_statement(engine, 1)), [write]);
+    let query = bind_writes(sqlx::query(upsert_one_statement(engine)), [write]);
     Ok(query.fetch_one(pool).await?.try_get(0)?)
 }
 

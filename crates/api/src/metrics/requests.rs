@@ -2,8 +2,8 @@
 //! `http_request_duration_seconds`, and the series of each route held once
 //! resolved.
 //!
-//! A family finds a series by taking its lock and hashing the labels; for
-//! every request, twice, that was several hundred instructions. So each
+//! A family finds a series by taking its lock and hashing the labels, and
+//! every request looked up two (docs/decisions.md, record 27). So each
 //! method and route pair gets a slot, resolved on its first request: its
 //! histogram, and a counter for each of the statuses answered most. A
 //! series appears in the exposition when first used, as before.
