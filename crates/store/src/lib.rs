@@ -13,6 +13,7 @@
 //! repaired after Redis was unreachable or restarted with older data, even if
 //! this process died in between.
 
+mod batched_reads;
 pub mod cache;
 pub mod clock;
 pub mod domain;
@@ -25,6 +26,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use batched_reads::BatchedReads;
 use group_commit::GroupCommit;
 pub use outbox::OutboxEntry;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -67,6 +69,10 @@ pub enum StoreError {
     /// store was closed, or the runtime is shutting down.
     #[error("the store's writer has stopped")]
     WriterStopped,
+    /// The task that reads this process's records (SQLite) is gone: the
+    /// runtime is shutting down.
+    #[error("the store's reader has stopped")]
+    ReaderStopped,
 }
 
 /// How a process opens its store.
@@ -124,6 +130,10 @@ pub struct Store {
     /// cleanup job, still meet the busy handler). PostgreSQL takes
     /// concurrent writers itself.
     group_commit: Option<GroupCommit>,
+    /// SQLite: point reads that wait at the same moment go as one query
+    /// (each query is a round trip to a connection's thread). PostgreSQL
+    /// reads one statement each.
+    batched_reads: Option<BatchedReads>,
 }
 
 impl Store {
@@ -163,11 +173,21 @@ impl Store {
             .connect_lazy_with(options);
             GroupCommit::start(writer)
         });
+        let batched_reads = (engine == Engine::Sqlite).then(|| {
+            // A read from SQLite's page cache keeps a core busy, not a
+            // connection waiting: more queries in flight than cores only
+            // split the reads waiting into smaller batches (docs/decisions.md,
+            // record 28).
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            let connections = usize::try_from(store_options.max_connections).unwrap_or(1);
+            BatchedReads::start(pool.clone(), cores.min(connections))
+        });
         Ok(Self {
             pool,
             probe,
             engine,
             group_commit,
+            batched_reads,
         })
     }
 

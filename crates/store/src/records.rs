@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Row};
 
 use super::{Engine, Placeholders, Store, StoreError};
@@ -52,20 +52,10 @@ impl Store {
     /// The live record under `key` at `now_ms`, if any. Expired records are
     /// invisible even before `cleanup` removes them.
     pub async fn get(&self, key: &Key, now_ms: i64) -> Result<Option<Record>, StoreError> {
-        let row = sqlx::query(SELECT_LIVE)
-            .bind(key.as_str())
-            .bind(now_ms)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(Record {
-                value: row.try_get(0)?,
-                version: row.try_get(1)?,
-                updated_at_ms: row.try_get(2)?,
-                expires_at_ms: row.try_get(3)?,
-            })
-        })
-        .transpose()
+        match &self.batched_reads {
+            Some(batched_reads) => batched_reads.get(key.as_str(), now_ms).await,
+            None => select_live(&self.pool, key.as_str(), now_ms).await,
+        }
     }
 
     /// Writes `value` under `key`; the same statement notes the write in the
@@ -173,6 +163,31 @@ pub(crate) async fn upsert_one(
 ) -> Result<i64, StoreError> {
     let query = bind_writes(sqlx::query(upsert_one_statement(engine)), [write]);
     Ok(query.fetch_one(pool).await?.try_get(0)?)
+}
+
+/// Reads the live record under `key` with a query of its own.
+pub(crate) async fn select_live(
+    pool: &AnyPool,
+    key: &str,
+    now_ms: i64,
+) -> Result<Option<Record>, StoreError> {
+    let row = sqlx::query(SELECT_LIVE)
+        .bind(key)
+        .bind(now_ms)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| record_from_row(&row, 0)).transpose()
+}
+
+/// The record in `row`'s columns from `first` on: value, version,
+/// updated_at_ms, expires_at_ms.
+pub(crate) fn record_from_row(row: &AnyRow, first: usize) -> Result<Record, StoreError> {
+    Ok(Record {
+        value: row.try_get(first)?,
+        version: row.try_get(first + 1)?,
+        updated_at_ms: row.try_get(first + 2)?,
+        expires_at_ms: row.try_get(first + 3)?,
+    })
 }
 
 pub(crate) async fn delete_one(

@@ -303,6 +303,60 @@ async fn a_batch_that_meets_a_held_lock_fails_once_for_all_its_writes() {
     );
 }
 
+/// Many reads at once, of keys live, expired, deleted and absent, each at a
+/// clock of its own: every read gets its own key's record as of its clock
+/// (SQLite reads those that wait together with one query).
+async fn concurrent_reads_each_get_their_own_record(engine: Engine) {
+    let test = open(engine).await;
+    let store = &test.store;
+    let ttl = Ttl::from_seconds(1).unwrap();
+    let mut written = Vec::new();
+    for i in 0..40 {
+        let name = format!("k{i}");
+        let record = match i % 4 {
+            0 => None,
+            1 => {
+                store
+                    .put(&key(&name), name.as_str(), None, NOW)
+                    .await
+                    .unwrap();
+                store.delete(&key(&name), NOW).await.unwrap();
+                None
+            }
+            2 => Some(
+                store
+                    .put(&key(&name), name.as_str(), Some(ttl), NOW)
+                    .await
+                    .unwrap(),
+            ),
+            _ => Some(
+                store
+                    .put(&key(&name), name.as_str(), None, NOW)
+                    .await
+                    .unwrap(),
+            ),
+        };
+        written.push((name, record));
+    }
+    let mut reads = Vec::new();
+    for round in 0..10 {
+        for (name, record) in &written {
+            // Half the reads come after the ttl'd records expired.
+            let now = NOW + if round % 2 == 0 { 999 } else { 1_000 };
+            let expected = record.clone().filter(|record| record.is_live_at(now));
+            let (store, name) = (store.clone(), name.clone());
+            reads.push(tokio::spawn(async move {
+                let read = store.get(&key(&name), now).await.unwrap();
+                (name, now, read, expected)
+            }));
+        }
+    }
+    for read in reads {
+        let (name, now, read, expected) = read.await.unwrap();
+        assert_eq!(read, expected, "{name} at {now}");
+    }
+}
+
 testkit::on_both_engines!(
     put_then_get_returns_the_record,
     versions_grow_across_writes_and_deletes,
@@ -312,4 +366,5 @@ testkit::on_both_engines!(
     concurrent_writers_to_one_key_all_succeed,
     writes_queued_together_each_get_their_own_record,
     a_refused_write_among_concurrent_ones_fails_alone,
+    concurrent_reads_each_get_their_own_record,
 );
