@@ -10,6 +10,7 @@ pub mod config;
 pub mod hash;
 pub mod metrics;
 pub mod redis;
+pub mod sentinel;
 pub mod shutdown;
 pub mod telemetry;
 pub mod timestamp;

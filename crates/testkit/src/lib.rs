@@ -1,5 +1,6 @@
 //! The workspace's test kit. Real servers: a `redis-server` per test (own
-//! port, own data directory, killable and restartable), an empty database
+//! port, own data directory, killable and restartable) or a group of them
+//! under Redis Sentinel ([`SentinelGroup`]), an empty database
 //! for either engine (an SQLite file or a fresh PostgreSQL database), a
 //! Prometheus Pushgateway. The programs under test run as processes with a
 //! cleared environment ([`program`]), their metrics read as a scraper reads
@@ -17,6 +18,7 @@ mod postgres;
 mod program;
 mod pushgateway;
 mod redis_server;
+mod sentinel_group;
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,7 @@ pub use postgres::TestDatabase;
 pub use program::{output_text, program, sigterm};
 pub use pushgateway::Pushgateway;
 pub use redis_server::{Persistence, RedisServer};
+pub use sentinel_group::{MASTER_NAME, SentinelGroup};
 
 /// The peak resident memory of process `pid` so far (`VmHWM` in
 /// `/proc/<pid>/status`), in bytes.

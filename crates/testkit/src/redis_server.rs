@@ -1,4 +1,5 @@
-//! A real `redis-server` process for one test.
+//! A real `redis-server` process for one test: a data node (standalone or a
+//! replica) or a Sentinel.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,13 +15,33 @@ pub enum Persistence {
     AppendOnlyAlways,
 }
 
+/// What a server is for.
+#[derive(Debug, Clone)]
+pub(crate) enum Role {
+    /// Holds data; a replica of the server on `replica_of` when set, which
+    /// it logs in to with `primary_password`.
+    Data {
+        persistence: Persistence,
+        replica_of: Option<u16>,
+        primary_password: Option<String>,
+    },
+    /// A Sentinel watching the primary on `primary_port` under the name
+    /// `master`, logging in to data nodes with `data_password`.
+    Sentinel {
+        primary_port: u16,
+        master: String,
+        data_password: Option<String>,
+    },
+}
+
 /// A `redis-server` on 127.0.0.1 with its own port and data directory.
 /// Killed when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
+    /// What clients log in with (a Sentinel's own password, for a Sentinel).
     password: Option<String>,
-    persistence: Persistence,
+    role: Role,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -32,6 +53,15 @@ impl RedisServer {
     }
 
     pub fn start_with(password: Option<&str>, persistence: Persistence) -> Self {
+        let role = Role::Data {
+            persistence,
+            replica_of: None,
+            primary_password: password.map(str::to_owned),
+        };
+        Self::start_as(password, role)
+    }
+
+    pub(crate) fn start_as(password: Option<&str>, role: Role) -> Self {
         let mut last_error = String::new();
         // A port picked as free may be taken before redis binds it: retry.
         for _ in 0..5 {
@@ -44,7 +74,7 @@ impl RedisServer {
             let mut server = Self {
                 port: crate::free_port(),
                 password: password.map(str::to_owned),
-                persistence,
+                role: role.clone(),
                 dir,
                 child: None,
             };
@@ -116,6 +146,16 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), String> {
         let mut command = Command::new("redis-server");
+        if let Role::Sentinel { .. } = self.role {
+            // A Sentinel rewrites its file as it learns the group: written
+            // once, kept across restarts.
+            let config = self.dir.path().join("sentinel.conf");
+            if !config.exists() {
+                std::fs::write(&config, self.sentinel_config())
+                    .map_err(|error| format!("cannot write {}: {error}", config.display()))?;
+            }
+            command.arg(config).arg("--sentinel");
+        }
         command
             .arg("--port")
             .arg(self.port.to_string())
@@ -123,8 +163,6 @@ impl RedisServer {
             .arg("127.0.0.1")
             .arg("--dir")
             .arg(self.dir.path())
-            .arg("--save")
-            .arg("")
             .arg("--daemonize")
             .arg("no")
             .arg("--loglevel")
@@ -134,14 +172,31 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        match self.persistence {
-            Persistence::None => command.arg("--appendonly").arg("no"),
-            Persistence::AppendOnlyAlways => command
-                .arg("--appendonly")
-                .arg("yes")
-                .arg("--appendfsync")
-                .arg("always"),
-        };
+        if let Role::Data {
+            persistence,
+            replica_of,
+            primary_password,
+        } = &self.role
+        {
+            command.arg("--save").arg("");
+            match persistence {
+                Persistence::None => command.arg("--appendonly").arg("no"),
+                Persistence::AppendOnlyAlways => command
+                    .arg("--appendonly")
+                    .arg("yes")
+                    .arg("--appendfsync")
+                    .arg("always"),
+            };
+            if let Some(primary) = replica_of {
+                command
+                    .arg("--replicaof")
+                    .arg("127.0.0.1")
+                    .arg(primary.to_string());
+            }
+            if let Some(password) = primary_password {
+                command.arg("--masterauth").arg(password);
+            }
+        }
         if let Some(password) = &self.password {
             command.arg("--requirepass").arg(password);
         }
@@ -179,6 +234,33 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// A Sentinel's first configuration: quick to call a primary down (1 s
+    /// without an answer) and to fail over, as a test wants.
+    fn sentinel_config(&self) -> String {
+        let Role::Sentinel {
+            primary_port,
+            master,
+            data_password,
+        } = &self.role
+        else {
+            return String::new();
+        };
+        let mut config = format!(
+            "sentinel monitor {master} 127.0.0.1 {primary_port} 2\n\
+             sentinel down-after-milliseconds {master} 1000\n\
+             sentinel failover-timeout {master} 5000\n\
+             sentinel parallel-syncs {master} 1\n"
+        );
+        if let Some(password) = data_password {
+            config.push_str(&format!("sentinel auth-pass {master} {password}\n"));
+        }
+        // Sentinels log in to each other with their own password.
+        if let Some(password) = &self.password {
+            config.push_str(&format!("sentinel sentinel-pass {password}\n"));
+        }
+        config
     }
 
     fn log_path(&self) -> PathBuf {

@@ -1,0 +1,112 @@
+//! Finding a group's primary through real Sentinels, before and after the
+//! primary dies.
+
+use std::time::{Duration, Instant};
+
+use platform::config::Secret;
+use platform::sentinel::{SentinelGroup, parse_addresses};
+use redis::ProtocolVersion;
+use testkit::{MASTER_NAME, SentinelGroup as Group};
+
+const DATA_PASSWORD: &str = "data-secret";
+const SENTINEL_PASSWORD: &str = "sentinel-secret";
+
+fn sentinels_of(group: &Group) -> SentinelGroup {
+    SentinelGroup {
+        sentinels: parse_addresses(&group.sentinel_addresses()).unwrap(),
+        master: MASTER_NAME.to_owned(),
+        sentinel_password: Some(Secret::new(SENTINEL_PASSWORD)),
+    }
+}
+
+/// The port of the server `sentinels` name as primary, after a write there
+/// succeeded (a replica would refuse it with READONLY).
+async fn write_to_primary(sentinels: &SentinelGroup, value: &str) -> Result<u16, String> {
+    let password = Secret::new(DATA_PASSWORD);
+    let client = sentinels
+        .primary(
+            Some(&password),
+            ProtocolVersion::RESP2,
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+    let redis::ConnectionAddr::Tcp(_, port) = client.get_connection_info().addr().clone() else {
+        return Err("not a TCP address".into());
+    };
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|error| error.to_string())?;
+    redis::cmd("SET")
+        .arg("written")
+        .arg(value)
+        .query_async::<()>(&mut connection)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_primary_is_found_again_after_a_failover_and_the_old_one_rejoins_as_a_replica() {
+    let mut group =
+        tokio::task::spawn_blocking(|| Group::start(Some(DATA_PASSWORD), Some(SENTINEL_PASSWORD)))
+            .await
+            .unwrap();
+    let sentinels = sentinels_of(&group);
+    let first = write_to_primary(&sentinels, "before").await.unwrap();
+    assert_eq!(
+        first,
+        group.node_ports()[0],
+        "the group starts on its first node"
+    );
+
+    let (old, new) = tokio::task::block_in_place(|| group.fail_over());
+    assert_eq!(old, first);
+    // Until the promoted replica has switched roles it may still refuse
+    // writes: a write is tried again until one lands.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let found = loop {
+        match write_to_primary(&sentinels, "after").await {
+            Ok(port) => break port,
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("no write landed within 15 s of the failover: {error}"),
+        }
+    };
+    assert_eq!(
+        found, new,
+        "the write landed on the server the Sentinels promoted"
+    );
+
+    // The old primary comes back as a replica of the new one.
+    tokio::task::block_in_place(|| group.node(old).restart());
+    testkit::eventually("the old primary rejoins as a replica", || {
+        let role = tokio::task::block_in_place(|| group.role_of(old));
+        async move { role == "slave" }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_sentinel_password_or_master_name_is_an_error_not_a_hang() {
+    let group = tokio::task::spawn_blocking(|| Group::start(None, Some(SENTINEL_PASSWORD)))
+        .await
+        .unwrap();
+    let mut sentinels = sentinels_of(&group);
+    sentinels.sentinel_password = Some(Secret::new("wrong"));
+    let error = sentinels
+        .primary(None, ProtocolVersion::RESP2, Duration::from_secs(5))
+        .await
+        .expect_err("the Sentinels refuse a wrong password");
+    assert!(!error.to_string().contains("wrong"), "{error}");
+
+    let mut sentinels = sentinels_of(&group);
+    sentinels.master = "no-such-group".into();
+    sentinels
+        .primary(None, ProtocolVersion::RESP2, Duration::from_secs(5))
+        .await
+        .expect_err("no Sentinel knows that name");
+}
