@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use platform::config::RedisTarget;
 use store::clock::Clock;
 use store::{Store, StoreOptions};
 use tokio::net::TcpListener;
@@ -64,12 +65,14 @@ impl Application {
         let mut background = Vec::new();
         let cache = match &redis {
             None => {
-                tracing::warn!("REDIS_HOST is not set: running without a shared cache");
+                tracing::warn!(
+                    "neither REDIS_HOST nor REDIS_SENTINELS is set: running without a shared cache"
+                );
                 None
             }
             Some(settings) => {
-                let connection = platform::redis::connection_manager(settings)
-                    .context("REDIS_HOST / REDIS_PORT")?;
+                let connection = platform::redis::primary_connection(settings)
+                    .context("REDIS_HOST / REDIS_PORT / REDIS_SENTINELS")?;
                 let cache = Arc::new(RedisCache::new(
                     connection,
                     settings.timeout,
@@ -82,7 +85,7 @@ impl Application {
                     clock.clone(),
                     Duration::from_secs(config.cache_outbox_retention_seconds),
                 );
-                tracing::info!(host = %settings.host, port = settings.port, "using redis");
+                tracing::info!(target = %settings.target, "using redis");
                 background.push(tokio::spawn(supervisor.run()));
                 if l1_enabled {
                     background.push(tokio::spawn(tracking::run(
@@ -105,7 +108,10 @@ impl Application {
             metrics,
             config: Arc::new(PublicConfig {
                 app_env: config.app_env.clone(),
-                redis_host: redis.map(|settings| settings.host),
+                redis_host: redis.and_then(|settings| match settings.target {
+                    RedisTarget::Server { host, .. } => Some(host),
+                    RedisTarget::Sentinel(_) => None,
+                }),
                 redis_port: config.redis.redis_port,
                 pod,
                 cache_ttl_seconds: config.cache_ttl_seconds,

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
+use platform::redis::PrimaryConnection;
 use store::Store;
 use store::cache::{KEY_PREFIX, scripts};
 use store::clock::Clock;
@@ -21,7 +21,7 @@ use crate::live_index::LiveIndex;
 /// What examining one SCAN batch needs; cloned into each batch's task.
 #[derive(Clone)]
 pub struct BatchWorker {
-    pub connection: ConnectionManager,
+    pub connection: PrimaryConnection,
     pub store: Store,
     /// Decides which records have expired.
     pub clock: Arc<dyn Clock>,

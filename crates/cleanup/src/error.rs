@@ -7,7 +7,7 @@ use store::cache::ReplayError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CleanupError {
-    #[error("REDIS_HOST is required: the job cleans the Redis cache")]
+    #[error("REDIS_HOST or REDIS_SENTINELS is required: the job cleans the Redis cache")]
     NoRedis,
     #[error(transparent)]
     Config(#[from] ConfigError),

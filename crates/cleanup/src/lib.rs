@@ -90,7 +90,7 @@ async fn run_job(config: &Config, clock: Arc<dyn Clock>) -> Result<ExitCode, Cle
     settings.timeout = settings.timeout.max(Duration::from_secs(2));
     // One connection per batch in flight, and one for the rest.
     let store = Store::connect(&config.store.database_url, StoreOptions::batch_reads(4)).await?;
-    let mut connection = platform::redis::connection_manager(&settings)?;
+    let mut connection = platform::redis::primary_connection(&settings)?;
 
     let Some(lock) = Lock::acquire(&mut connection, &config.lock_key, config.lock_ttl()).await?
     else {
@@ -146,7 +146,7 @@ async fn run_job(config: &Config, clock: Arc<dyn Clock>) -> Result<ExitCode, Cle
 async fn sweep(
     config: &Config,
     store: &Store,
-    connection: &redis::aio::ConnectionManager,
+    connection: &platform::redis::PrimaryConnection,
     clock: &Arc<dyn Clock>,
     budget: &Budget,
     tally: &mut Tally,

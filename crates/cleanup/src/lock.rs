@@ -5,8 +5,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use platform::redis::PrimaryConnection;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -30,7 +30,7 @@ pub struct Lock {
 impl Lock {
     /// `Ok(None)` when another run holds it.
     pub async fn acquire(
-        connection: &mut ConnectionManager,
+        connection: &mut PrimaryConnection,
         key: &str,
         ttl: Duration,
     ) -> Result<Option<Self>, redis::RedisError> {
@@ -52,7 +52,7 @@ impl Lock {
     /// Deletes the lock if this run still holds it. Returns whether it did.
     pub async fn release(
         self,
-        connection: &mut ConnectionManager,
+        connection: &mut PrimaryConnection,
     ) -> Result<bool, redis::RedisError> {
         let deleted: i64 = RELEASE
             .key(&self.key)

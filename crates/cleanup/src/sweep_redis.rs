@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 
-use redis::aio::ConnectionManager;
+use platform::redis::PrimaryConnection;
 use redis::{AsyncCommands, Script};
 use store::Store;
 use store::clock::Clock;
@@ -96,7 +96,7 @@ const IN_FLIGHT: usize = 3;
 const STEPS_AHEAD: usize = 1;
 
 pub struct RedisSweep<'a> {
-    pub connection: ConnectionManager,
+    pub connection: PrimaryConnection,
     pub store: &'a Store,
     pub clock: Arc<dyn Clock>,
     pub pattern: &'a str,

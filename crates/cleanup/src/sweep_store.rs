@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use platform::redis::PrimaryConnection;
 use store::cache::{ReplayWindow, replay_outbox};
 use store::{Store, StoreError};
 
@@ -44,7 +44,7 @@ pub async fn delete_expired_records(
 /// then remove it.
 pub async fn apply_outbox_leftovers(
     store: &Store,
-    connection: &mut ConnectionManager,
+    connection: &mut PrimaryConnection,
     now_ms: i64,
     min_age: Duration,
     dry_run: bool,

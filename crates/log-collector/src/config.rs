@@ -309,10 +309,12 @@ impl Config {
                 }
             }
             SinkKind::Redis => SinkSettings::Redis {
-                redis: self
-                    .redis
-                    .settings()?
-                    .ok_or_else(|| invalid("REDIS_HOST", "is required by COLLECTOR_SINK=redis"))?,
+                redis: self.redis.settings()?.ok_or_else(|| {
+                    invalid(
+                        "REDIS_HOST",
+                        "(or REDIS_SENTINELS) is required by COLLECTOR_SINK=redis",
+                    )
+                })?,
                 stream: self.collector_redis_stream.clone(),
                 maxlen: self.collector_redis_maxlen,
                 batch_timeout: Duration::from_millis(self.collector_redis_batch_timeout_ms),

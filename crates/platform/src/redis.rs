@@ -1,47 +1,66 @@
-//! Redis connections with the timeouts and reconnection every program wants.
+//! Redis connections with the timeouts and reconnection every program wants,
+//! to one server or to whichever server Redis Sentinel names as the primary.
 //!
-//! The connection manager connects lazily and reconnects by itself after a
+//! A [`PrimaryConnection`] connects lazily and reconnects by itself after a
 //! failure, so a program can start while Redis is down and recover when it
-//! returns without restarting.
+//! returns without restarting. Under Sentinel it also follows a failover: a
+//! reply that says the server may no longer be the primary (a lost
+//! connection, a time-out, `READONLY`) makes the next command ask the
+//! Sentinels again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, ProtocolVersion, RedisConnectionInfo,
+    RedisFuture, ServerErrorKind, Value,
+};
 
-use crate::config::RedisSettings;
+use crate::config::{RedisSettings, RedisTarget, Secret};
+use crate::sentinel::SentinelGroup;
 
 pub use redis::RedisError;
 
-/// A client for `settings`, with the password (if any) set and nothing
-/// connected yet.
-pub fn client(settings: &RedisSettings) -> Result<redis::Client, RedisError> {
-    client_speaking(settings, ProtocolVersion::RESP2)
-}
-
-/// A RESP3 client, for connections that receive pushes (client-side
+/// A client for the primary now: the configured server, or the one the
+/// Sentinels name. RESP3 for connections that receive pushes (client-side
 /// caching invalidations).
-pub fn push_client(settings: &RedisSettings) -> Result<redis::Client, RedisError> {
-    client_speaking(settings, ProtocolVersion::RESP3)
-}
-
-fn client_speaking(
+pub async fn primary_client(
     settings: &RedisSettings,
     protocol: ProtocolVersion,
 ) -> Result<redis::Client, RedisError> {
+    match &settings.target {
+        RedisTarget::Server { host, port } => {
+            server_client(host, *port, settings.password.as_ref(), protocol)
+        }
+        RedisTarget::Sentinel(group) => {
+            group
+                .primary(settings.password.as_ref(), protocol, settings.timeout)
+                .await
+        }
+    }
+}
+
+fn server_client(
+    host: &str,
+    port: u16,
+    password: Option<&Secret>,
+    protocol: ProtocolVersion,
+) -> Result<redis::Client, RedisError> {
     let mut login = RedisConnectionInfo::default().set_protocol(protocol);
-    if let Some(password) = &settings.password {
+    if let Some(password) = password {
         login = login.set_password(password.expose());
     }
-    let info = ConnectionAddr::Tcp(settings.host.clone(), settings.port)
+    let info = ConnectionAddr::Tcp(host.to_owned(), port)
         .into_connection_info()?
         .set_redis_settings(login);
     redis::Client::open(info)
 }
 
-/// A self-reconnecting connection that has not connected yet: the first
-/// command (or the caller's health check) opens it.
-pub fn connection_manager(settings: &RedisSettings) -> Result<ConnectionManager, RedisError> {
+/// A self-reconnecting connection to the primary that has not connected
+/// yet: the first command (or the caller's health check) opens it.
+pub fn primary_connection(settings: &RedisSettings) -> Result<PrimaryConnection, RedisError> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.timeout))
         .set_response_timeout(Some(settings.timeout))
@@ -49,5 +68,300 @@ pub fn connection_manager(settings: &RedisSettings) -> Result<ConnectionManager,
         // quick retry keeps a command from waiting through a long backoff.
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_secs(1));
-    ConnectionManager::new_lazy_with_config(client(settings)?, config)
+    match &settings.target {
+        RedisTarget::Server { host, port } => {
+            let client = server_client(
+                host,
+                *port,
+                settings.password.as_ref(),
+                ProtocolVersion::RESP2,
+            )?;
+            let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+            Ok(PrimaryConnection(Target::Server(manager)))
+        }
+        RedisTarget::Sentinel(group) => {
+            Ok(PrimaryConnection(Target::Sentinel(Arc::new(Follower {
+                group: group.clone(),
+                password: settings.password.clone(),
+                timeout: settings.timeout,
+                config,
+                current: Mutex::new(None),
+                generations: AtomicU64::new(0),
+                finding: tokio::sync::Mutex::new(()),
+            }))))
+        }
+    }
+}
+
+/// A connection to the primary, used like any redis-rs connection
+/// (`query_async(&mut connection)`, scripts, pipelines). Cheap to clone;
+/// clones share the connection.
+#[derive(Clone)]
+pub struct PrimaryConnection(Target);
+
+#[derive(Clone)]
+enum Target {
+    /// One server, which the connection manager reconnects to by itself.
+    Server(ConnectionManager),
+    /// The primary of a Sentinel group, found again after a failover.
+    Sentinel(Arc<Follower>),
+}
+
+impl std::fmt::Debug for PrimaryConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Target::Server(_) => f.write_str("PrimaryConnection(server)"),
+            Target::Sentinel(follower) => {
+                write!(f, "PrimaryConnection(primary of {})", follower.group.master)
+            }
+        }
+    }
+}
+
+/// The Sentinel side of a [`PrimaryConnection`]: the connection to the
+/// primary found last, replaced once a reply says it may be stale.
+struct Follower {
+    group: SentinelGroup,
+    password: Option<Secret>,
+    timeout: Duration,
+    config: ConnectionManagerConfig,
+    /// The connection to the primary found last, numbered: a failure on an
+    /// older one must not drop a newer one.
+    current: Mutex<Option<(u64, ConnectionManager)>>,
+    generations: AtomicU64,
+    /// Held while the Sentinels are asked: one search at a time, which the
+    /// commands waiting meanwhile share.
+    finding: tokio::sync::Mutex<()>,
+}
+
+impl Follower {
+    fn current(&self) -> Option<(u64, ConnectionManager)> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The connection to the primary, asking the Sentinels when there is
+    /// none.
+    async fn connection(&self) -> Result<(u64, ConnectionManager), RedisError> {
+        if let Some(current) = self.current() {
+            return Ok(current);
+        }
+        let _finding = self.finding.lock().await;
+        if let Some(current) = self.current() {
+            return Ok(current);
+        }
+        let client = self
+            .group
+            .primary(self.password.as_ref(), ProtocolVersion::RESP2, self.timeout)
+            .await?;
+        let manager = ConnectionManager::new_lazy_with_config(client, self.config.clone())?;
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((generation, manager.clone()));
+        tracing::info!(master = %self.group.master, "found the Redis primary through Sentinel");
+        Ok((generation, manager))
+    }
+
+    /// Drops connection `generation` if it is still the current one.
+    fn forget(&self, generation: u64) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current
+            .as_ref()
+            .is_some_and(|(held, _)| *held == generation)
+        {
+            *current = None;
+        }
+    }
+
+    /// Sends `request` to the primary. A failure that says the server may
+    /// not be the primary any more drops the connection, so the next command
+    /// asks the Sentinels; a `READONLY` answer (the server is a replica now
+    /// and did nothing) drops it too, and the request is sent once more, to
+    /// the primary found then.
+    async fn send(&self, request: Request<'_>) -> Result<Reply, RedisError> {
+        let (generation, mut connection) = self.connection().await?;
+        let outcome = request.send(&mut connection).await;
+        let refused_as_read_only = match &outcome {
+            Ok(reply) => reply.refused_as_read_only(),
+            Err(error) => is_read_only(error),
+        };
+        if refused_as_read_only {
+            self.forget(generation);
+            let (_, mut connection) = self.connection().await?;
+            return request.send(&mut connection).await;
+        }
+        if let Err(error) = &outcome
+            && may_have_moved(error)
+        {
+            self.forget(generation);
+        }
+        outcome
+    }
+}
+
+/// What a command sends, for [`Follower::send`].
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Command(&'a Cmd),
+    Pipeline {
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    },
+}
+
+enum Reply {
+    One(Value),
+    Many(Vec<Value>),
+}
+
+impl Reply {
+    /// Whether the server answered `READONLY`: it is a replica now. A
+    /// server's error reply is a value here, not yet an `Err`.
+    fn refused_as_read_only(&self) -> bool {
+        let read_only = |value: &Value| {
+            matches!(value, Value::ServerError(error)
+                if error.kind() == Some(ServerErrorKind::ReadOnly))
+        };
+        match self {
+            Self::One(value) => read_only(value),
+            Self::Many(values) => values.iter().any(read_only),
+        }
+    }
+}
+
+impl Request<'_> {
+    async fn send(self, connection: &mut ConnectionManager) -> Result<Reply, RedisError> {
+        match self {
+            Self::Command(cmd) => connection.req_packed_command(cmd).await.map(Reply::One),
+            Self::Pipeline {
+                pipeline,
+                offset,
+                count,
+            } => connection
+                .req_packed_commands(pipeline, offset, count)
+                .await
+                .map(Reply::Many),
+        }
+    }
+}
+
+fn is_read_only(error: &RedisError) -> bool {
+    error.kind() == redis::ErrorKind::Server(ServerErrorKind::ReadOnly)
+}
+
+/// Whether `error` may mean the server is no longer the primary.
+fn may_have_moved(error: &RedisError) -> bool {
+    is_read_only(error)
+        || error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+}
+
+impl ConnectionLike for PrimaryConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match &mut self.0 {
+            Target::Server(manager) => manager.req_packed_command(cmd),
+            Target::Sentinel(follower) => Box::pin(async move {
+                match follower.send(Request::Command(cmd)).await? {
+                    Reply::One(value) => Ok(value),
+                    Reply::Many(mut values) => Ok(values.pop().unwrap_or(Value::Nil)),
+                }
+            }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match &mut self.0 {
+            Target::Server(manager) => manager.req_packed_commands(pipeline, offset, count),
+            Target::Sentinel(follower) => Box::pin(async move {
+                let request = Request::Pipeline {
+                    pipeline,
+                    offset,
+                    count,
+                };
+                match follower.send(request).await? {
+                    Reply::Many(values) => Ok(values),
+                    Reply::One(value) => Ok(vec![value]),
+                }
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sentinel::parse_addresses;
+
+    const PASSWORD: &str = "data-secret";
+
+    /// A connection that reaches a replica, as one kept to a demoted
+    /// primary would: the write is refused with READONLY (so not made) and
+    /// sent again to the primary the Sentinels name, and does not fail.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_write_refused_as_read_only_is_sent_again_to_the_primary() {
+        let group =
+            tokio::task::spawn_blocking(|| testkit::SentinelGroup::start(Some(PASSWORD), None))
+                .await
+                .unwrap();
+        let password = Secret::new(PASSWORD);
+        let settings = RedisSettings {
+            target: RedisTarget::Sentinel(SentinelGroup {
+                sentinels: parse_addresses(&group.sentinel_addresses()).unwrap(),
+                master: testkit::MASTER_NAME.to_owned(),
+                sentinel_password: None,
+            }),
+            password: Some(password.clone()),
+            timeout: Duration::from_secs(2),
+        };
+        let mut connection = primary_connection(&settings).unwrap();
+        let Target::Sentinel(follower) = &connection.0 else {
+            panic!("a Sentinel target follows the primary");
+        };
+        let [primary, replica, _] = group.node_ports()[..] else {
+            panic!("three data nodes");
+        };
+        let to_replica = server_client(
+            "127.0.0.1",
+            replica,
+            Some(&password),
+            ProtocolVersion::RESP2,
+        )
+        .unwrap();
+        let manager =
+            ConnectionManager::new_lazy_with_config(to_replica, follower.config.clone()).unwrap();
+        *follower.current.lock().unwrap() = Some((0, manager));
+
+        redis::cmd("SET")
+            .arg("written")
+            .arg("v")
+            .query_async::<()>(&mut connection)
+            .await
+            .expect("sent again to the primary");
+        let to_primary = server_client(
+            "127.0.0.1",
+            primary,
+            Some(&password),
+            ProtocolVersion::RESP2,
+        )
+        .unwrap();
+        let written: Option<String> = redis::cmd("GET")
+            .arg("written")
+            .query(&mut to_primary.get_connection().unwrap())
+            .unwrap();
+        assert_eq!(written.as_deref(), Some("v"));
+    }
 }

@@ -107,6 +107,36 @@ impl SentinelGroup {
         }
     }
 
+    /// Has the Sentinels hand the primary's role to a replica while the old
+    /// primary keeps running (`SENTINEL FAILOVER`), and waits until the old
+    /// one serves as a replica; returns the old primary's port and the new
+    /// one's. Connections to the old primary stay open through it.
+    pub fn switch_over(&mut self) -> (u16, u16) {
+        let old = self.primary_port();
+        let sentinel = &self.sentinels[0];
+        let mut connection = sentinel
+            .client()
+            .get_connection()
+            .unwrap_or_else(|error| panic!("cannot connect to a Sentinel: {error}"));
+        redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg(MASTER_NAME)
+            .exec(&mut connection)
+            .unwrap_or_else(|error| panic!("SENTINEL FAILOVER: {error}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let new = self.primary_port();
+            if new != old && self.role_of(old) == "slave" && self.role_of(new) == "master" {
+                return (old, new);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the switch-over from {old} did not complete within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The `role` a data node reports: `master` or `slave`.
     pub fn role_of(&self, port: u16) -> String {
         let node = self

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use platform::redis::PrimaryConnection;
 use store::domain::{Key, Record};
 use tokio::sync::Notify;
 
@@ -79,7 +79,7 @@ impl CacheWrite {
 /// The Redis cache level.
 #[derive(Debug)]
 pub struct RedisCache {
-    connection: ConnectionManager,
+    connection: PrimaryConnection,
     timeout: Duration,
     max_ttl: Duration,
     /// One of `DOWN`, `WRITES_ONLY`, `UP`.
@@ -92,7 +92,7 @@ impl RedisCache {
     /// A cache over `connection`; unusable until the supervisor has seen
     /// Redis answer.
     pub fn new(
-        connection: ConnectionManager,
+        connection: PrimaryConnection,
         timeout: Duration,
         max_ttl: Duration,
         metrics: Arc<Metrics>,
@@ -241,7 +241,7 @@ impl RedisCache {
         command: F,
     ) -> Result<T, CacheError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(PrimaryConnection) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
         let state = self.state.load(Ordering::Acquire);

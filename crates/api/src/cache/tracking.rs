@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use platform::config::RedisSettings;
-use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 use store::cache::KEY_PREFIX;
 use tokio::sync::mpsc;
 
@@ -55,7 +55,8 @@ async fn listen(
         .set_connection_timeout(Some(settings.timeout))
         .set_response_timeout(Some(settings.timeout))
         .set_push_sender(pushes);
-    let mut connection = platform::redis::push_client(settings)?
+    let mut connection = platform::redis::primary_client(settings, ProtocolVersion::RESP3)
+        .await?
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
     redis::cmd("CLIENT")

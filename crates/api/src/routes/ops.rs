@@ -57,7 +57,11 @@ pub async fn cache_test(State(state): State<Arc<AppState>>) -> Json<CacheTestBod
         Some(cache) => ("redis", cache.is_usable(), Some(cache.ping().await)),
     };
     let (redis_connected, latency_ms, error) = match ping {
-        None => (false, None, Some("no REDIS_HOST configured".to_owned())),
+        None => (
+            false,
+            None,
+            Some("no Redis configured (REDIS_HOST or REDIS_SENTINELS)".to_owned()),
+        ),
         Some(Ok(latency)) => (true, Some(latency.as_secs_f64() * 1000.0), None),
         Some(Err(error)) => (false, None, Some(error.to_string())),
     };

@@ -14,6 +14,7 @@ fn help_lists_every_variable_and_no_secret() {
         api()
             .arg("--help")
             .env("REDIS_PASSWORD", SECRET)
+            .env("REDIS_SENTINEL_PASSWORD", SECRET)
             .env("DATABASE_URL", format!("postgres://app:{SECRET}@db/app")),
     );
     assert_eq!(status, Some(0));
@@ -27,6 +28,10 @@ fn help_lists_every_variable_and_no_secret() {
         "REDIS_PASSWORD",
         "REDIS_PASSWORD_FILE",
         "REDIS_TIMEOUT_MS",
+        "REDIS_SENTINELS",
+        "REDIS_SENTINEL_MASTER",
+        "REDIS_SENTINEL_PASSWORD",
+        "REDIS_SENTINEL_PASSWORD_FILE",
         "DATABASE_URL",
         "DATABASE_MAX_CONNECTIONS",
         "CACHE_TTL_SECONDS",
@@ -66,6 +71,13 @@ fn a_wrong_value_stops_the_program_naming_the_variable() {
             "REDIS_PASSWORD_FILE",
             missing_file.display().to_string(),
             "REDIS_PASSWORD_FILE",
+        ),
+        ("REDIS_SENTINELS", "redis-0".into(), "REDIS_SENTINELS"),
+        ("REDIS_SENTINELS", "redis-0:0".into(), "REDIS_SENTINELS"),
+        (
+            "REDIS_SENTINELS",
+            "127.0.0.1:26379".into(),
+            "REDIS_SENTINEL_MASTER",
         ),
     ];
     for (variable, value, named) in cases {

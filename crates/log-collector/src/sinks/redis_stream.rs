@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use platform::config::RedisSettings;
-use redis::aio::ConnectionManager;
+use platform::redis::PrimaryConnection;
 
 use super::{DeliveryId, SendError};
 use crate::event::Event;
@@ -38,7 +38,7 @@ return 1
 ";
 
 pub struct RedisStream {
-    connection: ConnectionManager,
+    connection: PrimaryConnection,
     script: redis::Script,
     stream: String,
     maxlen: u64,
@@ -67,7 +67,7 @@ impl RedisStream {
             ..settings.clone()
         };
         Ok(Self {
-            connection: platform::redis::connection_manager(&settings)?,
+            connection: platform::redis::primary_connection(&settings)?,
             script: redis::Script::new(APPEND_BATCH),
             stream,
             maxlen,

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use platform::config::Secret;
+use platform::config::{RedisSettings, RedisTarget, Secret};
+use platform::redis::PrimaryConnection;
 use platform::sentinel::{SentinelGroup, parse_addresses};
 use redis::ProtocolVersion;
 use testkit::{MASTER_NAME, SentinelGroup as Group};
@@ -69,8 +70,7 @@ async fn the_primary_is_found_again_after_a_failover_and_the_old_one_rejoins_as_
     let found = loop {
         match write_to_primary(&sentinels, "after").await {
             Ok(port) => break port,
-            Err(error) if Instant::now() < deadline => {
-                let _ = error;
+            Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(error) => panic!("no write landed within 15 s of the failover: {error}"),
@@ -109,4 +109,85 @@ async fn a_wrong_sentinel_password_or_master_name_is_an_error_not_a_hang() {
         .primary(None, ProtocolVersion::RESP2, Duration::from_secs(5))
         .await
         .expect_err("no Sentinel knows that name");
+}
+
+fn settings_of(group: &Group) -> RedisSettings {
+    RedisSettings {
+        target: RedisTarget::Sentinel(sentinels_of(group)),
+        password: Some(Secret::new(DATA_PASSWORD)),
+        timeout: Duration::from_secs(2),
+    }
+}
+
+async fn set(connection: &mut PrimaryConnection, value: &str) -> Result<(), redis::RedisError> {
+    redis::cmd("SET")
+        .arg("written")
+        .arg(value)
+        .query_async(connection)
+        .await
+}
+
+/// What the data node on `port` holds under `written`.
+fn written_on(port: u16) -> Option<String> {
+    let client =
+        redis::Client::open(format!("redis://:{DATA_PASSWORD}@127.0.0.1:{port}/")).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    redis::cmd("GET")
+        .arg("written")
+        .query(&mut connection)
+        .unwrap()
+}
+
+/// A hand-over (`SENTINEL FAILOVER`): the old primary stays up as a replica
+/// and drops its clients. The first write after it may fail with the
+/// dropped connection; the next goes to the new primary.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_switch_over_at_most_one_write_fails() {
+    let mut group =
+        tokio::task::spawn_blocking(|| Group::start(Some(DATA_PASSWORD), Some(SENTINEL_PASSWORD)))
+            .await
+            .unwrap();
+    let mut connection = platform::redis::primary_connection(&settings_of(&group)).unwrap();
+    set(&mut connection, "before").await.unwrap();
+
+    let (_, new) = tokio::task::block_in_place(|| group.switch_over());
+    if let Err(error) = set(&mut connection, "after").await {
+        assert!(
+            error.is_io_error() || error.is_connection_dropped(),
+            "{error}"
+        );
+        set(&mut connection, "after")
+            .await
+            .expect("the second write goes to the new primary");
+    }
+    assert_eq!(written_on(new).as_deref(), Some("after"));
+}
+
+/// The primary killed: commands fail while the Sentinels elect another (the
+/// old one does not answer), then go to the new primary without a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_connection_follows_a_failover() {
+    let mut group =
+        tokio::task::spawn_blocking(|| Group::start(Some(DATA_PASSWORD), Some(SENTINEL_PASSWORD)))
+            .await
+            .unwrap();
+    let mut connection = platform::redis::primary_connection(&settings_of(&group)).unwrap();
+    set(&mut connection, "before").await.unwrap();
+
+    let (_, new) = tokio::task::block_in_place(|| group.fail_over());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut failed = 0;
+    while let Err(error) = set(&mut connection, "after").await {
+        failed += 1;
+        assert!(
+            Instant::now() < deadline,
+            "no write landed within 15 s of the failover ({failed} failed): {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(written_on(new).as_deref(), Some("after"));
+    assert!(
+        failed <= 2,
+        "{failed} writes failed after the Sentinels named the new primary"
+    );
 }

@@ -85,6 +85,10 @@ pub fn config(
                 .and_then(|(_, password)| password)
                 .map(platform::config::Secret::new),
             redis_password_file: None,
+            redis_sentinels: None,
+            redis_sentinel_master: None,
+            redis_sentinel_password: None,
+            redis_sentinel_password_file: None,
             redis_timeout_ms: options.redis_timeout_ms,
         },
         store: StoreArgs { database_url },

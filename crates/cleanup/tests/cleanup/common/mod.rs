@@ -69,6 +69,10 @@ impl Fixture {
                 redis_port: self.redis.port(),
                 redis_password: None,
                 redis_password_file: None,
+                redis_sentinels: None,
+                redis_sentinel_master: None,
+                redis_sentinel_password: None,
+                redis_sentinel_password_file: None,
                 redis_timeout_ms: 200,
             },
             store: StoreArgs {
