@@ -16,4 +16,5 @@ mod redis_outage;
 mod replicas;
 mod request_ids;
 mod request_metrics;
+mod sentinel;
 mod stale_fill;

@@ -138,17 +138,24 @@ fn written_on(port: u16) -> Option<String> {
         .unwrap()
 }
 
-/// A hand-over (`SENTINEL FAILOVER`): the old primary stays up as a replica
-/// and drops its clients. The first write after it may fail with the
-/// dropped connection; the next goes to the new primary.
-#[tokio::test(flavor = "multi_thread")]
-async fn after_a_switch_over_at_most_one_write_fails() {
-    let mut group =
+/// A group of real processes, and a connection to its primary that has
+/// written once.
+async fn group_and_connection() -> (Group, PrimaryConnection) {
+    let group =
         tokio::task::spawn_blocking(|| Group::start(Some(DATA_PASSWORD), Some(SENTINEL_PASSWORD)))
             .await
             .unwrap();
     let mut connection = platform::redis::primary_connection(&settings_of(&group)).unwrap();
     set(&mut connection, "before").await.unwrap();
+    (group, connection)
+}
+
+/// A hand-over (`SENTINEL FAILOVER`): the old primary stays up as a replica
+/// and drops its clients. The first write after it may fail with the
+/// dropped connection; the next goes to the new primary.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_switch_over_at_most_one_write_fails() {
+    let (mut group, mut connection) = group_and_connection().await;
 
     let (_, new) = tokio::task::block_in_place(|| group.switch_over());
     if let Err(error) = set(&mut connection, "after").await {
@@ -167,12 +174,7 @@ async fn after_a_switch_over_at_most_one_write_fails() {
 /// old one does not answer), then go to the new primary without a restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_primary_connection_follows_a_failover() {
-    let mut group =
-        tokio::task::spawn_blocking(|| Group::start(Some(DATA_PASSWORD), Some(SENTINEL_PASSWORD)))
-            .await
-            .unwrap();
-    let mut connection = platform::redis::primary_connection(&settings_of(&group)).unwrap();
-    set(&mut connection, "before").await.unwrap();
+    let (mut group, mut connection) = group_and_connection().await;
 
     let (_, new) = tokio::task::block_in_place(|| group.fail_over());
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -13,7 +13,7 @@ use platform::config::{RedisArgs, StoreArgs};
 use serde_json::Value;
 use store::clock::ManualClock;
 use store::{Store, StoreOptions};
-use testkit::{EmptyDatabase, Persistence, RedisServer};
+use testkit::{EmptyDatabase, Persistence, RedisServer, SentinelGroup};
 
 pub use testkit::Engine;
 
@@ -123,6 +123,29 @@ pub async fn spawn_app(options: Options) -> TestApp {
     start(config, database_url, redis, Some(database)).await
 }
 
+/// The app on the primary of `group` (found through its Sentinels, whose
+/// password is `password` like the data nodes'), over a fresh store; with
+/// `database_url`, over that store instead (another replica).
+pub async fn spawn_app_on_sentinels(
+    options: &Options,
+    group: &SentinelGroup,
+    password: &str,
+    database_url: Option<&str>,
+) -> TestApp {
+    let (database_url, database) = match database_url {
+        Some(url) => (url.to_owned(), None),
+        None => {
+            let database = EmptyDatabase::create(options.engine).await;
+            (database.url().to_owned(), Some(database))
+        }
+    };
+    let mut config = config(database_url.clone(), None, options);
+    config.redis.redis_password = Some(platform::config::Secret::new(password));
+    config.redis.redis_sentinels = Some(group.sentinel_addresses());
+    config.redis.redis_sentinel_master = Some(testkit::MASTER_NAME.to_owned());
+    start(config, database_url, None, database).await
+}
+
 /// Another replica of `first`: the same Redis and the same store, its own
 /// L1, connections and port.
 pub async fn spawn_replica(first: &TestApp, pod_name: &'static str) -> TestApp {
@@ -148,7 +171,7 @@ async fn start(
     redis: Option<RedisServer>,
     database: Option<EmptyDatabase>,
 ) -> TestApp {
-    let has_redis = config.redis.redis_host.is_some();
+    let has_redis = config.redis.redis_host.is_some() || config.redis.redis_sentinels.is_some();
     let l1_enabled = config.cache_l1_ttl_ms > 0;
     let clock = ManualClock::default();
     let application = Application::build(config, Arc::new(clock.clone()))
