@@ -156,11 +156,12 @@ impl Follower {
             .group
             .primary(self.password.as_ref(), ProtocolVersion::RESP2, self.timeout)
             .await?;
+        let address = client.get_connection_info().addr().to_string();
         let manager = ConnectionManager::new_lazy_with_config(client, self.config.clone())?;
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((generation, manager.clone()));
-        tracing::info!(master = %self.group.master, "found the Redis primary through Sentinel");
+        tracing::info!(master = %self.group.master, %address, "found the Redis primary through Sentinel");
         Ok((generation, manager))
     }
 
@@ -297,7 +298,12 @@ impl ConnectionLike for PrimaryConnection {
     }
 
     fn get_db(&self) -> i64 {
-        0
+        match &self.0 {
+            Target::Server(manager) => manager.get_db(),
+            // The programs use database 0, which a primary found through the
+            // Sentinels is connected to.
+            Target::Sentinel(_) => 0,
+        }
     }
 }
 
