@@ -176,22 +176,28 @@ impl Follower {
         }
     }
 
-    /// Sends `request` to the primary. A failure that says the server may
-    /// not be the primary any more drops the connection, so the next command
-    /// asks the Sentinels; a `READONLY` answer (the server is a replica now
-    /// and did nothing) drops it too, and the request is sent once more, to
-    /// the primary found then.
-    async fn send(&self, request: Request<'_>) -> Result<Reply, RedisError> {
-        let (generation, mut connection) = self.connection().await?;
-        let outcome = request.send(&mut connection).await;
+    /// Sends a request to the primary: `send` sends it on a clone of the
+    /// connection held (clones share it). A failure that says the server
+    /// may not be the primary any more drops the connection, so the next
+    /// command asks the Sentinels; a `READONLY` answer (the server is a
+    /// replica now and did nothing) drops it too, and the request is sent
+    /// once more, to the primary found then.
+    async fn send<T, F, Fut>(&self, send: F) -> Result<T, RedisError>
+    where
+        T: Reply,
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let (generation, connection) = self.connection().await?;
+        let outcome = send(connection).await;
         let refused_as_read_only = match &outcome {
             Ok(reply) => reply.refused_as_read_only(),
             Err(error) => is_read_only(error),
         };
         if refused_as_read_only {
             self.forget(generation);
-            let (_, mut connection) = self.connection().await?;
-            return request.send(&mut connection).await;
+            let (_, connection) = self.connection().await?;
+            return send(connection).await;
         }
         if let Err(error) = &outcome
             && may_have_moved(error)
@@ -202,50 +208,23 @@ impl Follower {
     }
 }
 
-/// What a command sends, for [`Follower::send`].
-#[derive(Clone, Copy)]
-enum Request<'a> {
-    Command(&'a Cmd),
-    Pipeline {
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    },
-}
-
-enum Reply {
-    One(Value),
-    Many(Vec<Value>),
-}
-
-impl Reply {
+/// What a command or a pipeline gets back.
+trait Reply {
     /// Whether the server answered `READONLY`: it is a replica now. A
     /// server's error reply is a value here, not yet an `Err`.
+    fn refused_as_read_only(&self) -> bool;
+}
+
+impl Reply for Value {
     fn refused_as_read_only(&self) -> bool {
-        let read_only = |value: &Value| {
-            matches!(value, Value::ServerError(error)
-                if error.kind() == Some(ServerErrorKind::ReadOnly))
-        };
-        match self {
-            Self::One(value) => read_only(value),
-            Self::Many(values) => values.iter().any(read_only),
-        }
+        matches!(self, Value::ServerError(error)
+            if error.kind() == Some(ServerErrorKind::ReadOnly))
     }
 }
 
-impl Request<'_> {
-    async fn send(self, connection: &mut ConnectionManager) -> Result<Reply, RedisError> {
-        match self {
-            Self::Command(cmd) => connection.req_packed_command(cmd).await.map(Reply::One),
-            Self::Pipeline {
-                pipeline,
-                offset,
-                count,
-            } => connection
-                .req_packed_commands(pipeline, offset, count)
-                .await
-                .map(Reply::Many),
-        }
+impl Reply for Vec<Value> {
+    fn refused_as_read_only(&self) -> bool {
+        self.iter().any(Reply::refused_as_read_only)
     }
 }
 
@@ -267,10 +246,9 @@ impl ConnectionLike for PrimaryConnection {
         match &mut self.0 {
             Target::Server(manager) => manager.req_packed_command(cmd),
             Target::Sentinel(follower) => Box::pin(async move {
-                match follower.send(Request::Command(cmd)).await? {
-                    Reply::One(value) => Ok(value),
-                    Reply::Many(mut values) => Ok(values.pop().unwrap_or(Value::Nil)),
-                }
+                follower
+                    .send(|mut connection| async move { connection.req_packed_command(cmd).await })
+                    .await
             }),
         }
     }
@@ -284,15 +262,13 @@ impl ConnectionLike for PrimaryConnection {
         match &mut self.0 {
             Target::Server(manager) => manager.req_packed_commands(pipeline, offset, count),
             Target::Sentinel(follower) => Box::pin(async move {
-                let request = Request::Pipeline {
-                    pipeline,
-                    offset,
-                    count,
-                };
-                match follower.send(request).await? {
-                    Reply::Many(values) => Ok(values),
-                    Reply::One(value) => Ok(vec![value]),
-                }
+                follower
+                    .send(|mut connection| async move {
+                        connection
+                            .req_packed_commands(pipeline, offset, count)
+                            .await
+                    })
+                    .await
             }),
         }
     }

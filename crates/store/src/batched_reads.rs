@@ -21,7 +21,7 @@ use std::sync::{Arc, LazyLock};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::records::{record_from_row, select_live};
+use super::records::{SELECT_BY_KEYS, record_from_row, select_live};
 use super::{Engine, Placeholders, StoreError};
 use crate::domain::Record;
 
@@ -159,10 +159,7 @@ fn select_many_statement(count: usize) -> &'static SelectMany {
         std::iter::successors(Some(2), |keys| Some(keys * 2))
             .take_while(|keys| *keys <= MAX_BATCH_KEYS)
             .map(|keys| {
-                let mut sql = String::from(
-                    "SELECT key, value, version, updated_at_ms, expires_at_ms FROM records \
-                     WHERE key IN ",
-                );
+                let mut sql = String::from(SELECT_BY_KEYS);
                 Placeholders::new(Engine::Sqlite).push_rows(&mut sql, 1, keys);
                 SelectMany { sql, keys }
             })

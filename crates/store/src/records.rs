@@ -179,6 +179,12 @@ pub(crate) async fn select_live(
     row.map(|row| record_from_row(&row, 0)).transpose()
 }
 
+/// The rows of a list of keys, live or not, each its key and then the
+/// record's columns as [`record_from_row`] reads them; the list of
+/// placeholders follows.
+pub(crate) const SELECT_BY_KEYS: &str =
+    "SELECT key, value, version, updated_at_ms, expires_at_ms FROM records WHERE key IN ";
+
 /// The record in `row`'s columns from `first` on: value, version,
 /// updated_at_ms, expires_at_ms.
 pub(crate) fn record_from_row(row: &AnyRow, first: usize) -> Result<Record, StoreError> {

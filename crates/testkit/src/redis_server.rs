@@ -18,12 +18,12 @@ pub enum Persistence {
 /// What a server is for.
 #[derive(Debug, Clone)]
 pub(crate) enum Role {
-    /// Holds data; a replica of the server on `replica_of` when set, which
-    /// it logs in to with `primary_password`.
+    /// Holds data; a replica of the server on `replica_of` when set. Every
+    /// data node of a group shares one password, which a replica also logs
+    /// in to its primary with.
     Data {
         persistence: Persistence,
         replica_of: Option<u16>,
-        primary_password: Option<String>,
     },
     /// A Sentinel watching the primary on `primary_port` under the name
     /// `master`, logging in to data nodes with `data_password`.
@@ -56,7 +56,6 @@ impl RedisServer {
         let role = Role::Data {
             persistence,
             replica_of: None,
-            primary_password: password.map(str::to_owned),
         };
         Self::start_as(password, role)
     }
@@ -146,12 +145,23 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), String> {
         let mut command = Command::new("redis-server");
-        if let Role::Sentinel { .. } = self.role {
+        if let Role::Sentinel {
+            primary_port,
+            master,
+            data_password,
+        } = &self.role
+        {
             // A Sentinel rewrites its file as it learns the group: written
             // once, kept across restarts.
             let config = self.dir.path().join("sentinel.conf");
             if !config.exists() {
-                std::fs::write(&config, self.sentinel_config())
+                let text = sentinel_config(
+                    *primary_port,
+                    master,
+                    data_password.as_deref(),
+                    self.password.as_deref(),
+                );
+                std::fs::write(&config, text)
                     .map_err(|error| format!("cannot write {}: {error}", config.display()))?;
             }
             command.arg(config).arg("--sentinel");
@@ -175,7 +185,6 @@ impl RedisServer {
         if let Role::Data {
             persistence,
             replica_of,
-            primary_password,
         } = &self.role
         {
             command.arg("--save").arg("");
@@ -193,7 +202,8 @@ impl RedisServer {
                     .arg("127.0.0.1")
                     .arg(primary.to_string());
             }
-            if let Some(password) = primary_password {
+            // Any node may become a replica in a failover.
+            if let Some(password) = &self.password {
                 command.arg("--masterauth").arg(password);
             }
         }
@@ -236,33 +246,6 @@ impl RedisServer {
         }
     }
 
-    /// A Sentinel's first configuration: quick to call a primary down (1 s
-    /// without an answer) and to fail over, as a test wants.
-    fn sentinel_config(&self) -> String {
-        let Role::Sentinel {
-            primary_port,
-            master,
-            data_password,
-        } = &self.role
-        else {
-            return String::new();
-        };
-        let mut config = format!(
-            "sentinel monitor {master} 127.0.0.1 {primary_port} 2\n\
-             sentinel down-after-milliseconds {master} 1000\n\
-             sentinel failover-timeout {master} 5000\n\
-             sentinel parallel-syncs {master} 1\n"
-        );
-        if let Some(password) = data_password {
-            config.push_str(&format!("sentinel auth-pass {master} {password}\n"));
-        }
-        // Sentinels log in to each other with their own password.
-        if let Some(password) = &self.password {
-            config.push_str(&format!("sentinel sentinel-pass {password}\n"));
-        }
-        config
-    }
-
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("redis.log")
     }
@@ -272,4 +255,28 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A Sentinel's first configuration: quick to call a primary down (1 s
+/// without an answer) and to fail over, as a test wants. Sentinels log in
+/// to each other with their own password.
+fn sentinel_config(
+    primary_port: u16,
+    master: &str,
+    data_password: Option<&str>,
+    sentinel_password: Option<&str>,
+) -> String {
+    let mut config = format!(
+        "sentinel monitor {master} 127.0.0.1 {primary_port} 2\n\
+         sentinel down-after-milliseconds {master} 1000\n\
+         sentinel failover-timeout {master} 5000\n\
+         sentinel parallel-syncs {master} 1\n"
+    );
+    if let Some(password) = data_password {
+        config.push_str(&format!("sentinel auth-pass {master} {password}\n"));
+    }
+    if let Some(password) = sentinel_password {
+        config.push_str(&format!("sentinel sentinel-pass {password}\n"));
+    }
+    config
 }

@@ -19,15 +19,14 @@ pub struct SentinelGroup {
 impl SentinelGroup {
     /// Starts the group with `password` on the data nodes (replication
     /// included) and `sentinel_password` on the Sentinels, and waits until
-    /// every replica is in sync and every Sentinel knows the others, so that
-    /// a failover can happen from then on.
+    /// every Sentinel knows the other two and both replicas, so that a
+    /// failover can happen from then on.
     pub fn start(password: Option<&str>, sentinel_password: Option<&str>) -> Self {
         let primary = RedisServer::start_with(password, Persistence::None);
         let replica = || {
             let role = Role::Data {
                 persistence: Persistence::None,
                 replica_of: Some(primary.port()),
-                primary_password: password.map(str::to_owned),
             };
             RedisServer::start_as(password, role)
         };
@@ -44,7 +43,7 @@ impl SentinelGroup {
         let mut nodes = vec![primary];
         nodes.extend(replicas);
         let group = Self { nodes, sentinels };
-        group.wait_until_formed();
+        wait_until("the Sentinel group to form", || group.is_formed());
         group
     }
 
@@ -82,9 +81,14 @@ impl SentinelGroup {
 
     /// The data node on `port`, to kill or restart.
     pub fn node(&mut self, port: u16) -> &mut RedisServer {
+        let at = self.index_of(port);
+        &mut self.nodes[at]
+    }
+
+    fn index_of(&self, port: u16) -> usize {
         self.nodes
-            .iter_mut()
-            .find(|node| node.port() == port)
+            .iter()
+            .position(|node| node.port() == port)
             .unwrap_or_else(|| panic!("no data node on port {port}"))
     }
 
@@ -93,28 +97,21 @@ impl SentinelGroup {
     pub fn fail_over(&mut self) -> (u16, u16) {
         let old = self.primary_port();
         self.node(old).kill();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let new = self.primary_port();
-            if new != old {
-                return (old, new);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no replica promoted within 30 s of killing the primary on {old}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut new = old;
+        wait_until("a replica promoted after the primary was killed", || {
+            new = self.primary_port();
+            new != old
+        });
+        (old, new)
     }
 
     /// Has the Sentinels hand the primary's role to a replica while the old
     /// primary keeps running (`SENTINEL FAILOVER`), and waits until the old
     /// one serves as a replica; returns the old primary's port and the new
-    /// one's. Connections to the old primary stay open through it.
+    /// one's. The old primary drops its clients as it is demoted.
     pub fn switch_over(&mut self) -> (u16, u16) {
         let old = self.primary_port();
-        let sentinel = &self.sentinels[0];
-        let mut connection = sentinel
+        let mut connection = self.sentinels[0]
             .client()
             .get_connection()
             .unwrap_or_else(|error| panic!("cannot connect to a Sentinel: {error}"));
@@ -123,28 +120,17 @@ impl SentinelGroup {
             .arg(MASTER_NAME)
             .exec(&mut connection)
             .unwrap_or_else(|error| panic!("SENTINEL FAILOVER: {error}"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let new = self.primary_port();
-            if new != old && self.role_of(old) == "slave" && self.role_of(new) == "master" {
-                return (old, new);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the switch-over from {old} did not complete within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut new = old;
+        wait_until("the switch-over", || {
+            new = self.primary_port();
+            new != old && self.role_of(old) == "slave" && self.role_of(new) == "master"
+        });
+        (old, new)
     }
 
     /// The `role` a data node reports: `master` or `slave`.
     pub fn role_of(&self, port: u16) -> String {
-        let node = self
-            .nodes
-            .iter()
-            .find(|node| node.port() == port)
-            .unwrap_or_else(|| panic!("no data node on port {port}"));
-        let mut connection = node
+        let mut connection = self.nodes[self.index_of(port)]
             .client()
             .get_connection()
             .unwrap_or_else(|error| panic!("cannot connect to the node on {port}: {error}"));
@@ -154,17 +140,6 @@ impl SentinelGroup {
         match role.first() {
             Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
             other => panic!("unexpected ROLE reply from {port}: {other:?}"),
-        }
-    }
-
-    fn wait_until_formed(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.is_formed() {
-            assert!(
-                Instant::now() < deadline,
-                "the Sentinel group did not form within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -190,5 +165,15 @@ impl SentinelGroup {
             field("num-other-sentinels").as_deref() == Some("2")
                 && field("num-slaves").as_deref() == Some("2")
         })
+    }
+}
+
+/// Polls `done` every 100 ms; panics, naming `what`, if it does not hold
+/// within 30 s.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 30 s for {what}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
