@@ -60,6 +60,12 @@ impl From<ExitCode> for std::process::ExitCode {
     }
 }
 
+/// How long a run under Sentinel keeps trying to release its lock while no
+/// primary answers: longer than the Sentinels take to agree a primary is
+/// down (`down-after-milliseconds`, 5 s in deploy/k8s/components/redis-ha)
+/// and to promote a replica.
+const LOCK_RELEASE_PATIENCE_UNDER_SENTINEL: Duration = Duration::from_secs(15);
+
 /// One run of the job, with `clock` deciding which records have expired.
 pub async fn run(config: Config, clock: Arc<dyn Clock>) -> ExitCode {
     match run_job(&config, clock).await {
@@ -69,9 +75,10 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> ExitCode {
             // end to check; the database URL without its password.
             let redis = config
                 .redis
-                .redis_host
-                .as_ref()
-                .map(|host| format!("{host}:{}", config.redis.redis_port));
+                .settings()
+                .ok()
+                .flatten()
+                .map(|settings| settings.target.to_string());
             let database = platform::config::redact_userinfo(&config.store.database_url);
             if error.is_config() {
                 tracing::error!(%error, "bad configuration");
@@ -126,13 +133,30 @@ async fn run_job(config: &Config, clock: Arc<dyn Clock>) -> Result<ExitCode, Cle
     // Under the lock: the push reads the totals so far and writes them back
     // with this run's counts added; two runs doing that at once would lose
     // one run's counts.
-    if let (Some(url), false) = (&config.pushgateway_url, config.dry_run)
-        && let Err(error) = pushgateway::push(url, &summary, clock.now_ms() as f64 / 1000.0).await
-    {
-        let pushgateway = platform::config::redact_userinfo(url);
-        tracing::error!(%error, %pushgateway, "cannot push metrics");
+    if let (Some(url), false) = (&config.pushgateway_url, config.dry_run) {
+        if lock.is_held(&mut connection).await.unwrap_or(false) {
+            if let Err(error) =
+                pushgateway::push(url, &summary, clock.now_ms() as f64 / 1000.0).await
+            {
+                let pushgateway = platform::config::redact_userinfo(url);
+                tracing::error!(%error, %pushgateway, "cannot push metrics");
+            }
+        } else {
+            tracing::error!(
+                lock = %config.lock_key,
+                "the lock is no longer this run's (it expired, or a Redis failover lost it): \
+                 metrics not pushed, as another run may be pushing"
+            );
+        }
     }
-    match lock.release(&mut connection).await {
+    // A failover takes the Sentinels a few seconds to notice: wait that
+    // long for the new primary rather than leave the lock to expire.
+    let patience = if connection.follows_sentinel() {
+        LOCK_RELEASE_PATIENCE_UNDER_SENTINEL
+    } else {
+        Duration::ZERO
+    };
+    match lock.release(&mut connection, patience).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!("the lock had expired before the run released it"),
         Err(error) => tracing::warn!(%error, "cannot release the lock; it expires by itself"),

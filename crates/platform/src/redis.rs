@@ -107,6 +107,13 @@ enum Target {
     Sentinel(Arc<Follower>),
 }
 
+impl PrimaryConnection {
+    /// Whether the primary is found through Sentinel, and so may move.
+    pub fn follows_sentinel(&self) -> bool {
+        matches!(self.0, Target::Sentinel(_))
+    }
+}
+
 impl std::fmt::Debug for PrimaryConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
@@ -230,6 +237,14 @@ impl Reply for Vec<Value> {
 
 fn is_read_only(error: &RedisError) -> bool {
     error.kind() == redis::ErrorKind::Server(ServerErrorKind::ReadOnly)
+}
+
+/// Whether a command that failed with `error` may succeed once a failover
+/// is over: the primary moved or is down, or no Sentinel names a primary
+/// that answers yet (which a wrong master name gives too: retry for a
+/// bounded time only).
+pub fn may_pass_after_failover(error: &RedisError) -> bool {
+    may_have_moved(error) || error.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel
 }
 
 /// Whether `error` may mean the server is no longer the primary.

@@ -194,3 +194,37 @@ async fn redis_dying_mid_run_fails_with_only_reported_batches_done() {
     let lock_ttl: i64 = redis.pttl("cleanup:lock").await.unwrap();
     assert!(lock_ttl > 0, "the lock has a TTL: {lock_ttl}");
 }
+
+#[tokio::test]
+async fn a_run_that_lost_its_lock_does_not_push_its_metrics() {
+    let fixture = Fixture::new(Engine::Sqlite).await;
+    let pushgateway = testkit::Pushgateway::start();
+    let url = pushgateway.url();
+    let child = run_under_way(
+        &fixture,
+        &[("CLEANUP_RATE_LIMIT", "5000"), ("PUSHGATEWAY_URL", &url)],
+    )
+    .await;
+    // What a failover to a replica the lock had not reached does (or the
+    // lock expiring under a run that overran it).
+    let mut redis = fixture.connection().await;
+    let removed: u64 = redis.del("cleanup:lock").await.unwrap();
+    assert_eq!(removed, 1, "the run holds the lock");
+    let run = Run::from_output(&child.wait_with_output().unwrap());
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert!(
+        run.output.contains("metrics not pushed"),
+        "{}",
+        run.output
+    );
+    let exposition = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !exposition.contains("cleanup_job_runs_total"),
+        "pushed without the lock:\n{exposition}"
+    );
+}

@@ -6,4 +6,5 @@
 mod cleanup_job;
 mod clock;
 mod common;
+mod failover;
 mod interruptions;
