@@ -9,7 +9,10 @@ keep (run by scripts/check-deploy):
   accepts (read from its `--help`), in every rendered overlay;
 - every port a NetworkPolicy opens admits only the sources listed in REACH
   (the Redis password, the Pushgateway and Loki are not for everyone);
-- an Ingress in front of the API takes the API's largest request.
+- an Ingress in front of the API takes the API's largest request;
+- where components/redis-ha is on: three Redis pods, a Sentinel beside
+  each, a PDB, and every program asking those Sentinels for the primary by
+  the name the group is configured with.
 
 Usage: check_manifests.py BASE_RENDER HELP_DIR RENDER...
   HELP_DIR holds api.help, log-collector.help, cleanup.help.
@@ -161,7 +164,9 @@ def check_spec_values(docs):
 # app.kubernetes.io/name, or "<namespace>/<name>" for another namespace's.
 # Every port a policy opens is listed here or in OPEN_PORTS.
 REACH = {
-    ("redis", 6379): {"api", "cleanup"},
+    # The group itself: replication, and the Sentinels (components/redis-ha).
+    ("redis", 6379): {"api", "cleanup", "redis"},
+    ("redis", 26379): {"api", "cleanup", "redis"},
     ("redis", 9121): {"monitoring/prometheus"},
     ("postgres", 5432): {"api", "cleanup"},
     ("pushgateway", 9091): {"cleanup", "monitoring/prometheus"},
@@ -241,6 +246,37 @@ def check_ingress_body_size(path, help_dir):
               f"request is {largest} bytes (2 * MAX_VALUE_BYTES + 64 KiB)")
 
 
+def check_redis_ha(path):
+    docs = load(path)
+    if not any(d["kind"] == "ConfigMap" and d["metadata"]["name"] == "redis-ha-config" for d in docs):
+        return
+    redis = find(docs, "StatefulSet", "redis")
+    check(redis["spec"]["replicas"] == 3, f"{path}: the Redis group has 3 pods")
+    sentinel = container(redis, "sentinel")
+    check({"name": "sentinel", "containerPort": 26379} in sentinel.get("ports", []),
+          f"{path}: a Sentinel on 26379 beside each Redis pod")
+    init = " ".join(pod_spec(redis)["initContainers"][0]["command"])
+    master = re.search(r"HA_MASTER=(\S+)", init)
+    check(master is not None and "redis-ha.sh" in init, f"{path}: the init container runs redis-ha.sh with HA_MASTER")
+    config = find(docs, "ConfigMap", "api-config")["data"]
+    check(master is not None and config.get("redis.sentinel-master") == master[1],
+          f"{path}: the programs ask for the group by the name its Sentinels monitor")
+    sentinels = config.get("redis.sentinels", "").split(",")
+    check(sentinels == [f"redis-{i}.redis-service:26379" for i in range(3)],
+          f"{path}: redis.sentinels lists the three Sentinels, not {sentinels}")
+    budget = find(docs, "PodDisruptionBudget", "redis")
+    check(budget is not None and budget["spec"].get("maxUnavailable") == 1, f"{path}: Redis PDB maxUnavailable 1")
+    service = find(docs, "Service", "redis-service")
+    check(service["spec"].get("publishNotReadyAddresses") is True,
+          f"{path}: redis-service publishes pods before they are ready (a starting pod asks the others)")
+    for workload in (find(docs, "Deployment", "api"), find(docs, "CronJob", "cleanup")):
+        variables = env(container(workload, workload["metadata"]["name"]))
+        for name, key in (("REDIS_SENTINELS", "redis.sentinels"), ("REDIS_SENTINEL_MASTER", "redis.sentinel-master")):
+            ref = variables.get(name, {}).get("valueFrom", {}).get("configMapKeyRef")
+            check(ref == {"name": "api-config", "key": key},
+                  f"{path}: {workload['kind']}/{workload['metadata']['name']} takes {name} from api-config {key}")
+
+
 def check_checksums(docs):
     configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
     for doc in docs:
@@ -315,12 +351,13 @@ def main():
         check_environment(path, accepted)
         check_network_reach(path)
         check_ingress_body_size(path, help_dir)
+        check_redis_ha(path)
     if failures:
         print("manifest checks failed:")
         for failure in failures:
             print(f"  - {failure}")
         sys.exit(1)
-    print(f"manifest checks: spec values, checksums, variables, network reach and body size hold "
+    print(f"manifest checks: spec values, checksums, variables, network reach, body size and the Redis group hold "
           f"in {1 + len(renders)} renders")
 
 
