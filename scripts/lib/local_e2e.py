@@ -20,44 +20,20 @@ import time
 import urllib.parse
 import urllib.request
 
+from e2e import Stack, eventually, expect, http, step
+
 stack = sys.argv[1]
-ports = dict(line.strip().split("=", 1) for line in open(f"{stack}/ports.env") if "=" in line)
-api_1 = f"http://127.0.0.1:{ports['API_1_PORT']}"
-api_2 = f"http://127.0.0.1:{ports['API_2_PORT']}"
-prometheus = f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}"
-pushgateway = f"http://127.0.0.1:{ports['PUSHGATEWAY_PORT']}"
-redis_env = dict(os.environ, REDISCLI_AUTH=open(f"{stack}/redis-password").read().strip())
-
-
-def step(text):
-    print(f"==> {text}", flush=True)
-
-
-def http(method, url, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+local = Stack(stack)
+ports = local.ports
+api_1 = local.url("API_1")
+api_2 = local.url("API_2")
+prometheus = local.url("PROMETHEUS")
+pushgateway = local.url("PUSHGATEWAY")
+redis_env = local.redis_env
 
 
 def redis_cli(*args):
-    result = subprocess.run(["redis-cli", "-p", ports["REDIS_PORT"], "--raw", *args],
-                            env=redis_env, capture_output=True, text=True, timeout=10)
-    return result.stdout.strip()
-
-
-def eventually(what, check, seconds=30):
-    deadline = time.time() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.time() > deadline:
-            sys.exit(f"FAILED: not within {seconds} s: {what}")
-        time.sleep(0.2)
+    return local.redis_cli(ports["REDIS_PORT"], *args)
 
 
 def promql(expr):
@@ -67,11 +43,6 @@ def promql(expr):
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         return json.loads(error.read())
-
-
-def expect(condition, message):
-    if not condition:
-        sys.exit(f"FAILED: {message}")
 
 
 step("POST on replica 1, GET twice on replica 2")
