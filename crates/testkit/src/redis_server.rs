@@ -124,6 +124,18 @@ impl RedisServer {
         }
     }
 
+    /// Starts a data node again as a replica of the server on
+    /// `primary_port`, as a node does that finds the group's primary before
+    /// it starts (deploy/k8s/components/redis-ha/redis-ha.sh).
+    pub fn restart_as_replica_of(&mut self, primary_port: u16) {
+        if let Role::Data { replica_of, .. } = &mut self.role {
+            *replica_of = Some(primary_port);
+        } else {
+            panic!("a Sentinel replicates nothing");
+        }
+        self.restart();
+    }
+
     /// Starts the server again on the same port and data directory.
     pub fn restart(&mut self) {
         self.kill();
@@ -202,6 +214,9 @@ impl RedisServer {
                     .arg("127.0.0.1")
                     .arg(primary.to_string());
             }
+            // A full resync starts at once rather than after the default
+            // 5 s wait for more replicas to share the transfer.
+            command.arg("--repl-diskless-sync-delay").arg("0");
             // Any node may become a replica in a failover.
             if let Some(password) = &self.password {
                 command.arg("--masterauth").arg(password);
@@ -266,10 +281,12 @@ fn sentinel_config(
     data_password: Option<&str>,
     sentinel_password: Option<&str>,
 ) -> String {
+    let down_after = crate::sentinel_group::DOWN_AFTER.as_millis();
+    let failover_timeout = crate::sentinel_group::FAILOVER_TIMEOUT.as_millis();
     let mut config = format!(
         "sentinel monitor {master} 127.0.0.1 {primary_port} 2\n\
-         sentinel down-after-milliseconds {master} 1000\n\
-         sentinel failover-timeout {master} 5000\n\
+         sentinel down-after-milliseconds {master} {down_after}\n\
+         sentinel failover-timeout {master} {failover_timeout}\n\
          sentinel parallel-syncs {master} 1\n"
     );
     if let Some(password) = data_password {

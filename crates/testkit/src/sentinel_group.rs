@@ -9,11 +9,19 @@ use crate::redis_server::{Persistence, RedisServer, Role};
 /// The name the Sentinels know the group's primary by.
 pub const MASTER_NAME: &str = "testkit-primary";
 
+/// The Sentinels' `down-after-milliseconds`: how long the primary is silent
+/// before it is down.
+pub(crate) const DOWN_AFTER: Duration = Duration::from_millis(1000);
+/// The Sentinels' `failover-timeout`.
+pub(crate) const FAILOVER_TIMEOUT: Duration = Duration::from_millis(2000);
+
 /// Three data nodes and three Sentinels on 127.0.0.1. Killed when dropped.
 #[derive(Debug)]
 pub struct SentinelGroup {
     nodes: Vec<RedisServer>,
     sentinels: Vec<RedisServer>,
+    /// When the last failover began.
+    last_failover: Option<Instant>,
 }
 
 impl SentinelGroup {
@@ -42,7 +50,11 @@ impl SentinelGroup {
         let sentinels = vec![sentinel(), sentinel(), sentinel()];
         let mut nodes = vec![primary];
         nodes.extend(replicas);
-        let group = Self { nodes, sentinels };
+        let group = Self {
+            nodes,
+            sentinels,
+            last_failover: None,
+        };
         wait_until("the Sentinel group to form", || group.is_formed());
         group
     }
@@ -94,7 +106,12 @@ impl SentinelGroup {
 
     /// Kills the primary (SIGKILL) and waits until the Sentinels name
     /// another; returns the old primary's port and the new one's.
+    ///
+    /// A Sentinel that led or voted in a failover starts no other for twice
+    /// the failover timeout: a failover that soon after the last one waits
+    /// until then before killing the primary.
     pub fn fail_over(&mut self) -> (u16, u16) {
+        self.space_failovers();
         let old = self.primary_port();
         self.node(old).kill();
         let mut new = old;
@@ -110,6 +127,7 @@ impl SentinelGroup {
     /// one serves as a replica; returns the old primary's port and the new
     /// one's. The old primary drops its clients as it is demoted.
     pub fn switch_over(&mut self) -> (u16, u16) {
+        self.space_failovers();
         let old = self.primary_port();
         let mut connection = self.sentinels[0]
             .client()
@@ -128,8 +146,48 @@ impl SentinelGroup {
         (old, new)
     }
 
+    /// Waits until the Sentinels will start a failover again (see
+    /// [`fail_over`](Self::fail_over)): a test that times a failover calls
+    /// this first, so that the wait is not counted.
+    pub fn wait_until_failover_possible(&self) {
+        if let Some(last) = self.last_failover {
+            let ready = last + 2 * FAILOVER_TIMEOUT + Duration::from_millis(500);
+            std::thread::sleep(ready.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    /// Waits as above, and notes that a failover begins now.
+    fn space_failovers(&mut self) {
+        self.wait_until_failover_possible();
+        self.last_failover = Some(Instant::now());
+    }
+
+    /// Starts the data node on `port` again (say, the primary [`fail_over`]
+    /// killed) as a replica of the primary the Sentinels name, as the
+    /// redis-ha component's pods start, and waits until it is in sync: the
+    /// group is whole again. (A node restarted as it was, a primary, is
+    /// turned into a replica by the Sentinels too, but only once they next
+    /// look at it, up to 10 s later.)
+    ///
+    /// [`fail_over`]: Self::fail_over
+    pub fn rejoin(&mut self, port: u16) {
+        let primary = self.primary_port();
+        self.node(port).restart_as_replica_of(primary);
+        wait_until("the restarted node to rejoin as a replica in sync", || {
+            let role = self.role(port);
+            role[0] == "slave" && role.get(3).map(String::as_str) == Some("connected")
+        });
+    }
+
     /// The `role` a data node reports: `master` or `slave`.
     pub fn role_of(&self, port: u16) -> String {
+        self.role(port).swap_remove(0)
+    }
+
+    /// The node's `ROLE` reply, its strings in order (anything else as an
+    /// empty string): for a replica `slave`, the primary's host and port,
+    /// the link's state (`connected` once in sync) and offset.
+    fn role(&self, port: u16) -> Vec<String> {
         let mut connection = self.nodes[self.index_of(port)]
             .client()
             .get_connection()
@@ -137,10 +195,14 @@ impl SentinelGroup {
         let role: Vec<redis::Value> = redis::cmd("ROLE")
             .query(&mut connection)
             .unwrap_or_else(|error| panic!("ROLE on {port}: {error}"));
-        match role.first() {
-            Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
-            other => panic!("unexpected ROLE reply from {port}: {other:?}"),
-        }
+        assert!(!role.is_empty(), "an empty ROLE reply from {port}");
+        role.iter()
+            .map(|value| match value {
+                redis::Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                redis::Value::SimpleString(text) => text.clone(),
+                _ => String::new(),
+            })
+            .collect()
     }
 
     /// Every Sentinel sees the other two and both replicas.

@@ -25,8 +25,8 @@ use testkit::Persistence;
 use testkit::history::{self, Operation, Outcome, Report};
 
 const KEYS: usize = 8;
-const CLIENTS: usize = 16;
-const L1_TTL_MS: u64 = 1000;
+pub(crate) const CLIENTS: usize = 16;
+pub(crate) const L1_TTL_MS: u64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RedisMode {
@@ -42,14 +42,16 @@ fn operations_per_setting() -> usize {
         .unwrap_or(20_000)
 }
 
-/// One client's loop: random operations on random replicas until the run
-/// has done `total` operations.
-async fn client(
+/// One client's loop: random operations on random replicas, `pause` apart,
+/// until the run has done `total` operations (setting `done` to `total`
+/// stops every client after its current operation).
+pub(crate) async fn client(
     id: usize,
     replicas: Arc<[TestApp; 2]>,
     started: Instant,
     done: Arc<AtomicUsize>,
     total: usize,
+    pause: Duration,
 ) -> Vec<Operation> {
     let mut rng = fastrand::Rng::with_seed(id as u64);
     let mut history = Vec::new();
@@ -105,6 +107,9 @@ async fn client(
             completed: started.elapsed(),
             outcome,
         });
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
     }
     history
 }
@@ -131,6 +136,35 @@ async fn final_states(replicas: &[TestApp; 2]) -> Vec<HashMap<String, Option<Str
     states
 }
 
+/// Moves both replicas' clocks on, a millisecond at a time, as time does,
+/// until the task is aborted.
+pub(crate) fn tick(replicas: &[TestApp; 2]) -> tokio::task::JoinHandle<()> {
+    let clocks = [replicas[0].clock.clone(), replicas[1].clock.clone()];
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            clocks
+                .iter()
+                .for_each(|clock| clock.advance(Duration::from_millis(1)));
+        }
+    })
+}
+
+/// Adds to `report` every key whose final state in the store, or as either
+/// replica reads it, is not the value of a last completed change.
+pub(crate) async fn check_final_states(
+    replicas: &[TestApp; 2],
+    operations: &[Operation],
+    report: &mut Report,
+) {
+    let states = final_states(replicas).await;
+    for (name, state) in ["store", "replica a", "replica b"].iter().zip(&states) {
+        for violation in history::check_final(operations, state) {
+            report.violations.push(format!("{name}: {violation}"));
+        }
+    }
+}
+
 async fn run_setting(engine: Engine, l1: bool, redis: RedisMode) -> Report {
     let mut options = Options::new(engine);
     options.l1_ttl_ms = if l1 { L1_TTL_MS } else { 0 };
@@ -142,24 +176,22 @@ async fn run_setting(engine: Engine, l1: bool, redis: RedisMode) -> Report {
     let second = spawn_replica_with(&first, &options).await;
     let mut server = first.redis.take();
     let replicas = Arc::new([first, second]);
-    // Both replicas' clocks move on, a millisecond at a time, as time does.
-    let ticking = {
-        let clocks = [replicas[0].clock.clone(), replicas[1].clock.clone()];
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                clocks
-                    .iter()
-                    .for_each(|clock| clock.advance(Duration::from_millis(1)));
-            }
-        })
-    };
+    let ticking = tick(&replicas);
 
     let total = operations_per_setting();
     let started = Instant::now();
     let done = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|id| tokio::spawn(client(id, replicas.clone(), started, done.clone(), total)))
+        .map(|id| {
+            tokio::spawn(client(
+                id,
+                replicas.clone(),
+                started,
+                done.clone(),
+                total,
+                Duration::ZERO,
+            ))
+        })
         .collect();
     if redis == RedisMode::KilledTwice {
         let server = server.as_mut().unwrap();
@@ -193,15 +225,9 @@ async fn run_setting(engine: Engine, l1: bool, redis: RedisMode) -> Report {
         Duration::ZERO
     };
     tokio::time::sleep(bound + Duration::from_millis(100)).await;
-    let states = final_states(&replicas).await;
-    ticking.abort();
-
     let mut report = history::check(&operations, bound);
-    for (name, state) in ["store", "replica a", "replica b"].iter().zip(&states) {
-        for violation in history::check_final(&operations, state) {
-            report.violations.push(format!("{name}: {violation}"));
-        }
-    }
+    check_final_states(&replicas, &operations, &mut report).await;
+    ticking.abort();
     println!(
         "{engine:?}, L1 {}, Redis {redis:?}: {} operations in {:.1} s, {} reads checked, \
          {} violations; cross-replica window max {:?}, p99 {:?} ({} reads)",

@@ -212,11 +212,7 @@ async fn a_run_that_lost_its_lock_does_not_push_its_metrics() {
     assert_eq!(removed, 1, "the run holds the lock");
     let run = Run::from_output(&child.wait_with_output().unwrap());
     assert_eq!(run.code, Some(0), "{}", run.output);
-    assert!(
-        run.output.contains("metrics not pushed"),
-        "{}",
-        run.output
-    );
+    assert!(run.output.contains("metrics not pushed"), "{}", run.output);
     let exposition = reqwest::get(format!("{url}/metrics"))
         .await
         .unwrap()

@@ -81,13 +81,15 @@ async fn the_primary_is_found_again_after_a_failover_and_the_old_one_rejoins_as_
         "the write landed on the server the Sentinels promoted"
     );
 
-    // The old primary comes back as a replica of the new one.
+    // The old primary, restarted as it was (a primary, empty), is turned
+    // into a replica of the new one by the Sentinels.
     tokio::task::block_in_place(|| group.node(old).restart());
     testkit::eventually("the old primary rejoins as a replica", || {
         let role = tokio::task::block_in_place(|| group.role_of(old));
         async move { role == "slave" }
     })
     .await;
+    assert_eq!(group.role_of(new), "master");
 }
 
 #[tokio::test]
