@@ -12,6 +12,11 @@
 #      back), a manual run of the CronJob, one collector pod per node, and
 #      that a pod other than the API or cleanup cannot reach Redis.
 #
+# REDIS_MODE=sentinel adds components/redis-ha: Redis as a primary, two
+# replicas and three Sentinels, and a failover (SENTINEL FAILOVER) after
+# which a replica must be the primary, the API's writes must reach it, and
+# the old primary must serve as its replica.
+#
 # Usage: scripts/minikube-e2e.sh [--keep]   (--keep leaves the cluster up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,8 +48,15 @@ for image in api log-collector cleanup; do
   minikube -p "$profile" image load "app-v02/$image:0.2.0"
 done
 
-step "kubectl apply -k deploy/k8s/overlays/minikube"
-kubectl --context "$profile" apply -k deploy/k8s/overlays/minikube
+overlay=deploy/k8s/overlays/minikube
+if [ "${REDIS_MODE:-single}" = sentinel ]; then
+  overlay=$(mktemp -d deploy/k8s/.combos.XXXXXX)
+  trap 'rm -rf "$overlay"; cleanup_cluster' EXIT
+  printf '%s\n' "apiVersion: kustomize.config.k8s.io/v1beta1" "kind: Kustomization" "namespace: $namespace" \
+    "resources: [../overlays/minikube]" "components: [../components/redis-ha]" >"$overlay/kustomization.yaml"
+fi
+step "kubectl apply -k $overlay"
+kubectl --context "$profile" apply -k "$overlay"
 kube rollout status statefulset/redis --timeout=300s
 kube rollout status statefulset/postgres --timeout=300s
 kube rollout status deployment/api --timeout=300s
@@ -66,6 +78,28 @@ kube exec redis-0 -c redis -- redis-cli SET test hello | grep -q OK || fail "SET
 kube delete pod redis-0 --wait=true
 kube wait --for=condition=Ready pod/redis-0 --timeout=300s
 [ "$(kube exec redis-0 -c redis -- redis-cli GET test)" = "hello" ] || fail "the value did not survive the pod"
+if [ "${REDIS_MODE:-single}" = sentinel ]; then
+  step "a failover: a replica promoted, the API writing to it, the old primary its replica"
+  sentinel() { kube exec redis-1 -c sentinel -- redis-cli -p 26379 "$@"; }
+  old=$(sentinel sentinel get-master-addr-by-name app-v02 | head -n 1)
+  sentinel sentinel failover app-v02 | grep -q OK || fail "SENTINEL FAILOVER"
+  for _ in $(seq 60); do
+    new=$(sentinel sentinel get-master-addr-by-name app-v02 | head -n 1)
+    [ "$new" != "$old" ] && break
+    sleep 1
+  done
+  [ "$new" != "$old" ] || fail "no replica promoted: the Sentinels still name $old"
+  curl -fsS -X POST "$url/api/v1/data" -H 'content-type: application/json' \
+    -d '{"key":"after:failover","value":"v"}' >/dev/null || fail "POST after the failover"
+  for _ in $(seq 30); do
+    [ "$(kube exec "${new%%.*}" -c redis -- redis-cli exists cache:after:failover)" = 1 ] && break
+    sleep 1
+  done
+  [ "$(kube exec "${new%%.*}" -c redis -- redis-cli exists cache:after:failover)" = 1 ] ||
+    fail "the API's write did not reach the new primary ${new%%.*}"
+  [ "$(kube exec "${old%%.*}" -c redis -- redis-cli role | head -n 1)" = slave ] ||
+    fail "the old primary ${old%%.*} is not a replica"
+fi
 
 step "a manual run of the CronJob"
 kube delete job cleanup-e2e --ignore-not-found

@@ -103,16 +103,28 @@ impl Application {
             .await
             .with_context(|| format!("PORT: cannot listen on {address}"))?;
 
+        // Where Redis is, for /api/v1/config: no password goes beyond here.
+        let target = redis.map(|settings| settings.target);
         let state = AppState {
             service: DataService::new(store, cache, l1, l1_enabled, clock, metrics.clone()),
             metrics,
             config: Arc::new(PublicConfig {
                 app_env: config.app_env.clone(),
-                redis_host: redis.and_then(|settings| match settings.target {
-                    RedisTarget::Server { host, .. } => Some(host),
-                    RedisTarget::Sentinel(_) => None,
-                }),
+                redis_host: match &target {
+                    Some(RedisTarget::Server { host, .. }) => Some(host.clone()),
+                    _ => None,
+                },
                 redis_port: config.redis.redis_port,
+                redis_sentinels: match &target {
+                    Some(RedisTarget::Sentinel(group)) => {
+                        Some(group.sentinels.iter().map(ToString::to_string).collect())
+                    }
+                    _ => None,
+                },
+                redis_sentinel_master: match target {
+                    Some(RedisTarget::Sentinel(group)) => Some(group.master),
+                    _ => None,
+                },
                 pod,
                 cache_ttl_seconds: config.cache_ttl_seconds,
                 max_value_bytes: config.max_value_bytes(),

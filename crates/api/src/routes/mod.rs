@@ -74,6 +74,8 @@ pub struct PublicConfig {
     pub app_env: String,
     pub redis_host: Option<String>,
     pub redis_port: u16,
+    pub redis_sentinels: Option<Vec<String>>,
+    pub redis_sentinel_master: Option<String>,
     pub pod: String,
     pub cache_ttl_seconds: u64,
     pub max_value_bytes: usize,

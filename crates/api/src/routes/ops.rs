@@ -81,9 +81,18 @@ pub async fn cache_test(State(state): State<Arc<AppState>>) -> Json<CacheTestBod
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConfigBody {
     pub app_env: String,
-    /// The Redis host, or null when the service runs without Redis.
+    /// The Redis host; null when the service runs without Redis, or finds
+    /// the primary through Sentinel.
     pub redis_host: Option<String>,
     pub redis_port: u16,
+    /// The Sentinels asked for the primary (`host:port`), when Redis runs
+    /// under Sentinel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_sentinels: Option<Vec<String>>,
+    /// The name the Sentinels know the primary by, when Redis runs under
+    /// Sentinel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_sentinel_master: Option<String>,
     /// The release, `v` and the crate version (`v0.2.0`).
     pub version: &'static str,
     /// `sqlite` or `postgres`.
@@ -103,6 +112,8 @@ pub async fn config(State(state): State<Arc<AppState>>) -> Json<ConfigBody> {
         app_env: config.app_env.clone(),
         redis_host: config.redis_host.clone(),
         redis_port: config.redis_port,
+        redis_sentinels: config.redis_sentinels.clone(),
+        redis_sentinel_master: config.redis_sentinel_master.clone(),
         version: VERSION,
         store: state.service.store().engine().name(),
         pod: config.pod.clone(),

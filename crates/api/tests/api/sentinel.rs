@@ -66,6 +66,29 @@ async fn fail_over(group: &mut SentinelGroup, replicas: &[TestApp; 2], round: us
     back
 }
 
+/// `/api/v1/config` names the Sentinels and the group, not a host, and no
+/// password.
+async fn says_where_redis_is(app: &TestApp, group: &SentinelGroup) {
+    let config: serde_json::Value = app
+        .http
+        .get(app.url("/api/v1/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["redis_host"], serde_json::Value::Null, "{config}");
+    assert_eq!(config["redis_sentinel_master"], testkit::MASTER_NAME);
+    let sentinels: Vec<String> = group
+        .sentinel_addresses()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(config["redis_sentinels"], serde_json::json!(sentinels));
+    assert!(!config.to_string().contains(PASSWORD), "{config}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failovers_under_load_fail_no_request_and_leave_no_stale_read() {
     let mut group = tokio::task::spawn_blocking(|| SentinelGroup::start(Some(PASSWORD), None))
@@ -79,6 +102,7 @@ async fn failovers_under_load_fail_no_request_and_leave_no_stale_read() {
     options.pod_name = "replica-b";
     let b = spawn_app_on_sentinels(&options, &group, PASSWORD, Some(&a.database_url)).await;
     let replicas = Arc::new([a, b]);
+    says_where_redis_is(&replicas[0], &group).await;
     let ticking = tick(&replicas);
 
     let started = Instant::now();
