@@ -16,6 +16,7 @@ mod discover;
 mod event;
 mod harvester;
 mod http;
+pub mod kubernetes;
 mod metrics;
 mod origin;
 mod own_logs;

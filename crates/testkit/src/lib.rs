@@ -1,19 +1,23 @@
 //! The workspace's test kit. Real servers: a `redis-server` per test (own
 //! port, own data directory, killable and restartable) or a group of them
-//! under Redis Sentinel ([`SentinelGroup`]), an empty database
-//! for either engine (an SQLite file or a fresh PostgreSQL database), a
-//! Prometheus Pushgateway. The programs under test run as processes with a
-//! cleared environment ([`program`]), their metrics read as a scraper reads
-//! them ([`sample`]), conditions polled with a limit ([`eventually`]), and
-//! the history checker for the data path ([`history`]).
+//! under Redis Sentinel ([`SentinelGroup`]), an empty database for either
+//! engine (an SQLite file or a fresh PostgreSQL database), a Prometheus
+//! Pushgateway. The programs under test run as processes with a cleared
+//! environment ([`program`]), their metrics read as a scraper reads them
+//! ([`sample`]), conditions polled with a limit ([`eventually`]), and the
+//! history checker for the data path ([`history`]).
 //!
-//! Nothing here mocks anything. A missing `redis-server` binary or an unset
-//! `TEST_POSTGRES_URL` makes the test fail with a message saying how to fix
-//! it (`scripts/test` sets everything up); it never skips.
+//! Nothing here mocks a server the machine can run. A missing
+//! `redis-server` binary or an unset `TEST_POSTGRES_URL` makes the test fail
+//! with a message saying how to fix it (`scripts/test` sets everything up);
+//! it never skips. The one stand-in is for what no test machine has, a
+//! Kubernetes API server: [`KubeApiServer`] speaks its list/watch protocol
+//! over HTTP, driven by each test.
 
 mod database;
 mod exposition;
 pub mod history;
+mod kube_api;
 mod postgres;
 mod program;
 mod pushgateway;
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant};
 
 pub use database::{EmptyDatabase, Engine};
 pub use exposition::{sample, sample_labelled};
+pub use kube_api::{KubeApiServer, Resource};
 pub use postgres::TestDatabase;
 pub use program::{output_text, program, sigterm};
 pub use pushgateway::Pushgateway;
