@@ -69,15 +69,8 @@ async fn fail_over(group: &mut SentinelGroup, replicas: &[TestApp; 2], round: us
 /// `/api/v1/config` names the Sentinels and the group, not a host, and no
 /// password.
 async fn says_where_redis_is(app: &TestApp, group: &SentinelGroup) {
-    let config: serde_json::Value = app
-        .http
-        .get(app.url("/api/v1/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, config) = app.get_json("/api/v1/config").await;
+    assert_eq!(status, 200);
     assert_eq!(config["redis_host"], serde_json::Value::Null, "{config}");
     assert_eq!(config["redis_sentinel_master"], testkit::MASTER_NAME);
     let sentinels: Vec<String> = group

@@ -95,6 +95,13 @@ fn version_is(wanted: &str) -> impl Fn(Option<&PodMetadata>) -> bool + '_ {
     }
 }
 
+/// Changes the pod's `version` label and waits until the source has it.
+async fn relabel(server: &KubeApiServer, metadata: &Metadata, version: &str, what: &str) {
+    let pod = api_pod(UID, "api-7d9f8b6c5-x2x4z", NODE, version);
+    server.apply(Resource::Pods, pod);
+    eventually_pod(metadata, what, version_is(version)).await;
+}
+
 #[tokio::test]
 async fn a_pod_has_its_labels_owner_images_and_node_and_namespace_labels() {
     let (_server, metadata) = cluster().await;
@@ -135,11 +142,7 @@ async fn a_pod_has_its_labels_owner_images_and_node_and_namespace_labels() {
 async fn changes_show_and_a_deleted_pod_is_kept_for_the_delay() {
     let (server, metadata) = cluster().await;
     eventually_pod(&metadata, "the pod's metadata", version_is("1")).await;
-    server.apply(
-        Resource::Pods,
-        api_pod(UID, "api-7d9f8b6c5-x2x4z", NODE, "2"),
-    );
-    eventually_pod(&metadata, "the changed label", version_is("2")).await;
+    relabel(&server, &metadata, "2", "the changed label").await;
     server.apply(Resource::Namespaces, namespace(json!({"team": "platform"})));
     eventually_pod(&metadata, "the changed namespace label", |found| {
         found.is_some_and(|found| found.namespace_labels["team"] == "platform")
@@ -169,32 +172,21 @@ async fn a_dropped_or_expired_watch_is_followed_by_a_relist() {
     eventually_pod(&metadata, "the pod's metadata", version_is("1")).await;
     let lists = server.lists(Resource::Pods);
 
-    // A dropped connection: the watch resumes where it was.
+    // A bookmark, then a dropped connection: the watch resumes from the
+    // bookmark's version, without listing again.
+    server.bookmark();
     server.drop_watches();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    server.apply(
-        Resource::Pods,
-        api_pod(UID, "api-7d9f8b6c5-x2x4z", NODE, "2"),
+    relabel(&server, &metadata, "2", "a change after the dropped watch").await;
+    assert_eq!(
+        server.lists(Resource::Pods),
+        lists,
+        "a resumed watch lists again"
     );
-    eventually_pod(
-        &metadata,
-        "a change after the dropped watch",
-        version_is("2"),
-    )
-    .await;
 
     // History expired: resuming gets 410 Gone, and the source lists again.
     server.expire_watches();
-    server.apply(
-        Resource::Pods,
-        api_pod(UID, "api-7d9f8b6c5-x2x4z", NODE, "3"),
-    );
-    eventually_pod(
-        &metadata,
-        "a change after the expired watch",
-        version_is("3"),
-    )
-    .await;
+    relabel(&server, &metadata, "3", "a change after the expired watch").await;
     assert!(
         server.lists(Resource::Pods) > lists,
         "no relist after 410 Gone"
