@@ -133,8 +133,11 @@ async fn run_job(config: &Config, clock: Arc<dyn Clock>) -> Result<ExitCode, Cle
     // Under the lock: the push reads the totals so far and writes them back
     // with this run's counts added; two runs doing that at once would lose
     // one run's counts.
+    // A lock that cannot be checked (Redis unreachable) cannot have been
+    // taken by another run meanwhile either: only a lock seen gone stops
+    // the push.
     if let (Some(url), false) = (&config.pushgateway_url, config.dry_run) {
-        if lock.is_held(&mut connection).await.unwrap_or(false) {
+        if !matches!(lock.is_held(&mut connection).await, Ok(false)) {
             if let Err(error) =
                 pushgateway::push(url, &summary, clock.now_ms() as f64 / 1000.0).await
             {
