@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use platform::config::{ConfigError, RedisArgs, RedisSettings, redact_userinfo};
 
+use crate::kubernetes::{KubernetesArgs, KubernetesSettings};
 use crate::own_logs::OwnLogs;
 
 /// `log-collector`: tails node logs and ships every line to a log center.
@@ -171,6 +172,9 @@ pub struct Config {
     /// `/proc/self/mountinfo` or `/proc/self/cgroup` when unset.
     #[arg(long, env = "COLLECTOR_OWN_CONTAINER_ID")]
     pub collector_own_container_id: Option<String>,
+
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -223,6 +227,8 @@ pub struct Settings {
     pub summary_period: Duration,
     /// The agent's own logs, never collected.
     pub own: OwnLogs,
+    /// The Kubernetes metadata source, when it is on.
+    pub kubernetes: Option<KubernetesSettings>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -234,8 +240,10 @@ pub struct BatchLimits {
 
 impl Config {
     pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let node = self.node()?;
         Ok(Settings {
-            node: self.node()?,
+            kubernetes: self.kubernetes.settings(&node),
+            node,
             paths: self.paths()?,
             checkpoint_dir: self.collector_checkpoint_dir.clone(),
             unreadable_checkpoint: self.collector_unreadable_checkpoint,

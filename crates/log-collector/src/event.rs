@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::kubernetes::Enrichment;
 use crate::origin::Origin;
 
 /// The output stream a container wrote the line to.
@@ -36,6 +37,9 @@ pub struct Event {
     /// `None` for plain files.
     pub stream: Option<Stream>,
     pub message: String,
+    /// What the Kubernetes API server knows of the line's pod, when the
+    /// metadata source is on and knows it.
+    pub kubernetes: Option<Arc<Enrichment>>,
 }
 
 impl Event {
@@ -52,6 +56,9 @@ impl Event {
         }
         out.extend_from_slice(b",\"message\":");
         write_json_string(out, &self.message);
+        if let Some(kubernetes) = &self.kubernetes {
+            out.extend_from_slice(kubernetes.json_fields().as_bytes());
+        }
         out.extend_from_slice(self.origin.json_tail().as_bytes());
         out.push(b'\n');
     }
@@ -161,6 +168,7 @@ mod tests {
             timestamp: "2026-11-26T07:00:00.123456789Z".into(),
             stream: Some(Stream::Stderr),
             message: "boom \"x\"".into(),
+            kubernetes: None,
         };
         let mut out = Vec::new();
         event.write_json_line(&mut out);

@@ -63,6 +63,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(node = %settings.node, %address, files = saved.len(),
         "log collector started on node: {}", settings.node);
 
+    let kubernetes = match &settings.kubernetes {
+        Some(kubernetes) => {
+            let client = kubernetes::client(kubernetes.api_url.as_deref()).context(
+                "COLLECTOR_KUBERNETES_METADATA is on: set COLLECTOR_KUBERNETES_API_URL, or run in a pod",
+            )?;
+            Some(kubernetes::Metadata::start(
+                client,
+                kubernetes.metadata.clone(),
+            ))
+        }
+        None => None,
+    };
+
     let (wake_tx, wake_rx) = discover::wake_channel();
     let _watches = discover::watch(&settings.paths, wake_tx.clone());
     let (batch_tx, batch_rx) = mpsc::channel(1);
@@ -89,6 +102,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             acks: ack_rx,
             wake: wake_rx,
             stop: Arc::clone(&stop),
+            kubernetes,
         },
     );
     let mut harvesting = tokio::task::spawn_blocking(move || harvester.run());

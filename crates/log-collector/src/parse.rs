@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::event::{Event, Stream};
+use crate::kubernetes::Enrichment;
 use crate::metrics::Metrics;
 use crate::origin::{Format, Origin};
 
@@ -44,6 +45,9 @@ pub struct LineParser {
     max_line_bytes: usize,
     /// Per stream (stdout, stderr): runtimes interleave the two.
     partial: [Option<Partial>; 2],
+    /// What the lines completed from now on carry from the Kubernetes API
+    /// server (set by the reader before each read).
+    pub kubernetes: Option<Arc<Enrichment>>,
 }
 
 impl LineParser {
@@ -52,6 +56,7 @@ impl LineParser {
             origin,
             max_line_bytes,
             partial: [None, None],
+            kubernetes: None,
         }
     }
 
@@ -169,6 +174,7 @@ impl LineParser {
             timestamp,
             stream,
             message,
+            kubernetes: self.kubernetes.clone(),
         }
     }
 }

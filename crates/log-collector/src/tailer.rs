@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use crate::checkpoint::{FileId, Position, Tail};
 use crate::event::Event;
+use crate::kubernetes::ContainerMetadata;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
 use crate::parse::{LineParser, RawLine};
@@ -57,6 +58,9 @@ pub struct Tailer {
     /// The file left the globs (renamed away or deleted): read it to its end,
     /// then release it.
     pub orphaned: bool,
+    /// The container's metadata from the API server, for a container log
+    /// when the metadata source is on.
+    kubernetes: Option<ContainerMetadata>,
 }
 
 /// What one call to [`Tailer::read`] did.
@@ -95,7 +99,14 @@ impl Tailer {
             max_line_bytes,
             last_growth: Instant::now(),
             orphaned: false,
+            kubernetes: None,
         })
+    }
+
+    /// Gives the lines read from now on the container's metadata.
+    pub fn with_kubernetes(mut self, kubernetes: Option<ContainerMetadata>) -> Self {
+        self.kubernetes = kubernetes;
+        self
     }
 
     /// The position to save once every event emitted so far is shipped.
@@ -120,6 +131,10 @@ impl Tailer {
         emit: &mut impl FnMut(Event),
     ) -> std::io::Result<ReadOutcome> {
         let mut outcome = ReadOutcome::default();
+        // A change of the pod shows from the next read on.
+        if let Some(kubernetes) = &mut self.kubernetes {
+            self.parser.kubernetes = kubernetes.current();
+        }
         if let Some(len) = self.released_at_len {
             if self.file.metadata()?.len() <= len {
                 outcome.at_end = true;

@@ -104,6 +104,7 @@ impl Harvester {
             match find_by_id(&position.path, position.id, Some(position.fingerprint)) {
                 Some((path, file)) => {
                     let origin = Arc::new(Origin::new(&self.settings.node, &position.path));
+                    let kubernetes = self.kubernetes_for(&origin);
                     let opened = Tailer::open(
                         position.id,
                         position.fingerprint,
@@ -112,7 +113,8 @@ impl Harvester {
                         file,
                         position.offset,
                         self.settings.max_line_bytes,
-                    );
+                    )
+                    .map(|tailer| tailer.with_kubernetes(kubernetes));
                     match opened {
                         Ok(mut tailer) => {
                             tracing::info!(file = %path.display(), offset = position.offset,

@@ -41,7 +41,9 @@ use crate::batch::Batch;
 use crate::checkpoint::{FileId, Position};
 use crate::config::Settings;
 use crate::event::Event;
+use crate::kubernetes::{ContainerMetadata, Metadata};
 use crate::metrics::Metrics;
+use crate::origin::Origin;
 use crate::tailer::Tailer;
 
 /// Bytes read from one file before the next file gets its turn.
@@ -83,6 +85,7 @@ pub struct Harvester {
     next_rescan: Instant,
     /// Counts reading rounds (which file goes first).
     round: usize,
+    kubernetes: Option<Metadata>,
     /// Sum of the tailers' [`Tailer::held_bytes`].
     line_memory: usize,
     /// Files found while every open-file slot was taken.
@@ -114,9 +117,22 @@ pub struct Links {
     pub acks: Receiver<u64>,
     pub wake: Receiver<()>,
     pub stop: Arc<AtomicBool>,
+    /// The Kubernetes metadata source, when it is on.
+    pub kubernetes: Option<Metadata>,
 }
 
 impl Harvester {
+    /// The metadata a container log's lines carry, when the source is on.
+    fn kubernetes_for(&self, origin: &Origin) -> Option<ContainerMetadata> {
+        let pod = origin.pod.as_ref()?;
+        let metadata = self.kubernetes.clone()?;
+        Some(ContainerMetadata::new(
+            metadata,
+            &pod.pod_uid,
+            &pod.container,
+        ))
+    }
+
     pub fn new(
         settings: Arc<Settings>,
         metrics: Arc<Metrics>,
@@ -139,6 +155,7 @@ impl Harvester {
             acks: links.acks,
             wake: links.wake,
             stop: links.stop,
+            kubernetes: links.kubernetes,
             last_rescan: Instant::now(),
             next_rescan: Instant::now(),
             round: 0,

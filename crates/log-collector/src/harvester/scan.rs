@@ -97,6 +97,7 @@ impl Harvester {
                 None => return,
             },
         };
+        let kubernetes = self.kubernetes_for(&origin);
         match Tailer::open(
             id,
             fingerprint,
@@ -105,7 +106,9 @@ impl Harvester {
             file,
             offset,
             self.settings.max_line_bytes,
-        ) {
+        )
+        .map(|tailer| tailer.with_kubernetes(kubernetes))
+        {
             Ok(mut tailer) => {
                 tracing::info!(file = %path.display(), offset, rotated, "tailing");
                 if rotated {

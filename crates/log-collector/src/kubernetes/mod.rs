@@ -15,9 +15,12 @@
 //! the API server cannot be reached or refuses (RBAC), lookups find nothing
 //! new, the watches retry with backoff, and [`Metadata::status`] says why.
 
+mod config;
+mod enrichment;
 mod pod;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,8 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 
+pub use config::{KubernetesArgs, KubernetesSettings};
+pub use enrichment::Enrichment;
 pub use pod::{Labels, Owner, PodInfo, PodMetadata};
 
 /// What the metadata source watches and keeps.
@@ -88,6 +93,9 @@ struct Inner {
     namespaces: RwLock<HashMap<String, Arc<Labels>>>,
     node_labels: RwLock<Arc<Labels>>,
     states: Mutex<[WatchState; 3]>,
+    /// Grows with every change of what lookups return, so that a reader
+    /// can tell cheaply whether to look again.
+    generation: AtomicU64,
 }
 
 /// The watches, as indexes into `Inner::states`.
@@ -123,6 +131,7 @@ impl Metadata {
                 WatchState::Starting,
                 WatchState::Starting,
             ]),
+            generation: AtomicU64::new(0),
         });
         let node = inner.settings.node_name.clone();
         let pods = watcher::watcher(
@@ -164,6 +173,11 @@ impl Metadata {
         })
     }
 
+    /// Grows with every change of what [`Metadata::pod`] returns.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
     /// Each watch's state, by name (`pods`, `namespaces`, `node`).
     pub fn status(&self) -> Vec<(&'static str, WatchState)> {
         let states = self
@@ -198,6 +212,7 @@ async fn follow<K, S>(
                 }
                 apply(&inner, event, &mut listed);
                 inner.forget_expired();
+                inner.generation.fetch_add(1, Ordering::Release);
             }
             Err(error) => {
                 tracing::warn!(watch = watched.name(), %error, "Kubernetes metadata watch failed; retrying");
@@ -292,6 +307,44 @@ impl Inner {
                 .collect();
             *write(&self.node_labels) = Arc::new(labels);
         }
+    }
+}
+
+/// One container's metadata as its lines are read: looked up again only
+/// when something changed since the last look.
+#[derive(Debug)]
+pub struct ContainerMetadata {
+    metadata: Metadata,
+    pod_uid: String,
+    container: String,
+    /// The generation `current` was looked up at.
+    seen: Option<u64>,
+    current: Option<Arc<Enrichment>>,
+}
+
+impl ContainerMetadata {
+    pub fn new(metadata: Metadata, pod_uid: &str, container: &str) -> Self {
+        Self {
+            metadata,
+            pod_uid: pod_uid.to_owned(),
+            container: container.to_owned(),
+            seen: None,
+            current: None,
+        }
+    }
+
+    /// What the container's lines carry now (`None` while its pod is not
+    /// known).
+    pub fn current(&mut self) -> Option<Arc<Enrichment>> {
+        let generation = self.metadata.generation();
+        if self.seen != Some(generation) {
+            self.current = self
+                .metadata
+                .pod(&self.pod_uid)
+                .map(|found| Enrichment::new(found, &self.container));
+            self.seen = Some(generation);
+        }
+        self.current.clone()
     }
 }
 

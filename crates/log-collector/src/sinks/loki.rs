@@ -159,6 +159,7 @@ mod tests {
             timestamp: timestamp.into(),
             stream: Some(Stream::Stdout),
             message: message.into(),
+            kubernetes: None,
         }
     }
 

@@ -103,6 +103,14 @@ impl RedisStream {
                     ("container", pod.container.as_str()),
                 ]);
             }
+            if let Some(kubernetes) = &event.kubernetes {
+                fields.extend(
+                    kubernetes
+                        .flat_fields()
+                        .iter()
+                        .map(|(name, value)| (*name, value.as_str())),
+                );
+            }
             invocation.arg(fields.len() * 2).arg(&fields);
         }
         invocation

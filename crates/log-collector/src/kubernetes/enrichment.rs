@@ -1,0 +1,149 @@
+//! What the lines of one container carry from the API server, encoded once
+//! per change of its pod, namespace or node rather than once per line.
+
+use std::sync::Arc;
+
+use super::pod::{Labels, PodMetadata};
+use crate::event::write_json_string;
+
+/// A container's metadata, ready for every sink.
+#[derive(Debug)]
+pub struct Enrichment {
+    pub metadata: PodMetadata,
+    pub image: Option<String>,
+    /// `,"labels":{...},"annotations":{...},"owner":{...},"image":"...",
+    /// "node_labels":{...},"namespace_labels":{...}`: what the JSON-lines
+    /// sinks insert into every line.
+    json_fields: String,
+    /// The fields as name and value pairs, maps as JSON objects: what the
+    /// Redis Stream sink adds to each entry.
+    flat_fields: Vec<(&'static str, String)>,
+}
+
+impl Enrichment {
+    pub fn new(metadata: PodMetadata, container: &str) -> Arc<Self> {
+        let image = metadata.pod.images.get(container).cloned();
+        let mut json = Vec::new();
+        write_map(&mut json, "labels", &metadata.pod.labels);
+        write_map(&mut json, "annotations", &metadata.pod.annotations);
+        json.extend_from_slice(b",\"owner\":");
+        match &metadata.pod.owner {
+            Some(owner) => {
+                json.extend_from_slice(b"{\"kind\":");
+                write_json_string(&mut json, &owner.kind);
+                json.extend_from_slice(b",\"name\":");
+                write_json_string(&mut json, &owner.name);
+                json.push(b'}');
+            }
+            None => json.extend_from_slice(b"null"),
+        }
+        json.extend_from_slice(b",\"image\":");
+        match &image {
+            Some(image) => write_json_string(&mut json, image),
+            None => json.extend_from_slice(b"null"),
+        }
+        write_map(&mut json, "node_labels", &metadata.node_labels);
+        write_map(&mut json, "namespace_labels", &metadata.namespace_labels);
+        let flat_fields = flat_fields(&metadata, image.as_deref());
+        Arc::new(Self {
+            json_fields: String::from_utf8_lossy(&json).into_owned(),
+            flat_fields,
+            metadata,
+            image,
+        })
+    }
+
+    /// The fields for a JSON line, each preceded by a comma.
+    pub fn json_fields(&self) -> &str {
+        &self.json_fields
+    }
+
+    /// The fields as name and value pairs (see the field).
+    pub fn flat_fields(&self) -> &[(&'static str, String)] {
+        &self.flat_fields
+    }
+}
+
+fn flat_fields(metadata: &PodMetadata, image: Option<&str>) -> Vec<(&'static str, String)> {
+    let pod = &metadata.pod;
+    let mut fields = vec![
+        ("labels", map_json(&pod.labels)),
+        ("annotations", map_json(&pod.annotations)),
+        ("node_labels", map_json(&metadata.node_labels)),
+        ("namespace_labels", map_json(&metadata.namespace_labels)),
+    ];
+    if let Some(owner) = &pod.owner {
+        fields.push(("owner_kind", owner.kind.clone()));
+        fields.push(("owner_name", owner.name.clone()));
+    }
+    if let Some(image) = image {
+        fields.push(("image", image.to_owned()));
+    }
+    fields
+}
+
+fn write_map(out: &mut Vec<u8>, name: &str, map: &Labels) {
+    out.push(b',');
+    write_json_string(out, name);
+    out.push(b':');
+    out.extend_from_slice(map_json(map).as_bytes());
+}
+
+fn map_json(map: &Labels) -> String {
+    let mut out = vec![b'{'];
+    for (at, (key, value)) in map.iter().enumerate() {
+        if at > 0 {
+            out.push(b',');
+        }
+        write_json_string(&mut out, key);
+        out.push(b':');
+        write_json_string(&mut out, value);
+    }
+    out.push(b'}');
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::kubernetes::{Owner, PodInfo};
+
+    #[test]
+    fn the_json_fields_are_valid_json_with_every_field() {
+        let pod = PodInfo {
+            namespace: "app-v02".into(),
+            name: "api-1".into(),
+            labels: Labels::from([("app".into(), "a \"quoted\" \\ value\n".into())]),
+            annotations: Labels::new(),
+            owner: Some(Owner {
+                kind: "Deployment".into(),
+                name: "api".into(),
+            }),
+            images: HashMap::from([("api".into(), "app-v02/api:0.2.0".into())]),
+        };
+        let metadata = PodMetadata {
+            pod: Arc::new(pod),
+            namespace_labels: Arc::new(Labels::from([("team".into(), "storage".into())])),
+            node_labels: Arc::default(),
+        };
+        let enrichment = Enrichment::new(metadata, "api");
+        let line = format!("{{\"message\":\"m\"{}}}", enrichment.json_fields());
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["labels"]["app"], "a \"quoted\" \\ value\n");
+        assert_eq!(parsed["annotations"], serde_json::json!({}));
+        assert_eq!(
+            parsed["owner"],
+            serde_json::json!({"kind": "Deployment", "name": "api"})
+        );
+        assert_eq!(parsed["image"], "app-v02/api:0.2.0");
+        assert_eq!(parsed["node_labels"], serde_json::json!({}));
+        assert_eq!(parsed["namespace_labels"]["team"], "storage");
+        // Another container of the pod: no image known.
+        let other = Enrichment::new(enrichment.metadata.clone(), "sidecar");
+        let line = format!("{{\"message\":\"m\"{}}}", other.json_fields());
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["image"], serde_json::Value::Null);
+    }
+}
