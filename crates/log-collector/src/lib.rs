@@ -71,6 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Some(kubernetes::Metadata::start(
                 client,
                 kubernetes.metadata.clone(),
+                &metrics.kubernetes_watch_errors,
             ))
         }
         None => None,

@@ -38,6 +38,17 @@ pub struct Metrics {
     /// Files found while every open-file slot was taken.
     pub files_waiting: Gauge,
     pub lost_lines: Counter,
+    /// Container log lines shipped without Kubernetes metadata.
+    pub lines_without_metadata: Counter,
+    /// Lines of excluded pods and containers, not shipped.
+    pub excluded_lines: Counter,
+    pub kubernetes_watch_errors: Family<Watch, Counter>,
+}
+
+/// Which watch of the Kubernetes metadata source.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Watch {
+    pub watch: &'static str,
 }
 
 impl Metrics {
@@ -107,6 +118,16 @@ impl Metrics {
                 &self.checkpoint_writes,
             ),
             (
+                "lines_without_metadata",
+                "Container log lines shipped without Kubernetes metadata (pod not known in time, or the API server unreachable)",
+                &self.lines_without_metadata,
+            ),
+            (
+                "excluded_lines",
+                "Lines of pods or containers excluded by annotation, not shipped",
+                &self.excluded_lines,
+            ),
+            (
                 "checkpoint_errors",
                 "Checkpoint files that could not be written or read",
                 &self.checkpoint_errors,
@@ -115,6 +136,11 @@ impl Metrics {
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
+        registry.register(
+            "kubernetes_watch_errors",
+            "Failed lists or watches of the Kubernetes API server, by watch; retried with backoff",
+            self.kubernetes_watch_errors.clone(),
+        );
         registry.register(
             "dropped_lines",
             "Lines a sink refused for good (Loki 400, a single line over 413)",

@@ -131,8 +131,14 @@ impl Tailer {
         emit: &mut impl FnMut(Event),
     ) -> std::io::Result<ReadOutcome> {
         let mut outcome = ReadOutcome::default();
-        // A change of the pod shows from the next read on.
+        // A change of the pod shows from the next read on. A pod whose
+        // metadata is not complete yet (the pod, its namespace or the node
+        // not listed) holds its file back a little, the other files being
+        // read meanwhile; a file that left its path is read at once.
         if let Some(kubernetes) = &mut self.kubernetes {
+            if !self.orphaned && kubernetes.should_wait() {
+                return Ok(outcome);
+            }
             self.parser.kubernetes = kubernetes.current();
         }
         if let Some(len) = self.released_at_len {

@@ -126,10 +126,12 @@ impl Harvester {
     fn kubernetes_for(&self, origin: &Origin) -> Option<ContainerMetadata> {
         let pod = origin.pod.as_ref()?;
         let metadata = self.kubernetes.clone()?;
+        let wait = self.settings.kubernetes.as_ref()?.wait;
         Some(ContainerMetadata::new(
             metadata,
             &pod.pod_uid,
             &pod.container,
+            wait,
         ))
     }
 
@@ -228,6 +230,7 @@ impl Harvester {
         }
         let mut total = 0;
         let mut finished = Vec::new();
+        let kubernetes_on = self.kubernetes.is_some();
         for id in order {
             let Some(tailer) = self.tailers.get_mut(&id) else {
                 continue;
@@ -240,7 +243,7 @@ impl Harvester {
                 budget,
                 &read_time,
                 metrics,
-                &mut into_batch(batch, metrics),
+                &mut into_batch(batch, metrics, kubernetes_on),
             ) {
                 Ok(outcome) => outcome,
                 Err(error) => {
@@ -264,7 +267,8 @@ impl Harvester {
             self.line_memory = self.line_memory - held_before + tailer.held_bytes();
             if self.line_memory > self.settings.line_buffer_bytes {
                 let held = tailer.held_bytes();
-                if let Err(error) = tailer.release_memory(metrics, &mut into_batch(batch, metrics))
+                if let Err(error) =
+                    tailer.release_memory(metrics, &mut into_batch(batch, metrics, kubernetes_on))
                 {
                     tracing::warn!(file = %tailer.path.display(), %error, "cannot rewind; will retry");
                 }
@@ -290,7 +294,12 @@ impl Harvester {
         self.line_memory -= tailer.held_bytes();
         let batch = &mut self.batch;
         let metrics = &self.metrics;
-        tailer.finish(read_time, metrics, &mut into_batch(batch, metrics));
+        let kubernetes_on = self.kubernetes.is_some();
+        tailer.finish(
+            read_time,
+            metrics,
+            &mut into_batch(batch, metrics, kubernetes_on),
+        );
         // The final position stays in the checkpoint while the file exists,
         // so that a restart does not read it again.
         batch.note_position(tailer.position());
@@ -342,9 +351,25 @@ impl Harvester {
 }
 
 /// Where read events go: into the batch, counted as buffered until the
-/// shipper has them acknowledged.
-fn into_batch<'a>(batch: &'a mut Batch, metrics: &'a Metrics) -> impl FnMut(Event) + 'a {
-    |event| {
+/// shipper has them acknowledged. Lines of excluded pods and containers go
+/// nowhere; with the Kubernetes metadata source on, container lines that
+/// go out without metadata are counted.
+fn into_batch<'a>(
+    batch: &'a mut Batch,
+    metrics: &'a Metrics,
+    kubernetes_on: bool,
+) -> impl FnMut(Event) + 'a {
+    move |event| {
+        match &event.kubernetes {
+            Some(kubernetes) if kubernetes.excluded => {
+                metrics.excluded_lines.inc();
+                return;
+            }
+            None if kubernetes_on && event.origin.pod.is_some() => {
+                metrics.lines_without_metadata.inc();
+            }
+            _ => {}
+        }
         metrics.buffered_bytes.inc_by(event.size() as i64);
         batch.push(event);
     }

@@ -37,6 +37,13 @@ pub struct KubernetesArgs {
     #[arg(long, env = "COLLECTOR_KUBERNETES_DELETION_DELAY_SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub collector_kubernetes_deletion_delay_seconds: u64,
+
+    /// How long the lines of a file whose pod is not known yet wait for its
+    /// metadata before they are shipped without it (other files are read
+    /// meanwhile).
+    #[arg(long, env = "COLLECTOR_KUBERNETES_WAIT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub collector_kubernetes_wait_ms: u64,
 }
 
 /// Where the metadata comes from, when it is on.
@@ -45,6 +52,8 @@ pub struct KubernetesSettings {
     /// `None`: the cluster the agent runs in.
     pub api_url: Option<String>,
     pub metadata: MetadataSettings,
+    /// How long a file's lines wait for its pod's metadata.
+    pub wait: Duration,
 }
 
 impl KubernetesArgs {
@@ -61,6 +70,7 @@ impl KubernetesArgs {
                         self.collector_kubernetes_deletion_delay_seconds,
                     ),
                 },
+                wait: Duration::from_millis(self.collector_kubernetes_wait_ms),
             })
     }
 }

@@ -11,6 +11,9 @@ use crate::event::write_json_string;
 pub struct Enrichment {
     pub metadata: PodMetadata,
     pub image: Option<String>,
+    /// The container's lines are not shipped: its pod or namespace is
+    /// annotated so (docs/log-collector.md, "Excluding pods").
+    pub excluded: bool,
     /// `,"labels":{...},"annotations":{...},"owner":{...},"image":"...",
     /// "node_labels":{...},"namespace_labels":{...}`: what the JSON-lines
     /// sinks insert into every line.
@@ -23,6 +26,7 @@ pub struct Enrichment {
 impl Enrichment {
     pub fn new(metadata: PodMetadata, container: &str) -> Arc<Self> {
         let image = metadata.pod.images.get(container).cloned();
+        let excluded = metadata.pod.excludes(container) || metadata.namespace.excluded;
         let mut json = Vec::new();
         write_map(&mut json, "labels", &metadata.pod.labels);
         write_map(&mut json, "annotations", &metadata.pod.annotations);
@@ -43,13 +47,14 @@ impl Enrichment {
             None => json.extend_from_slice(b"null"),
         }
         write_map(&mut json, "node_labels", &metadata.node_labels);
-        write_map(&mut json, "namespace_labels", &metadata.namespace_labels);
+        write_map(&mut json, "namespace_labels", &metadata.namespace.labels);
         let flat_fields = flat_fields(&metadata, image.as_deref());
         Arc::new(Self {
             json_fields: String::from_utf8_lossy(&json).into_owned(),
             flat_fields,
             metadata,
             image,
+            excluded,
         })
     }
 
@@ -70,7 +75,7 @@ fn flat_fields(metadata: &PodMetadata, image: Option<&str>) -> Vec<(&'static str
         ("labels", map_json(&pod.labels)),
         ("annotations", map_json(&pod.annotations)),
         ("node_labels", map_json(&metadata.node_labels)),
-        ("namespace_labels", map_json(&metadata.namespace_labels)),
+        ("namespace_labels", map_json(&metadata.namespace.labels)),
     ];
     if let Some(owner) = &pod.owner {
         fields.push(("owner_kind", owner.kind.clone()));
@@ -108,7 +113,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::kubernetes::{Owner, PodInfo};
+    use crate::kubernetes::{NamespaceInfo, Owner, PodInfo};
 
     #[test]
     fn the_json_fields_are_valid_json_with_every_field() {
@@ -122,10 +127,15 @@ mod tests {
                 name: "api".into(),
             }),
             images: HashMap::from([("api".into(), "app-v02/api:0.2.0".into())]),
+            excluded: false,
+            excluded_containers: vec!["sidecar".into()],
         };
         let metadata = PodMetadata {
             pod: Arc::new(pod),
-            namespace_labels: Arc::new(Labels::from([("team".into(), "storage".into())])),
+            namespace: Arc::new(NamespaceInfo {
+                labels: Labels::from([("team".into(), "storage".into())]),
+                excluded: false,
+            }),
             node_labels: Arc::default(),
         };
         let enrichment = Enrichment::new(metadata, "api");
@@ -145,5 +155,6 @@ mod tests {
         let line = format!("{{\"message\":\"m\"{}}}", other.json_fields());
         let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["image"], serde_json::Value::Null);
+        assert!(other.excluded && !enrichment.excluded);
     }
 }

@@ -20,7 +20,7 @@ mod enrichment;
 mod pod;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -29,10 +29,16 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::metrics::Watch;
 
 pub use config::{KubernetesArgs, KubernetesSettings};
 pub use enrichment::Enrichment;
-pub use pod::{Labels, Owner, PodInfo, PodMetadata};
+pub use pod::{
+    EXCLUDE_CONTAINERS, EXCLUDE_LOGS, Labels, NamespaceInfo, Owner, PodInfo, PodMetadata,
+};
 
 /// What the metadata source watches and keeps.
 #[derive(Debug, Clone)]
@@ -90,12 +96,15 @@ struct Inner {
     pods: RwLock<HashMap<String, Arc<PodInfo>>>,
     /// Deleted pods, with when they may be forgotten, oldest first.
     deleted: Mutex<VecDeque<(Instant, String)>>,
-    namespaces: RwLock<HashMap<String, Arc<Labels>>>,
+    namespaces: RwLock<HashMap<String, Arc<NamespaceInfo>>>,
     node_labels: RwLock<Arc<Labels>>,
     states: Mutex<[WatchState; 3]>,
     /// Grows with every change of what lookups return, so that a reader
     /// can tell cheaply whether to look again.
     generation: AtomicU64,
+    /// Set once the namespaces and this node have been listed: until then
+    /// a pod's metadata lacks their labels.
+    surroundings_listed: [AtomicBool; 2],
 }
 
 /// The watches, as indexes into `Inner::states`.
@@ -107,6 +116,16 @@ enum Watched {
 }
 
 impl Watched {
+    /// The index of a namespace or node watch in
+    /// `Inner::surroundings_listed`.
+    fn surroundings_index(self) -> Option<usize> {
+        match self {
+            Self::Pods => None,
+            Self::Namespaces => Some(0),
+            Self::Node => Some(1),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Pods => "pods",
@@ -118,8 +137,12 @@ impl Watched {
 
 impl Metadata {
     /// Starts the three watches on the runtime this is called from; they
-    /// run until the process ends.
-    pub fn start(client: Client, settings: MetadataSettings) -> Self {
+    /// run until the process ends. Their failures are counted in `errors`.
+    pub fn start(
+        client: Client,
+        settings: MetadataSettings,
+        errors: &Family<Watch, Counter>,
+    ) -> Self {
         let inner = Arc::new(Inner {
             settings,
             pods: RwLock::default(),
@@ -132,13 +155,20 @@ impl Metadata {
                 WatchState::Starting,
             ]),
             generation: AtomicU64::new(0),
+            surroundings_listed: [AtomicBool::new(false), AtomicBool::new(false)],
         });
         let node = inner.settings.node_name.clone();
         let pods = watcher::watcher(
             Api::<Pod>::all(client.clone()),
             watcher::Config::default().fields(&format!("spec.nodeName={node}")),
         );
-        tokio::spawn(follow(inner.clone(), Watched::Pods, pods, Inner::on_pod));
+        tokio::spawn(follow(
+            inner.clone(),
+            Watched::Pods,
+            pods,
+            Inner::on_pod,
+            errors.clone(),
+        ));
         let namespaces = watcher::watcher(
             Api::<Namespace>::all(client.clone()),
             watcher::Config::default(),
@@ -148,12 +178,19 @@ impl Metadata {
             Watched::Namespaces,
             namespaces,
             Inner::on_namespace,
+            errors.clone(),
         ));
         let nodes = watcher::watcher(
             Api::<Node>::all(client),
             watcher::Config::default().fields(&format!("metadata.name={node}")),
         );
-        tokio::spawn(follow(inner.clone(), Watched::Node, nodes, Inner::on_node));
+        tokio::spawn(follow(
+            inner.clone(),
+            Watched::Node,
+            nodes,
+            Inner::on_node,
+            errors.clone(),
+        ));
         Self { inner }
     }
 
@@ -161,16 +198,25 @@ impl Metadata {
     /// less than the deletion delay ago).
     pub fn pod(&self, uid: &str) -> Option<PodMetadata> {
         let pod = read(&self.inner.pods).get(uid)?.clone();
-        let namespace_labels = read(&self.inner.namespaces)
+        let namespace = read(&self.inner.namespaces)
             .get(&pod.namespace)
             .cloned()
             .unwrap_or_default();
         let node_labels = read(&self.inner.node_labels).clone();
         Some(PodMetadata {
             pod,
-            namespace_labels,
+            namespace,
             node_labels,
         })
+    }
+
+    /// Whether the namespaces and this node have been listed once, so that
+    /// a pod's metadata has their labels.
+    pub fn surroundings_listed(&self) -> bool {
+        self.inner
+            .surroundings_listed
+            .iter()
+            .all(|listed| listed.load(Ordering::Acquire))
     }
 
     /// Grows with every change of what [`Metadata::pod`] returns.
@@ -199,6 +245,7 @@ async fn follow<K, S>(
     watched: Watched,
     events: S,
     apply: fn(&Inner, Event<K>, &mut HashSet<String>),
+    errors: Family<Watch, Counter>,
 ) where
     S: futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send,
 {
@@ -209,6 +256,9 @@ async fn follow<K, S>(
             Ok(event) => {
                 if matches!(event, Event::InitDone) {
                     inner.set_state(watched, WatchState::Synced);
+                    if let Some(index) = watched.surroundings_index() {
+                        inner.surroundings_listed[index].store(true, Ordering::Release);
+                    }
                 }
                 apply(&inner, event, &mut listed);
                 inner.forget_expired();
@@ -216,6 +266,11 @@ async fn follow<K, S>(
             }
             Err(error) => {
                 tracing::warn!(watch = watched.name(), %error, "Kubernetes metadata watch failed; retrying");
+                errors
+                    .get_or_create(&Watch {
+                        watch: watched.name(),
+                    })
+                    .inc();
                 inner.set_state(watched, WatchState::Failing(error.to_string()));
             }
         }
@@ -284,8 +339,17 @@ impl Inner {
                     return;
                 };
                 listed.insert(name.clone());
-                let labels = namespace.metadata.labels.unwrap_or_default();
-                write(&self.namespaces).insert(name, Arc::new(labels));
+                let excluded = namespace
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|annotations| annotations.get(EXCLUDE_LOGS))
+                    .is_some_and(|value| pod::is_true(value));
+                let info = NamespaceInfo {
+                    labels: namespace.metadata.labels.unwrap_or_default(),
+                    excluded,
+                };
+                write(&self.namespaces).insert(name, Arc::new(info));
             }
             Event::Delete(namespace) => {
                 if let Some(name) = namespace.metadata.name {
@@ -317,17 +381,22 @@ pub struct ContainerMetadata {
     metadata: Metadata,
     pod_uid: String,
     container: String,
+    /// Until then, lines wait for the pod's metadata.
+    wait_until: Instant,
     /// The generation `current` was looked up at.
     seen: Option<u64>,
     current: Option<Arc<Enrichment>>,
 }
 
 impl ContainerMetadata {
-    pub fn new(metadata: Metadata, pod_uid: &str, container: &str) -> Self {
+    /// The metadata of `container` of the pod `pod_uid`, for whose lines it
+    /// is worth waiting up to `wait` from now.
+    pub fn new(metadata: Metadata, pod_uid: &str, container: &str, wait: Duration) -> Self {
         Self {
             metadata,
             pod_uid: pod_uid.to_owned(),
             container: container.to_owned(),
+            wait_until: Instant::now() + wait,
             seen: None,
             current: None,
         }
@@ -345,6 +414,14 @@ impl ContainerMetadata {
             self.seen = Some(generation);
         }
         self.current.clone()
+    }
+
+    /// Whether the lines should still wait before they go out: the pod is
+    /// not known yet, or its namespace's and node's labels are not (the
+    /// watches list in parallel), and the wait is not over.
+    pub fn should_wait(&mut self) -> bool {
+        let incomplete = self.current().is_none() || !self.metadata.surroundings_listed();
+        incomplete && Instant::now() < self.wait_until
     }
 }
 

@@ -9,6 +9,11 @@ use k8s_openapi::api::core::v1::Pod;
 /// A label or annotation map.
 pub type Labels = BTreeMap<String, String>;
 
+/// On a pod or a namespace, `"true"`: none of its lines are shipped.
+pub const EXCLUDE_LOGS: &str = "app-v02.io/exclude-logs";
+/// On a pod, `"a,b"`: the lines of containers `a` and `b` are not shipped.
+pub const EXCLUDE_CONTAINERS: &str = "app-v02.io/exclude-containers";
+
 /// The workload a pod belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
@@ -29,6 +34,10 @@ pub struct PodInfo {
     pub owner: Option<Owner>,
     /// Each container's image, init containers included.
     pub images: HashMap<String, String>,
+    /// `app-v02.io/exclude-logs: "true"` on the pod.
+    pub excluded: bool,
+    /// The containers named by `app-v02.io/exclude-containers`.
+    pub excluded_containers: Vec<String>,
 }
 
 impl PodInfo {
@@ -54,6 +63,12 @@ impl PodInfo {
             })
             .filter_map(|container| Some((container.name.clone(), container.image.clone()?)))
             .collect();
+        let annotation = |name: &str| {
+            metadata
+                .annotations
+                .as_ref()
+                .and_then(|annotations| annotations.get(name))
+        };
         Self {
             namespace: metadata.namespace.clone().unwrap_or_default(),
             name: metadata.name.clone().unwrap_or_default(),
@@ -61,8 +76,41 @@ impl PodInfo {
             labels,
             annotations: kept,
             images,
+            excluded: annotation(EXCLUDE_LOGS).is_some_and(|value| is_true(value)),
+            excluded_containers: annotation(EXCLUDE_CONTAINERS)
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|name| !name.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
+
+    /// Whether the lines of `container` are excluded by the pod's
+    /// annotations.
+    pub fn excludes(&self, container: &str) -> bool {
+        self.excluded
+            || self
+                .excluded_containers
+                .iter()
+                .any(|name| name == container)
+    }
+}
+
+/// An annotation's `"true"`, as people write it.
+pub fn is_true(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("true")
+}
+
+/// What the collector keeps of a namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    pub labels: Labels,
+    /// `app-v02.io/exclude-logs: "true"` on the namespace.
+    pub excluded: bool,
 }
 
 /// The pod's controller, resolved through a ReplicaSet to its Deployment.
@@ -102,7 +150,7 @@ fn owner_of(pod: &Pod, labels: &Labels) -> Option<Owner> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodMetadata {
     pub pod: Arc<PodInfo>,
-    pub namespace_labels: Arc<Labels>,
+    pub namespace: Arc<NamespaceInfo>,
     /// Only the node labels on the allow-list.
     pub node_labels: Arc<Labels>,
 }
@@ -158,6 +206,22 @@ mod tests {
         let pod = pod_owned_by("StatefulSet", "redis", None);
         assert_eq!(owner(&pod), Some(("StatefulSet".into(), "redis".into())));
         assert_eq!(owner(&Pod::default()), None);
+    }
+
+    #[test]
+    fn exclusion_annotations_name_the_pod_or_its_containers() {
+        let mut pod = Pod::default();
+        pod.metadata.annotations = Some(Labels::from([(
+            EXCLUDE_CONTAINERS.into(),
+            " istio-proxy, debug ".into(),
+        )]));
+        let info = PodInfo::of(&pod, &[]);
+        assert!(info.excludes("istio-proxy") && info.excludes("debug"));
+        assert!(!info.excludes("app"));
+        pod.metadata.annotations = Some(Labels::from([(EXCLUDE_LOGS.into(), "True".into())]));
+        assert!(PodInfo::of(&pod, &[]).excludes("app"));
+        pod.metadata.annotations = Some(Labels::from([(EXCLUDE_LOGS.into(), "false".into())]));
+        assert!(!PodInfo::of(&pod, &[]).excludes("app"));
     }
 
     #[test]

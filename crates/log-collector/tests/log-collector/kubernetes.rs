@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use log_collector::kubernetes::{self, Metadata, MetadataSettings, PodMetadata, WatchState};
 
-use crate::common;
 use serde_json::{Value, json};
 use testkit::{KubeApiServer, Resource};
 
@@ -24,7 +23,7 @@ fn settings() -> MetadataSettings {
 }
 
 /// A pod of the Deployment `api` (through its ReplicaSet) on `node`.
-fn api_pod(uid: &str, name: &str, node: &str, version: &str) -> Value {
+pub(crate) fn api_pod(uid: &str, name: &str, node: &str, version: &str) -> Value {
     json!({
         "metadata": {
             "name": name,
@@ -49,7 +48,7 @@ fn namespace(labels: Value) -> Value {
     json!({"metadata": {"name": "app-v02", "labels": labels}})
 }
 
-fn node(name: &str) -> Value {
+pub(crate) fn node(name: &str) -> Value {
     json!({"metadata": {"name": name, "labels": {
         "topology.kubernetes.io/zone": "zone-1",
         "kubernetes.io/hostname": name,
@@ -72,7 +71,7 @@ async fn cluster() -> (KubeApiServer, Metadata) {
         api_pod("elsewhere", "api-7d9f8b6c5-q9q8w", "node-b", "1"),
     );
     let client = kubernetes::client(Some(server.url())).unwrap();
-    let metadata = Metadata::start(client, settings());
+    let metadata = Metadata::start(client, settings(), &Default::default());
     (server, metadata)
 }
 
@@ -127,7 +126,7 @@ async fn a_pod_has_its_labels_owner_images_and_node_and_namespace_labels() {
     assert_eq!(found.pod.annotations["team"], "storage");
     assert_eq!(found.node_labels.len(), 1);
     assert_eq!(found.node_labels["topology.kubernetes.io/zone"], "zone-1");
-    assert_eq!(found.namespace_labels["team"], "storage");
+    assert_eq!(found.namespace.labels["team"], "storage");
     // Only this node's pods are watched.
     assert!(metadata.pod("elsewhere").is_none());
     assert!(
@@ -147,7 +146,7 @@ async fn changes_show_and_a_deleted_pod_is_kept_for_the_delay() {
     relabel(&server, &metadata, "2", "the changed label").await;
     server.apply(Resource::Namespaces, namespace(json!({"team": "platform"})));
     eventually_pod(&metadata, "the changed namespace label", |found| {
-        found.is_some_and(|found| found.namespace_labels["team"] == "platform")
+        found.is_some_and(|found| found.namespace.labels["team"] == "platform")
     })
     .await;
 
@@ -204,7 +203,7 @@ async fn refused_or_unreachable_the_source_says_why_and_recovers() {
         api_pod(UID, "api-7d9f8b6c5-x2x4z", NODE, "1"),
     );
     let client = kubernetes::client(Some(server.url())).unwrap();
-    let metadata = Metadata::start(client, settings());
+    let metadata = Metadata::start(client, settings(), &Default::default());
     testkit::eventually("the refusal in the status", || {
         let refused = metadata.status().iter().any(|(name, state)| {
             *name == "pods" && matches!(state, WatchState::Failing(why) if why.contains("403") || why.contains("forbidden"))
@@ -218,7 +217,11 @@ async fn refused_or_unreachable_the_source_says_why_and_recovers() {
 
     // Nothing listening at all.
     let closed = format!("http://127.0.0.1:{}", testkit::free_port());
-    let metadata = Metadata::start(kubernetes::client(Some(&closed)).unwrap(), settings());
+    let metadata = Metadata::start(
+        kubernetes::client(Some(&closed)).unwrap(),
+        settings(),
+        &Default::default(),
+    );
     testkit::eventually("the unreachable server in the status", || {
         let failing = metadata
             .status()
@@ -227,101 +230,4 @@ async fn refused_or_unreachable_the_source_says_why_and_recovers() {
         async move { failing }
     })
     .await;
-}
-
-/// Every line the `file` sink wrote to `out`, parsed.
-fn shipped(out: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(out)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
-}
-
-/// The line with `message`, once shipped.
-fn shipped_line(out: &std::path::Path, message: &str) -> Option<Value> {
-    shipped(out)
-        .into_iter()
-        .find(|line| line["message"] == message)
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_agents_lines_carry_their_pods_metadata_and_later_lines_show_a_change() {
-    let server = KubeApiServer::start().await;
-    server.apply(
-        Resource::Namespaces,
-        json!({"metadata": {"name": "default", "labels": {"team": "storage"}}}),
-    );
-    server.apply(Resource::Nodes, node(common::NODE));
-    let pod = "web-5c4f-abcde";
-    let web = |version: &str| {
-        let mut web = api_pod(&format!("uid-{pod}"), pod, common::NODE, version);
-        web["metadata"]["namespace"] = json!("default");
-        web["metadata"]["labels"]["pod-template-hash"] = json!("5c4f");
-        web["metadata"]["ownerReferences"][0]["name"] = json!("web-5c4f");
-        web["spec"]["containers"][0] = json!({"name": "app", "image": "nginx:1.27"});
-        web
-    };
-    server.apply(Resource::Pods, web("1"));
-    let node = common::Node::new();
-    let log = node.container_dir(pod).join("0.log");
-    let out = node.path("out.jsonl");
-    let mut env = common::file_sink(&out);
-    env.push(("COLLECTOR_KUBERNETES_METADATA", "true".to_owned()));
-    env.push(("COLLECTOR_KUBERNETES_API_URL", server.url().to_owned()));
-    let agent = common::Agent::start(&node, &env);
-
-    // Lines read before the source has listed the pod go out without its
-    // metadata; write until one carries it.
-    let written = std::sync::atomic::AtomicUsize::new(0);
-    testkit::eventually("a line with its pod's metadata", || {
-        let n = written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        common::append(&log, &common::cri(&format!("line {n}")));
-        let carried = shipped(&out)
-            .iter()
-            .any(|line| line["labels"]["version"] == "1");
-        async move { carried }
-    })
-    .await;
-    common::append(&log, &common::cri("with metadata"));
-    testkit::eventually("the next line shipped", || {
-        let arrived = shipped_line(&out, "with metadata").is_some();
-        async move { arrived }
-    })
-    .await;
-    let line = shipped_line(&out, "with metadata").unwrap();
-    assert_eq!(line["labels"]["app.kubernetes.io/name"], "api", "{line}");
-    assert_eq!(line["owner"], json!({"kind": "Deployment", "name": "web"}));
-    assert_eq!(line["image"], "nginx:1.27");
-    assert_eq!(
-        line["node_labels"],
-        json!({"topology.kubernetes.io/zone": "zone-1"})
-    );
-    assert_eq!(line["namespace_labels"], json!({"team": "storage"}));
-    assert_eq!(line["annotations"], json!({}), "none allowed by default");
-    // The path's metadata is still there.
-    assert_eq!(line["pod"], pod);
-    assert_eq!(line["container"], "app");
-
-    // A label changed on the pod: later lines show it.
-    server.apply(Resource::Pods, web("2"));
-    testkit::eventually("a line with the changed label", || {
-        let n = written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        common::append(&log, &common::cri(&format!("line {n}")));
-        let changed = shipped(&out)
-            .iter()
-            .any(|line| line["labels"]["version"] == "2");
-        async move { changed }
-    })
-    .await;
-    let versions: Vec<String> = shipped(&out)
-        .iter()
-        .filter_map(|line| line["labels"]["version"].as_str().map(str::to_owned))
-        .collect();
-    let first_new = versions.iter().position(|version| version == "2").unwrap();
-    assert!(
-        versions[first_new..].iter().all(|version| version == "2"),
-        "a line after the change still had the old label: {versions:?}\n{}",
-        agent.logs()
-    );
 }

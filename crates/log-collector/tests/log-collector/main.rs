@@ -6,6 +6,7 @@
 mod common;
 mod crash;
 mod discovery;
+mod enrichment;
 mod kubernetes;
 mod limits;
 mod rotation;

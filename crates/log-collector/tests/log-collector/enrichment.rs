@@ -1,0 +1,208 @@
+//! The agent with the Kubernetes metadata source on, against the stand-in
+//! API server (`testkit::KubeApiServer`): what its lines carry, pods and
+//! containers excluded by annotation, lines waiting a bounded time for a pod
+//! not known yet, and an API server that cannot be reached.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use testkit::{KubeApiServer, Resource};
+
+use crate::common::{self, Agent, Node, append, cri};
+use crate::kubernetes::{api_pod, node};
+
+/// A pod of the Deployment `web` in namespace `default` on the agent's
+/// node, with its containers, label `version` and `annotations`.
+fn web_pod(pod: &str, containers: &[&str], version: &str, annotations: Value) -> Value {
+    let mut web = api_pod(&format!("uid-{pod}"), pod, common::NODE, version);
+    web["metadata"]["namespace"] = json!("default");
+    web["metadata"]["labels"]["pod-template-hash"] = json!("5c4f");
+    web["metadata"]["ownerReferences"][0]["name"] = json!("web-5c4f");
+    web["metadata"]["annotations"] = annotations;
+    web["spec"]["containers"] = containers
+        .iter()
+        .map(|name| json!({"name": name, "image": "nginx:1.27"}))
+        .collect();
+    web
+}
+
+/// The API server with namespace `default` and the agent's node.
+async fn cluster() -> KubeApiServer {
+    let server = KubeApiServer::start().await;
+    server.apply(
+        Resource::Namespaces,
+        json!({"metadata": {"name": "default", "labels": {"team": "storage"}}}),
+    );
+    server.apply(Resource::Nodes, node(common::NODE));
+    server
+}
+
+/// The agent on a fresh node, shipping to a file, with metadata from `api`.
+fn agent(api: &str, extra: &[(&'static str, String)]) -> (Node, PathBuf, Agent) {
+    let node = Node::new();
+    let out = node.path("out.jsonl");
+    let mut env = common::file_sink(&out);
+    env.push(("COLLECTOR_KUBERNETES_METADATA", "true".to_owned()));
+    env.push(("COLLECTOR_KUBERNETES_API_URL", api.to_owned()));
+    env.extend_from_slice(extra);
+    let agent = Agent::start(&node, &env);
+    (node, out, agent)
+}
+
+/// The log file of `container` of `pod` (namespace `default`).
+fn log_of(node: &Node, pod: &str, container: &str) -> PathBuf {
+    let dir = node.path(&format!("pods/default_{pod}_uid-{pod}/{container}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("0.log")
+}
+
+/// Every line the `file` sink wrote to `out`, parsed.
+fn shipped(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Waits until the line with `message` is shipped, and returns it.
+async fn shipped_line(out: &Path, message: &str) -> Value {
+    testkit::eventually(&format!("{message:?} shipped"), || {
+        let found = shipped(out).iter().any(|line| line["message"] == message);
+        async move { found }
+    })
+    .await;
+    shipped(out)
+        .into_iter()
+        .find(|line| line["message"] == message)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lines_carry_their_pods_metadata_and_later_lines_show_a_change() {
+    let server = cluster().await;
+    let pod = "web-5c4f-abcde";
+    server.apply(Resource::Pods, web_pod(pod, &["app"], "1", json!({})));
+    let (node, out, agent) = agent(server.url(), &[]);
+    let log = log_of(&node, pod, "app");
+
+    // The first line waits for the metadata the source is still listing.
+    append(&log, &cri("first"));
+    let line = shipped_line(&out, "first").await;
+    assert_eq!(line["labels"]["version"], "1", "{line}");
+    assert_eq!(line["labels"]["app.kubernetes.io/name"], "api");
+    assert_eq!(line["owner"], json!({"kind": "Deployment", "name": "web"}));
+    assert_eq!(line["image"], "nginx:1.27");
+    assert_eq!(
+        line["node_labels"],
+        json!({"topology.kubernetes.io/zone": "zone-1"})
+    );
+    assert_eq!(line["namespace_labels"], json!({"team": "storage"}));
+    assert_eq!(line["annotations"], json!({}), "none allowed by default");
+    // The path's metadata is still there.
+    assert_eq!(line["pod"], pod);
+    assert_eq!(line["container"], "app");
+
+    // A label changed on the pod: later lines show it.
+    server.apply(Resource::Pods, web_pod(pod, &["app"], "2", json!({})));
+    let written = std::sync::atomic::AtomicUsize::new(0);
+    testkit::eventually("a line with the changed label", || {
+        let n = written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        append(&log, &cri(&format!("line {n}")));
+        let changed = shipped(&out)
+            .iter()
+            .any(|line| line["labels"]["version"] == "2");
+        async move { changed }
+    })
+    .await;
+    let versions: Vec<String> = shipped(&out)
+        .iter()
+        .filter_map(|line| line["labels"]["version"].as_str().map(str::to_owned))
+        .collect();
+    let first_new = versions.iter().position(|version| version == "2").unwrap();
+    assert!(
+        versions[first_new..].iter().all(|version| version == "2"),
+        "a line after the change still had the old label: {versions:?}"
+    );
+    assert_eq!(
+        agent
+            .metric("log_collector_lines_without_metadata_total")
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn excluded_pods_and_containers_ship_nothing_until_the_annotation_is_removed() {
+    let server = cluster().await;
+    let excluded = json!({"app-v02.io/exclude-logs": "true"});
+    server.apply(Resource::Pods, web_pod("quiet", &["app"], "1", excluded));
+    let sidecar_excluded = json!({"app-v02.io/exclude-containers": "sidecar"});
+    server.apply(
+        Resource::Pods,
+        web_pod("mixed", &["app", "sidecar"], "1", sidecar_excluded),
+    );
+    let (node, out, agent) = agent(server.url(), &[]);
+    let quiet = log_of(&node, "quiet", "app");
+    let sidecar = log_of(&node, "mixed", "sidecar");
+    let app = log_of(&node, "mixed", "app");
+
+    append(&quiet, &cri("quiet while excluded"));
+    append(&sidecar, &cri("sidecar while excluded"));
+    append(&app, &cri("app of mixed"));
+    shipped_line(&out, "app of mixed").await;
+    // Another round through every file: the excluded ones were read too.
+    append(&app, &cri("app of mixed, later"));
+    shipped_line(&out, "app of mixed, later").await;
+    testkit::eventually("both excluded lines counted", || async {
+        agent.metric("log_collector_excluded_lines_total").await >= 2.0
+    })
+    .await;
+
+    // The annotation removed: shipping resumes from the position then.
+    server.apply(Resource::Pods, web_pod("quiet", &["app"], "1", json!({})));
+    let written = std::sync::atomic::AtomicUsize::new(0);
+    testkit::eventually("a line of the pod once it is no longer excluded", || {
+        let n = written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        append(&quiet, &cri(&format!("quiet again {n}")));
+        let resumed = shipped(&out).iter().any(|line| line["pod"] == "quiet");
+        async move { resumed }
+    })
+    .await;
+    let messages: Vec<String> = shipped(&out)
+        .iter()
+        .filter_map(|line| line["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !messages
+            .iter()
+            .any(|message| message.ends_with("while excluded")),
+        "an excluded line was shipped: {messages:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_api_server_lines_ship_with_path_metadata_and_are_counted() {
+    let closed = format!("http://127.0.0.1:{}", testkit::free_port());
+    let wait = ("COLLECTOR_KUBERNETES_WAIT_MS", "300".to_owned());
+    let (node, out, agent) = agent(&closed, &[wait]);
+    let log = log_of(&node, "web-5c4f-abcde", "app");
+    append(&log, &format!("{}{}", cri("one"), cri("two")));
+    let line = shipped_line(&out, "two").await;
+    assert_eq!(line["pod"], "web-5c4f-abcde");
+    assert!(line.get("labels").is_none(), "{line}");
+    testkit::eventually("the lines without metadata counted", || async {
+        agent
+            .metric("log_collector_lines_without_metadata_total")
+            .await
+            == 2.0
+    })
+    .await;
+    let body = agent.metrics().await.unwrap();
+    let errors = testkit::sample_labelled(
+        &body,
+        "log_collector_kubernetes_watch_errors_total",
+        "watch=\"pods\"",
+    );
+    assert!(errors.is_some_and(|errors| errors >= 1.0), "{body}");
+}
