@@ -71,7 +71,7 @@ def checksum(configmap):
 def check_spec_values(docs):
     check(find(docs, "Namespace", "app-v02") is not None, "namespace app-v02")
     for doc in docs:
-        if doc["kind"] != "Namespace":
+        if doc["kind"] not in CLUSTER_SCOPED:
             check(doc["metadata"].get("namespace") == "app-v02", f"{doc['kind']}/{doc['metadata']['name']} not in app-v02")
 
     api = find(docs, "Deployment", "api")
@@ -145,6 +145,7 @@ def check_spec_values(docs):
     check(mount == {"name": "varlog", "mountPath": "/var/log", "readOnly": True}, "/var/log mounted read-only")
     node_name = env(container(collector, "log-collector"))["NODE_NAME"]
     check(node_name["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName", "NODE_NAME from the downward API")
+    check_collector_rbac(docs)
 
     cron = find(docs, "CronJob", "cleanup")
     s = cron["spec"]
@@ -244,6 +245,29 @@ def check_ingress_body_size(path, help_dir):
         check(size_bytes(annotation) >= largest,
               f"{path}: Ingress/{doc['metadata']['name']} takes bodies up to {annotation!r}; the API's largest "
               f"request is {largest} bytes (2 * MAX_VALUE_BYTES + 64 KiB)")
+
+
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+
+
+def check_collector_rbac(docs):
+    """The collector reads pods, namespaces and nodes and nothing more, and
+    is the one workload with an API token."""
+    role = find(docs, "ClusterRole", "app-v02-log-collector")
+    if role is not None:
+        check(role["rules"] == [{"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"],
+                                 "verbs": ["get", "list", "watch"]}],
+              f"the collector's ClusterRole grants exactly get/list/watch on pods, namespaces, nodes: {role['rules']}")
+    binding = find(docs, "ClusterRoleBinding", "app-v02-log-collector")
+    if binding is not None:
+        check(binding["subjects"] == [{"kind": "ServiceAccount", "name": "log-collector", "namespace": "app-v02"}],
+              "the ClusterRole is bound to the collector's ServiceAccount only")
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "CronJob"):
+            mounted = pod_spec(doc).get("automountServiceAccountToken", True)
+            wanted = doc["metadata"]["name"] == "log-collector"
+            check(mounted == wanted, f"{doc['kind']}/{doc['metadata']['name']}: automountServiceAccountToken "
+                                     f"{mounted}; only the collector has an API token")
 
 
 def check_redis_ha(path):

@@ -103,13 +103,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             acks: ack_rx,
             wake: wake_rx,
             stop: Arc::clone(&stop),
-            kubernetes,
+            kubernetes: kubernetes.clone(),
         },
     );
+    let router = http::router(Arc::new(registry), kubernetes);
     let mut harvesting = tokio::task::spawn_blocking(move || harvester.run());
     let shipping = tokio::spawn(shipper.run(batch_rx));
-    let server =
-        tokio::spawn(async move { axum::serve(listener, http::router(Arc::new(registry))).await });
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let summary = tokio::spawn(summarize(Arc::clone(&settings), Arc::clone(&metrics)));
 
     tokio::select! {

@@ -56,6 +56,15 @@ fn log_of(node: &Node, pod: &str, container: &str) -> PathBuf {
     dir.join("0.log")
 }
 
+/// The agent's `/ready`: its status code and body.
+async fn ready(agent: &Agent) -> (u16, Value) {
+    let response = reqwest::get(format!("http://127.0.0.1:{}/ready", agent.port))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
 /// Every line the `file` sink wrote to `out`, parsed.
 fn shipped(out: &Path) -> Vec<Value> {
     std::fs::read_to_string(out)
@@ -129,6 +138,12 @@ async fn lines_carry_their_pods_metadata_and_later_lines_show_a_change() {
             .metric("log_collector_lines_without_metadata_total")
             .await,
         0.0
+    );
+    let (status, body) = ready(&agent).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["kubernetes"],
+        json!({"pods": "synced", "namespaces": "synced", "node": "synced"})
     );
 }
 
@@ -205,4 +220,9 @@ async fn without_the_api_server_lines_ship_with_path_metadata_and_are_counted() 
         "watch=\"pods\"",
     );
     assert!(errors.is_some_and(|errors| errors >= 1.0), "{body}");
+    // Ready all the same, saying why lines lack metadata.
+    let (status, body) = ready(&agent).await;
+    assert_eq!(status, 200);
+    let pods = body["kubernetes"]["pods"].as_str().unwrap_or_default();
+    assert!(pods.starts_with("failing: "), "{body}");
 }
