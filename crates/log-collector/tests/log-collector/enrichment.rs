@@ -226,3 +226,26 @@ async fn without_the_api_server_lines_ship_with_path_metadata_and_are_counted() 
     let pods = body["kubernetes"]["pods"].as_str().unwrap_or_default();
     assert!(pods.starts_with("failing: "), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_lines_of_a_deleted_pod_still_carry_its_metadata() {
+    let server = cluster().await;
+    let pod = "web-5c4f-gone1";
+    server.apply(Resource::Pods, web_pod(pod, &["app"], "1", json!({})));
+    let (node, out, _agent) = agent(server.url(), &[]);
+    let log = log_of(&node, pod, "app");
+    append(&log, &cri("while running"));
+    assert_eq!(
+        shipped_line(&out, "while running").await["labels"]["version"],
+        "1"
+    );
+
+    // The pod is deleted; kubelet keeps its log files a while, and the
+    // agent is still reading them.
+    server.delete(Resource::Pods, "default", pod);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    append(&log, &cri("last words"));
+    let line = shipped_line(&out, "last words").await;
+    assert_eq!(line["labels"]["version"], "1", "{line}");
+    assert_eq!(line["owner"], json!({"kind": "Deployment", "name": "web"}));
+}
