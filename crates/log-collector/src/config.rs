@@ -6,10 +6,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use platform::config::{ConfigError, RedisArgs, RedisSettings, redact_userinfo};
+use platform::config::{ConfigError, RedisArgs, RedisSettings};
 
 use crate::kubernetes::{KubernetesArgs, KubernetesSettings};
 use crate::own_logs::OwnLogs;
+use crate::sinks::{PodLabel, loki};
 
 /// `log-collector`: tails node logs and ships every line to a log center.
 #[derive(Debug, Clone, clap::Parser)]
@@ -56,6 +57,18 @@ pub struct Config {
     /// basic authentication and never shown.
     #[arg(long, env = "COLLECTOR_LOKI_URL", hide_env_values = true)]
     pub collector_loki_url: Option<String>,
+
+    /// Pod labels the `loki` sink makes stream labels, comma-separated (with
+    /// the Kubernetes metadata source on): a few that name an application,
+    /// since every distinct value is a Loki stream. Written with `_` for
+    /// what Loki's label names do not allow (`app.kubernetes.io/name` is
+    /// `app_kubernetes_io_name`).
+    #[arg(
+        long,
+        env = "COLLECTOR_LOKI_POD_LABELS",
+        default_value = "app.kubernetes.io/name,app"
+    )]
+    pub collector_loki_pod_labels: String,
 
     /// Redis Stream receiving the lines, for the `redis` sink.
     #[arg(long, env = "COLLECTOR_REDIS_STREAM", default_value = "logs")]
@@ -198,6 +211,7 @@ pub enum SinkSettings {
     File(PathBuf),
     Loki {
         push_url: reqwest::Url,
+        pod_labels: Vec<PodLabel>,
     },
     Redis {
         redis: RedisSettings,
@@ -313,7 +327,10 @@ impl Config {
                     invalid("COLLECTOR_LOKI_URL", "is required by COLLECTOR_SINK=loki")
                 })?;
                 SinkSettings::Loki {
-                    push_url: loki_push_url(raw)?,
+                    push_url: loki::push_url(raw)
+                        .map_err(|why| invalid("COLLECTOR_LOKI_URL", why))?,
+                    pod_labels: PodLabel::parse_list(&self.collector_loki_pod_labels)
+                        .map_err(|why| invalid("COLLECTOR_LOKI_POD_LABELS", why))?,
                 }
             }
             SinkKind::Redis => SinkSettings::Redis {
@@ -329,26 +346,6 @@ impl Config {
             },
         })
     }
-}
-
-/// Accepts Loki's base URL or the push URL itself.
-fn loki_push_url(raw: &str) -> Result<reqwest::Url, ConfigError> {
-    let mut url = reqwest::Url::parse(raw).map_err(|error| {
-        invalid(
-            "COLLECTOR_LOKI_URL",
-            format!("{:?}: {error}", redact_userinfo(raw)),
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(
-            "COLLECTOR_LOKI_URL",
-            "must be an http or https URL",
-        ));
-    }
-    if url.path() == "/" || url.path().is_empty() {
-        url.set_path("/loki/api/v1/push");
-    }
-    Ok(url)
 }
 
 fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
@@ -373,27 +370,10 @@ mod tests {
     }
 
     #[test]
-    fn loki_url_may_be_the_base_or_the_push_url() {
-        for raw in ["http://loki:3100", "http://loki:3100/"] {
-            assert_eq!(
-                loki_push_url(raw).unwrap().as_str(),
-                "http://loki:3100/loki/api/v1/push"
-            );
-        }
-        assert_eq!(
-            loki_push_url("https://logs.example/custom/push")
-                .unwrap()
-                .path(),
-            "/custom/push"
-        );
-        assert!(loki_push_url("ftp://loki").is_err());
-        assert!(loki_push_url("not a url").is_err());
-    }
-
-    #[test]
     fn a_bad_loki_url_is_named_without_its_credentials() {
         for raw in ["http://user:s3cret@[loki", "ftp://user:s3cret@loki"] {
-            let error = loki_push_url(raw).unwrap_err().to_string();
+            let config = parse(&["--collector-sink", "loki", "--collector-loki-url", raw]);
+            let error = config.settings().unwrap_err().to_string();
             assert!(error.starts_with("COLLECTOR_LOKI_URL"), "{error}");
             assert!(!error.contains("s3cret"), "{error}");
         }

@@ -1,6 +1,8 @@
 //! The `loki` sink: `POST /loki/api/v1/push` with a JSON body, one Loki
 //! stream per file, labelled `node`, `namespace`, `pod`, `container` (plain
-//! files: `node`, `filename`), each line `["<unix ns as a string>", "<message>"]`.
+//! files: `node`, `filename`) and, with the Kubernetes metadata source on,
+//! the pod labels of `COLLECTOR_LOKI_POD_LABELS`; each line
+//! `["<unix ns as a string>", "<message>"]`.
 //!
 //! Status codes decide the outcome: 2xx acknowledged; 429, 5xx and transport
 //! errors retried; 413 too large (the shipper splits the batch); 400 refused
@@ -16,9 +18,73 @@ use super::SendError;
 use crate::event::{Event, write_json_string};
 use crate::origin::Origin;
 
+/// The push URL from Loki's base URL or the push URL itself.
+pub fn push_url(raw: &str) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(raw)
+        .map_err(|error| format!("{:?}: {error}", platform::config::redact_userinfo(raw)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".to_owned());
+    }
+    if url.path() == "/" || url.path().is_empty() {
+        url.set_path("/loki/api/v1/push");
+    }
+    Ok(url)
+}
+
+/// A pod label made a stream label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodLabel {
+    /// The pod label (`app.kubernetes.io/name`).
+    pub source: String,
+    /// The stream label (`app_kubernetes_io_name`).
+    pub name: String,
+}
+
+/// The stream labels the sink sets itself.
+const OWN_LABELS: [&str; 5] = ["node", "namespace", "pod", "container", "filename"];
+
+impl PodLabel {
+    /// A comma-separated list of pod labels, each with its stream label's
+    /// name: Loki's names are `[a-zA-Z_][a-zA-Z0-9_]*`, so anything else is
+    /// written `_`.
+    pub fn parse_list(raw: &str) -> Result<Vec<Self>, String> {
+        let mut labels: Vec<Self> = Vec::new();
+        for source in raw
+            .split(',')
+            .map(str::trim)
+            .filter(|source| !source.is_empty())
+        {
+            let mut name: String = source
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            if name.starts_with(|c: char| c.is_ascii_digit()) {
+                name.insert(0, '_');
+            }
+            if OWN_LABELS.contains(&name.as_str()) {
+                return Err(format!(
+                    "{source:?} would be the stream label {name:?}, which the sink sets itself"
+                ));
+            }
+            if let Some(other) = labels.iter().find(|label| label.name == name) {
+                return Err(format!(
+                    "{source:?} and {:?} would both be the stream label {name:?}",
+                    other.source
+                ));
+            }
+            labels.push(Self {
+                source: source.to_owned(),
+                name,
+            });
+        }
+        Ok(labels)
+    }
+}
+
 pub struct Loki {
     client: reqwest::Client,
     push_url: reqwest::Url,
+    pod_labels: Vec<PodLabel>,
     /// The URL as messages show it: without its credentials.
     shown_url: String,
 }
@@ -32,7 +98,7 @@ impl std::fmt::Debug for Loki {
 }
 
 impl Loki {
-    pub fn new(push_url: reqwest::Url) -> anyhow::Result<Self> {
+    pub fn new(push_url: reqwest::Url, pod_labels: Vec<PodLabel>) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
@@ -41,6 +107,7 @@ impl Loki {
         Ok(Self {
             client,
             push_url,
+            pod_labels,
             shown_url,
         })
     }
@@ -50,7 +117,7 @@ impl Loki {
             .client
             .post(self.push_url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(push_body(events))
+            .body(push_body(events, &self.pod_labels))
             .send()
             .await
             .map_err(|error| {
@@ -72,30 +139,55 @@ impl Loki {
     }
 }
 
+/// The stream labels an event's pod labels give, in `pod_labels`' order.
+fn promoted<'a>(event: &'a Event, pod_labels: &'a [PodLabel]) -> Vec<(&'a str, &'a str)> {
+    let Some(kubernetes) = &event.kubernetes else {
+        return Vec::new();
+    };
+    let labels = &kubernetes.metadata.pod.labels;
+    pod_labels
+        .iter()
+        .filter_map(|label| Some((label.name.as_str(), labels.get(&label.source)?.as_str())))
+        .collect()
+}
+
+/// One stream of a push: a file and the pod labels its lines had.
+struct Stream<'a> {
+    origin: &'a Arc<Origin>,
+    promoted: Vec<(&'a str, &'a str)>,
+    lines: Vec<&'a Event>,
+}
+
 /// The push API's JSON body for `events`.
-fn push_body(events: &[Event]) -> Vec<u8> {
-    // One stream per origin, in order of first appearance; lines keep their
-    // file order inside it.
-    let mut streams: Vec<(&Arc<Origin>, Vec<&Event>)> = Vec::new();
+fn push_body(events: &[Event], pod_labels: &[PodLabel]) -> Vec<u8> {
+    // One stream per origin and pod labels (a label changed on the pod
+    // starts another), in order of first appearance; lines keep their file
+    // order inside it.
+    let mut streams: Vec<Stream<'_>> = Vec::new();
     for event in events {
+        let promoted = promoted(event, pod_labels);
         match streams
             .iter_mut()
-            .find(|(origin, _)| Arc::ptr_eq(origin, &event.origin))
+            .find(|stream| Arc::ptr_eq(stream.origin, &event.origin) && stream.promoted == promoted)
         {
-            Some((_, lines)) => lines.push(event),
-            None => streams.push((&event.origin, vec![event])),
+            Some(stream) => stream.lines.push(event),
+            None => streams.push(Stream {
+                origin: &event.origin,
+                promoted,
+                lines: vec![event],
+            }),
         }
     }
     let mut body = Vec::with_capacity(events.iter().map(Event::size).sum::<usize>() + 256);
     body.extend_from_slice(b"{\"streams\":[");
-    for (index, (origin, lines)) in streams.iter().enumerate() {
+    for (index, stream) in streams.iter().enumerate() {
         if index > 0 {
             body.push(b',');
         }
         body.extend_from_slice(b"{\"stream\":");
-        write_labels(&mut body, origin);
+        write_labels(&mut body, stream.origin, &stream.promoted);
         body.extend_from_slice(b",\"values\":[");
-        for (index, event) in lines.iter().enumerate() {
+        for (index, event) in stream.lines.iter().enumerate() {
             if index > 0 {
                 body.push(b',');
             }
@@ -115,7 +207,7 @@ fn push_body(events: &[Event]) -> Vec<u8> {
     body
 }
 
-fn write_labels(body: &mut Vec<u8>, origin: &Origin) {
+fn write_labels(body: &mut Vec<u8>, origin: &Origin, promoted: &[(&str, &str)]) {
     let mut labels = vec![("node", origin.node.as_str())];
     match &origin.pod {
         Some(pod) => labels.extend([
@@ -125,6 +217,7 @@ fn write_labels(body: &mut Vec<u8>, origin: &Origin) {
         ]),
         None => labels.push(("filename", origin.path.to_str().unwrap_or("?"))),
     }
+    labels.extend_from_slice(promoted);
     body.push(b'{');
     for (index, (name, value)) in labels.into_iter().enumerate() {
         if index > 0 {
@@ -175,7 +268,7 @@ mod tests {
             event(&plain, "2026-11-26T07:00:01Z", "sys \"quoted\""),
             event(&api, "2026-11-26T07:00:02.5Z", "second"),
         ];
-        let body: serde_json::Value = serde_json::from_slice(&push_body(&events)).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&push_body(&events, &[])).unwrap();
         assert_eq!(
             body,
             serde_json::json!({"streams": [
@@ -185,5 +278,97 @@ mod tests {
                  "values": [["1795676401000000000", "sys \"quoted\""]]},
             ]})
         );
+    }
+
+    #[test]
+    fn loki_url_may_be_the_base_or_the_push_url() {
+        for raw in ["http://loki:3100", "http://loki:3100/"] {
+            assert_eq!(
+                push_url(raw).unwrap().as_str(),
+                "http://loki:3100/loki/api/v1/push"
+            );
+        }
+        assert_eq!(
+            push_url("https://logs.example/custom/push").unwrap().path(),
+            "/custom/push"
+        );
+        assert!(push_url("ftp://loki").is_err());
+        assert!(push_url("not a url").is_err());
+    }
+
+    #[test]
+    fn pod_labels_get_loki_names_and_never_replace_the_sinks_own() {
+        let labels = PodLabel::parse_list(" app.kubernetes.io/name, app ,2fa,").unwrap();
+        let names: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|label| (label.source.as_str(), label.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("app.kubernetes.io/name", "app_kubernetes_io_name"),
+                ("app", "app"),
+                ("2fa", "_2fa")
+            ]
+        );
+        assert!(PodLabel::parse_list("").unwrap().is_empty());
+        let error = PodLabel::parse_list("app,pod").unwrap_err();
+        assert!(error.contains("\"pod\""), "{error}");
+        let error = PodLabel::parse_list("a.b,a-b").unwrap_err();
+        assert!(error.contains("a_b"), "{error}");
+    }
+
+    #[test]
+    fn pod_labels_become_stream_labels_and_a_change_starts_a_stream() {
+        use crate::kubernetes::{Enrichment, Labels, NamespaceInfo, PodInfo, PodMetadata};
+
+        let web = Arc::new(Origin::new(
+            "n1",
+            Path::new("/var/log/pods/ns_web-1_u1/app/0.log"),
+        ));
+        let with_labels = |labels: &[(&str, &str)]| {
+            let pod = PodInfo {
+                namespace: "ns".into(),
+                name: "web-1".into(),
+                labels: labels
+                    .iter()
+                    .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                    .collect::<Labels>(),
+                annotations: Labels::new(),
+                owner: None,
+                images: std::collections::HashMap::new(),
+                excluded: false,
+                excluded_containers: Vec::new(),
+            };
+            Enrichment::new(
+                PodMetadata {
+                    pod: Arc::new(pod),
+                    namespace: Arc::new(NamespaceInfo::default()),
+                    node_labels: Arc::default(),
+                },
+                "app",
+            )
+        };
+        let v1 = with_labels(&[("app.kubernetes.io/name", "web"), ("tier", "front")]);
+        let v2 = with_labels(&[("app.kubernetes.io/name", "web2")]);
+        let mut first = event(&web, "2026-11-26T07:00:00Z", "first");
+        first.kubernetes = Some(v1.clone());
+        let mut again = event(&web, "2026-11-26T07:00:01Z", "again");
+        again.kubernetes = Some(v1);
+        let mut changed = event(&web, "2026-11-26T07:00:02Z", "changed");
+        changed.kubernetes = Some(v2);
+        let pod_labels = PodLabel::parse_list("app.kubernetes.io/name,app").unwrap();
+        let events = [first, again, changed];
+        let body: serde_json::Value =
+            serde_json::from_slice(&push_body(&events, &pod_labels)).unwrap();
+        let streams = body["streams"].as_array().unwrap();
+        assert_eq!(streams.len(), 2, "{body}");
+        assert_eq!(
+            streams[0]["stream"],
+            serde_json::json!({"node": "n1", "namespace": "ns", "pod": "web-1", "container": "app",
+                               "app_kubernetes_io_name": "web"})
+        );
+        assert_eq!(streams[0]["values"].as_array().unwrap().len(), 2);
+        assert_eq!(streams[1]["stream"]["app_kubernetes_io_name"], "web2");
     }
 }

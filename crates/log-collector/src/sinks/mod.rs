@@ -8,14 +8,14 @@
 //!   once however often it is retried.
 
 mod json_lines;
-mod loki;
+pub(crate) mod loki;
 mod redis_stream;
 
 use crate::config::SinkSettings;
 use crate::event::Event;
 
 pub use json_lines::JsonLines;
-pub use loki::Loki;
+pub use loki::{Loki, PodLabel};
 pub use redis_stream::RedisStream;
 
 /// Which lines a send carries, the same on every retry of them: the
@@ -53,7 +53,10 @@ impl Sink {
         Ok(match settings {
             SinkSettings::Stdout => Self::JsonLines(JsonLines::stdout()),
             SinkSettings::File(path) => Self::JsonLines(JsonLines::file(path)?),
-            SinkSettings::Loki { push_url } => Self::Loki(Loki::new(push_url.clone())?),
+            SinkSettings::Loki {
+                push_url,
+                pod_labels,
+            } => Self::Loki(Loki::new(push_url.clone(), pod_labels.clone())?),
             SinkSettings::Redis {
                 redis,
                 stream,
