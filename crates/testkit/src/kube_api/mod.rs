@@ -18,8 +18,9 @@
 //! Each test drives it: it applies and deletes objects, forbids a resource,
 //! drops every open watch, or expires the history.
 
+mod watch;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
@@ -30,6 +31,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
+
+use watch::{Watch, event, line};
 
 /// The kinds of object the server holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -386,59 +389,4 @@ fn serve(
     };
     let body = Body::from_stream(futures::stream::unfold(watch, Watch::next));
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// One open watch: the backlog first, then live changes, until the server
-/// drops it.
-struct Watch {
-    resource: Resource,
-    selector: Option<String>,
-    bookmarks: bool,
-    pending: VecDeque<Bytes>,
-    /// `None` once the watch is over.
-    receiver: Option<broadcast::Receiver<Signal>>,
-}
-
-impl Watch {
-    async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
-        loop {
-            if let Some(bytes) = self.pending.pop_front() {
-                return Some((Ok(bytes), self));
-            }
-            let receiver = self.receiver.as_mut()?;
-            match receiver.recv().await {
-                Ok(Signal::Change(change)) => {
-                    if change.resource == self.resource
-                        && selected(&change.object, self.selector.as_deref())
-                    {
-                        self.pending.push_back(event(&change));
-                    }
-                }
-                Ok(Signal::Bookmark(version)) if self.bookmarks => {
-                    self.pending.push_back(line(&json!({
-                        "type": "BOOKMARK",
-                        "object": {
-                            "kind": self.resource.kind(),
-                            "apiVersion": "v1",
-                            "metadata": {"resourceVersion": version.to_string()},
-                        },
-                    })));
-                }
-                Ok(Signal::Bookmark(_)) => {}
-                // A watcher that fell this far behind would be dropped by
-                // the real server too.
-                Ok(Signal::Drop) | Err(_) => return None,
-            }
-        }
-    }
-}
-
-fn event(change: &Change) -> Bytes {
-    line(&json!({"type": change.kind, "object": change.object}))
-}
-
-fn line(value: &Value) -> Bytes {
-    let mut bytes = value.to_string().into_bytes();
-    bytes.push(b'\n');
-    Bytes::from(bytes)
 }
