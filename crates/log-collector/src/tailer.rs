@@ -136,10 +136,11 @@ impl Tailer {
         // not listed) holds its file back a little, the other files being
         // read meanwhile; a file that left its path is read at once.
         if let Some(kubernetes) = &mut self.kubernetes {
-            if !self.orphaned && kubernetes.should_wait() {
+            let current = kubernetes.current();
+            if !self.orphaned && kubernetes.should_wait(current.as_deref()) {
                 return Ok(outcome);
             }
-            self.parser.kubernetes = kubernetes.current();
+            self.parser.kubernetes = current;
         }
         if let Some(len) = self.released_at_len {
             if self.file.metadata()?.len() <= len {

@@ -49,11 +49,12 @@ impl ContainerMetadata {
         self.current.clone()
     }
 
-    /// Whether the lines should still wait before they go out: the pod is
-    /// not known yet, or its namespace's and node's labels are not (the
-    /// watches list in parallel), and the wait is not over.
-    pub fn should_wait(&mut self) -> bool {
-        let incomplete = self.current().is_none() || !self.metadata.surroundings_listed();
+    /// Whether the lines should still wait before they go out, given what
+    /// [`Self::current`] found: the pod is not known yet, or its
+    /// namespace's and node's labels are not (the watches list in
+    /// parallel), and the wait is not over.
+    pub fn should_wait(&self, current: Option<&Enrichment>) -> bool {
+        let incomplete = current.is_none() || !self.metadata.surroundings_listed();
         incomplete && Instant::now() < self.wait_until
     }
 }

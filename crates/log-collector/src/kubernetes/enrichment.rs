@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use super::pod::{Labels, PodMetadata};
-use crate::event::write_json_string;
 
 /// A container's metadata, ready for every sink.
 #[derive(Debug)]
@@ -27,30 +26,22 @@ impl Enrichment {
     pub fn new(metadata: PodMetadata, container: &str) -> Arc<Self> {
         let image = metadata.pod.images.get(container).cloned();
         let excluded = metadata.pod.excludes(container) || metadata.namespace.excluded;
-        let mut json = Vec::new();
-        write_map(&mut json, "labels", &metadata.pod.labels);
-        write_map(&mut json, "annotations", &metadata.pod.annotations);
-        json.extend_from_slice(b",\"owner\":");
-        match &metadata.pod.owner {
-            Some(owner) => {
-                json.extend_from_slice(b"{\"kind\":");
-                write_json_string(&mut json, &owner.kind);
-                json.extend_from_slice(b",\"name\":");
-                write_json_string(&mut json, &owner.name);
-                json.push(b'}');
-            }
-            None => json.extend_from_slice(b"null"),
-        }
-        json.extend_from_slice(b",\"image\":");
-        match &image {
-            Some(image) => write_json_string(&mut json, image),
-            None => json.extend_from_slice(b"null"),
-        }
-        write_map(&mut json, "node_labels", &metadata.node_labels);
-        write_map(&mut json, "namespace_labels", &metadata.namespace.labels);
+        let fields = serde_json::json!({
+            "labels": metadata.pod.labels,
+            "annotations": metadata.pod.annotations,
+            "owner": metadata.pod.owner.as_ref().map(|owner| {
+                serde_json::json!({"kind": owner.kind, "name": owner.name})
+            }),
+            "image": image,
+            "node_labels": *metadata.node_labels,
+            "namespace_labels": metadata.namespace.labels,
+        })
+        .to_string();
+        // The object's members, to go inside each line's object.
+        let json_fields = format!(",{}", &fields[1..fields.len() - 1]);
         let flat_fields = flat_fields(&metadata, image.as_deref());
         Arc::new(Self {
-            json_fields: String::from_utf8_lossy(&json).into_owned(),
+            json_fields,
             flat_fields,
             metadata,
             image,
@@ -87,25 +78,12 @@ fn flat_fields(metadata: &PodMetadata, image: Option<&str>) -> Vec<(&'static str
     fields
 }
 
-fn write_map(out: &mut Vec<u8>, name: &str, map: &Labels) {
-    out.push(b',');
-    write_json_string(out, name);
-    out.push(b':');
-    out.extend_from_slice(map_json(map).as_bytes());
-}
-
 fn map_json(map: &Labels) -> String {
-    let mut out = vec![b'{'];
-    for (at, (key, value)) in map.iter().enumerate() {
-        if at > 0 {
-            out.push(b',');
-        }
-        write_json_string(&mut out, key);
-        out.push(b':');
-        write_json_string(&mut out, value);
-    }
-    out.push(b'}');
-    String::from_utf8_lossy(&out).into_owned()
+    serde_json::Value::from_iter(
+        map.iter()
+            .map(|(key, value)| (key.clone(), serde_json::Value::from(value.as_str()))),
+    )
+    .to_string()
 }
 
 #[cfg(test)]

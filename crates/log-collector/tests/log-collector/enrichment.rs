@@ -56,6 +56,17 @@ fn log_of(node: &Node, pod: &str, container: &str) -> PathBuf {
     dir.join("0.log")
 }
 
+/// The cluster with `pod` of `web` (container `app`, label `version: 1`),
+/// and the agent on a fresh node: the server, the node, the sink's file,
+/// the agent and the pod's log.
+async fn one_pod_running(pod: &str) -> (KubeApiServer, Node, PathBuf, Agent, PathBuf) {
+    let server = cluster().await;
+    server.apply(Resource::Pods, web_pod(pod, &["app"], "1", json!({})));
+    let (node, out, agent) = agent(server.url(), &[]);
+    let log = log_of(&node, pod, "app");
+    (server, node, out, agent, log)
+}
+
 /// The agent's `/ready`: its status code and body.
 async fn ready(agent: &Agent) -> (u16, Value) {
     let response = reqwest::get(format!("http://127.0.0.1:{}/ready", agent.port))
@@ -89,11 +100,8 @@ async fn shipped_line(out: &Path, message: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lines_carry_their_pods_metadata_and_later_lines_show_a_change() {
-    let server = cluster().await;
     let pod = "web-5c4f-abcde";
-    server.apply(Resource::Pods, web_pod(pod, &["app"], "1", json!({})));
-    let (node, out, agent) = agent(server.url(), &[]);
-    let log = log_of(&node, pod, "app");
+    let (server, _node, out, agent, log) = one_pod_running(pod).await;
 
     // The first line waits for the metadata the source is still listing.
     append(&log, &cri("first"));
@@ -229,11 +237,8 @@ async fn without_the_api_server_lines_ship_with_path_metadata_and_are_counted() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_last_lines_of_a_deleted_pod_still_carry_its_metadata() {
-    let server = cluster().await;
     let pod = "web-5c4f-gone1";
-    server.apply(Resource::Pods, web_pod(pod, &["app"], "1", json!({})));
-    let (node, out, _agent) = agent(server.url(), &[]);
-    let log = log_of(&node, pod, "app");
+    let (server, _node, out, _agent, log) = one_pod_running(pod).await;
     append(&log, &cri("while running"));
     assert_eq!(
         shipped_line(&out, "while running").await["labels"]["version"],
@@ -248,4 +253,37 @@ async fn the_last_lines_of_a_deleted_pod_still_carry_its_metadata() {
     let line = shipped_line(&out, "last words").await;
     assert_eq!(line["labels"]["version"], "1", "{line}");
     assert_eq!(line["owner"], json!({"kind": "Deployment", "name": "web"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_redis_stream_sink_carries_the_metadata_as_fields() {
+    let server = cluster().await;
+    let pod = "web-5c4f-redis";
+    server.apply(Resource::Pods, web_pod(pod, &["app"], "1", json!({})));
+    let redis = testkit::RedisServer::start();
+    let node = Node::new();
+    let mut env = common::redis_sink(redis.port(), "logs");
+    env.push(("COLLECTOR_KUBERNETES_METADATA", "true".to_owned()));
+    env.push(("COLLECTOR_KUBERNETES_API_URL", server.url().to_owned()));
+    let _agent = Agent::start(&node, &env);
+    append(&log_of(&node, pod, "app"), &cri("to the stream"));
+    testkit::eventually("the line in the stream", || async {
+        !common::stream_entries(&redis, "logs").await.is_empty()
+    })
+    .await;
+    let entry = common::stream_entries(&redis, "logs").await.remove(0);
+    assert_eq!(entry["message"], "to the stream");
+    let labels: Value = serde_json::from_str(&entry["labels"]).unwrap();
+    assert_eq!(labels["version"], "1", "{entry:?}");
+    assert_eq!(entry["owner_kind"], "Deployment");
+    assert_eq!(entry["owner_name"], "web");
+    assert_eq!(entry["image"], "nginx:1.27");
+    let node_labels: Value = serde_json::from_str(&entry["node_labels"]).unwrap();
+    assert_eq!(
+        node_labels,
+        json!({"topology.kubernetes.io/zone": "zone-1"})
+    );
+    let namespace_labels: Value = serde_json::from_str(&entry["namespace_labels"]).unwrap();
+    assert_eq!(namespace_labels, json!({"team": "storage"}));
+    assert_eq!(entry["annotations"], "{}");
 }
