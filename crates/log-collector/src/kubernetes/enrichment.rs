@@ -15,7 +15,9 @@ pub struct Enrichment {
     pub excluded: bool,
     /// `,"labels":{...},"annotations":{...},"owner":{...},"image":"...",
     /// "node_labels":{...},"namespace_labels":{...}`: what the JSON-lines
-    /// sinks insert into every line.
+    /// sinks insert into every line. Every byte of it is written once per
+    /// line, so a map with nothing in it and an unknown owner or image are
+    /// left out rather than written as `{}` or `null`.
     json_fields: String,
     /// The fields as name and value pairs, maps as JSON objects: what the
     /// Redis Stream sink adds to each entry.
@@ -26,19 +28,7 @@ impl Enrichment {
     pub fn new(metadata: PodMetadata, container: &str) -> Arc<Self> {
         let image = metadata.pod.images.get(container).cloned();
         let excluded = metadata.pod.excludes(container) || metadata.namespace.excluded;
-        let fields = serde_json::json!({
-            "labels": metadata.pod.labels,
-            "annotations": metadata.pod.annotations,
-            "owner": metadata.pod.owner.as_ref().map(|owner| {
-                serde_json::json!({"kind": owner.kind, "name": owner.name})
-            }),
-            "image": image,
-            "node_labels": *metadata.node_labels,
-            "namespace_labels": metadata.namespace.labels,
-        })
-        .to_string();
-        // The object's members, to go inside each line's object.
-        let json_fields = format!(",{}", &fields[1..fields.len() - 1]);
+        let json_fields = json_fields(&metadata, image.as_deref());
         let flat_fields = flat_fields(&metadata, image.as_deref());
         Arc::new(Self {
             json_fields,
@@ -60,30 +50,59 @@ impl Enrichment {
     }
 }
 
-fn flat_fields(metadata: &PodMetadata, image: Option<&str>) -> Vec<(&'static str, String)> {
-    let pod = &metadata.pod;
-    let mut fields = vec![
-        ("labels", map_json(&pod.labels)),
-        ("annotations", map_json(&pod.annotations)),
-        ("node_labels", map_json(&metadata.node_labels)),
-        ("namespace_labels", map_json(&metadata.namespace.labels)),
-    ];
-    if let Some(owner) = &pod.owner {
-        fields.push(("owner_kind", owner.kind.clone()));
-        fields.push(("owner_name", owner.name.clone()));
-    }
-    if let Some(image) = image {
-        fields.push(("image", image.to_owned()));
+fn json_fields(metadata: &PodMetadata, image: Option<&str>) -> String {
+    let mut fields = String::new();
+    for (name, value) in named_values(metadata, image) {
+        fields.push_str(&format!(",\"{name}\":{value}"));
     }
     fields
 }
 
-fn map_json(map: &Labels) -> String {
-    serde_json::Value::from_iter(
-        map.iter()
-            .map(|(key, value)| (key.clone(), serde_json::Value::from(value.as_str()))),
-    )
-    .to_string()
+fn flat_fields(metadata: &PodMetadata, image: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut fields = Vec::new();
+    for (name, value) in named_values(metadata, image) {
+        match value {
+            serde_json::Value::String(text) => fields.push((name, text)),
+            // The owner as two plain fields, which Redis can match on.
+            serde_json::Value::Object(owner) if name == "owner" => {
+                for (field, key) in [("owner_kind", "kind"), ("owner_name", "name")] {
+                    if let Some(serde_json::Value::String(text)) = owner.get(key) {
+                        fields.push((field, text.clone()));
+                    }
+                }
+            }
+            map => fields.push((name, map.to_string())),
+        }
+    }
+    fields
+}
+
+/// Every field a line carries, by name, in the order lines carry them;
+/// empty maps and unknown values are not there.
+fn named_values(
+    metadata: &PodMetadata,
+    image: Option<&str>,
+) -> Vec<(&'static str, serde_json::Value)> {
+    let pod = &metadata.pod;
+    let mut values = Vec::new();
+    push_map(&mut values, "labels", &pod.labels);
+    push_map(&mut values, "annotations", &pod.annotations);
+    if let Some(owner) = &pod.owner {
+        let owner = serde_json::json!({"kind": owner.kind, "name": owner.name});
+        values.push(("owner", owner));
+    }
+    if let Some(image) = image {
+        values.push(("image", serde_json::json!(image)));
+    }
+    push_map(&mut values, "node_labels", &metadata.node_labels);
+    push_map(&mut values, "namespace_labels", &metadata.namespace.labels);
+    values
+}
+
+fn push_map(values: &mut Vec<(&'static str, serde_json::Value)>, name: &'static str, map: &Labels) {
+    if !map.is_empty() {
+        values.push((name, serde_json::json!(map)));
+    }
 }
 
 #[cfg(test)]
@@ -94,7 +113,7 @@ mod tests {
     use crate::kubernetes::{NamespaceInfo, Owner, PodInfo};
 
     #[test]
-    fn the_json_fields_are_valid_json_with_every_field() {
+    fn the_fields_are_valid_json_without_empty_or_unknown_ones() {
         let pod = PodInfo {
             namespace: "app-v02".into(),
             name: "api-1".into(),
@@ -120,19 +139,33 @@ mod tests {
         let line = format!("{{\"message\":\"m\"{}}}", enrichment.json_fields());
         let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["labels"]["app"], "a \"quoted\" \\ value\n");
-        assert_eq!(parsed["annotations"], serde_json::json!({}));
+        assert!(parsed.get("annotations").is_none(), "empty: left out");
         assert_eq!(
             parsed["owner"],
             serde_json::json!({"kind": "Deployment", "name": "api"})
         );
         assert_eq!(parsed["image"], "app-v02/api:0.2.0");
-        assert_eq!(parsed["node_labels"], serde_json::json!({}));
+        assert!(parsed.get("node_labels").is_none(), "empty: left out");
         assert_eq!(parsed["namespace_labels"]["team"], "storage");
         // Another container of the pod: no image known.
         let other = Enrichment::new(enrichment.metadata.clone(), "sidecar");
         let line = format!("{{\"message\":\"m\"{}}}", other.json_fields());
         let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(parsed["image"], serde_json::Value::Null);
+        assert!(parsed.get("image").is_none(), "unknown: left out");
+        let flat: Vec<(&str, &str)> = other
+            .flat_fields()
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        assert_eq!(
+            flat,
+            [
+                ("labels", r#"{"app":"a \"quoted\" \\ value\n"}"#),
+                ("owner_kind", "Deployment"),
+                ("owner_name", "api"),
+                ("namespace_labels", r#"{"team":"storage"}"#),
+            ]
+        );
         assert!(other.excluded && !enrichment.excluded);
     }
 }

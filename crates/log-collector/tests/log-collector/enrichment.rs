@@ -1,13 +1,16 @@
 //! The agent with the Kubernetes metadata source on, against the stand-in
 //! API server (`testkit::KubeApiServer`): what its lines carry, pods and
 //! containers excluded by annotation, lines waiting a bounded time for a pod
-//! not known yet, and an API server that cannot be reached.
+//! not known yet, watches broken or an API server that cannot be reached,
+//! and what each sink makes of the metadata.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use testkit::{KubeApiServer, Resource};
 
+use crate::common::loki::LokiReceiver;
 use crate::common::{self, Agent, Node, append, cri};
 use crate::kubernetes::{api_pod, node};
 
@@ -98,6 +101,30 @@ async fn shipped_line(out: &Path, message: &str) -> Value {
         .unwrap()
 }
 
+/// Appends lines to `log` until one is shipped with label `version` set to
+/// `version`, then checks that no line after it has another.
+async fn write_until_lines_show(out: &Path, log: &Path, version: &str) {
+    let written = std::sync::atomic::AtomicUsize::new(0);
+    testkit::eventually(&format!("a line with version {version}"), || {
+        let n = written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        append(log, &cri(&format!("line {n} waiting for {version}")));
+        let changed = shipped(out)
+            .iter()
+            .any(|line| line["labels"]["version"] == version);
+        async move { changed }
+    })
+    .await;
+    let versions: Vec<Value> = shipped(out)
+        .iter()
+        .map(|line| line["labels"]["version"].clone())
+        .collect();
+    let first_new = versions.iter().position(|seen| seen == version).unwrap();
+    assert!(
+        versions[first_new..].iter().all(|seen| seen == version),
+        "a line after the change had another label or none: {versions:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn lines_carry_their_pods_metadata_and_later_lines_show_a_change() {
     let pod = "web-5c4f-abcde";
@@ -115,32 +142,14 @@ async fn lines_carry_their_pods_metadata_and_later_lines_show_a_change() {
         json!({"topology.kubernetes.io/zone": "zone-1"})
     );
     assert_eq!(line["namespace_labels"], json!({"team": "storage"}));
-    assert_eq!(line["annotations"], json!({}), "none allowed by default");
+    assert!(line.get("annotations").is_none(), "none allowed by default");
     // The path's metadata is still there.
     assert_eq!(line["pod"], pod);
     assert_eq!(line["container"], "app");
 
     // A label changed on the pod: later lines show it.
     server.apply(Resource::Pods, web_pod(pod, &["app"], "2", json!({})));
-    let written = std::sync::atomic::AtomicUsize::new(0);
-    testkit::eventually("a line with the changed label", || {
-        let n = written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        append(&log, &cri(&format!("line {n}")));
-        let changed = shipped(&out)
-            .iter()
-            .any(|line| line["labels"]["version"] == "2");
-        async move { changed }
-    })
-    .await;
-    let versions: Vec<String> = shipped(&out)
-        .iter()
-        .filter_map(|line| line["labels"]["version"].as_str().map(str::to_owned))
-        .collect();
-    let first_new = versions.iter().position(|version| version == "2").unwrap();
-    assert!(
-        versions[first_new..].iter().all(|version| version == "2"),
-        "a line after the change still had the old label: {versions:?}"
-    );
+    write_until_lines_show(&out, &log, "2").await;
     assert_eq!(
         agent
             .metric("log_collector_lines_without_metadata_total")
@@ -152,6 +161,36 @@ async fn lines_carry_their_pods_metadata_and_later_lines_show_a_change() {
     assert_eq!(
         body["kubernetes"],
         json!({"pods": "synced", "namespaces": "synced", "node": "synced"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_dropped_or_expired_watch_lines_keep_their_metadata() {
+    let pod = "web-5c4f-relist";
+    let (server, _node, out, agent, log) = one_pod_running(pod).await;
+    append(&log, &cri("before"));
+    assert_eq!(shipped_line(&out, "before").await["labels"]["version"], "1");
+    let lists = server.lists(Resource::Pods);
+
+    // The connection dropped, and a change while the watch was away.
+    server.drop_watches();
+    server.apply(Resource::Pods, web_pod(pod, &["app"], "2", json!({})));
+    write_until_lines_show(&out, &log, "2").await;
+
+    // History expired: the agent lists again (410 Gone), and lines read
+    // meanwhile keep the metadata it had.
+    server.expire_watches();
+    server.apply(Resource::Pods, web_pod(pod, &["app"], "3", json!({})));
+    write_until_lines_show(&out, &log, "3").await;
+    assert!(
+        server.lists(Resource::Pods) > lists,
+        "no relist after 410 Gone"
+    );
+    assert_eq!(
+        agent
+            .metric("log_collector_lines_without_metadata_total")
+            .await,
+        0.0
     );
 }
 
@@ -285,5 +324,72 @@ async fn the_redis_stream_sink_carries_the_metadata_as_fields() {
     );
     let namespace_labels: Value = serde_json::from_str(&entry["namespace_labels"]).unwrap();
     assert_eq!(namespace_labels, json!({"team": "storage"}));
-    assert_eq!(entry["annotations"], "{}");
+    assert!(!entry.contains_key("annotations"), "none allowed: left out");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_loki_sink_makes_the_named_pod_labels_stream_labels() {
+    let server = cluster().await;
+    let pod = "web-5c4f-loki1";
+    server.apply(Resource::Pods, web_pod(pod, &["app"], "1", json!({})));
+    let loki = LokiReceiver::start().await;
+    let node = Node::new();
+    let _agent = Agent::start(
+        &node,
+        &[
+            ("COLLECTOR_SINK", "loki".into()),
+            ("COLLECTOR_LOKI_URL", loki.base_url.clone()),
+            (
+                "COLLECTOR_LOKI_POD_LABELS",
+                "app.kubernetes.io/name,version".into(),
+            ),
+            ("COLLECTOR_KUBERNETES_METADATA", "true".into()),
+            ("COLLECTOR_KUBERNETES_API_URL", server.url().to_owned()),
+        ],
+    );
+    let log = log_of(&node, pod, "app");
+    let labels_of = |message: &str| {
+        loki.lines()
+            .into_iter()
+            .find_map(|(labels, line)| (line == message).then_some(labels))
+    };
+    append(&log, &cri("to loki"));
+    testkit::eventually("the line in Loki", || {
+        let arrived = labels_of("to loki").is_some();
+        async move { arrived }
+    })
+    .await;
+    // The named pod labels, under Loki's names; nothing else of the pod
+    // (its template hash, owner, image) becomes a label.
+    let expected = |version: &str| {
+        BTreeMap::from(
+            [
+                ("node", common::NODE),
+                ("namespace", "default"),
+                ("pod", pod),
+                ("container", "app"),
+                ("app_kubernetes_io_name", "api"),
+                ("version", version),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        )
+    };
+    assert_eq!(labels_of("to loki"), Some(expected("1")));
+
+    // A changed value starts a stream of its own.
+    server.apply(Resource::Pods, web_pod(pod, &["app"], "2", json!({})));
+    let written = std::sync::atomic::AtomicUsize::new(0);
+    testkit::eventually("a line in the stream of version 2", || {
+        let n = written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        append(&log, &cri(&format!("after the change {n}")));
+        let changed = loki
+            .lines()
+            .iter()
+            .any(|(labels, _)| labels.get("version").is_some_and(|v| v == "2"));
+        async move { changed }
+    })
+    .await;
+    let (labels, line) = loki.lines().pop().unwrap();
+    assert_eq!(labels, expected("2"), "{line}");
+    assert_eq!(loki.violations(), Vec::<String>::new());
 }

@@ -140,6 +140,15 @@ fn check(headers: &HeaderMap, body: &[u8]) -> Result<Lines, String> {
                 ))
             })
             .collect::<Result<_, String>>()?;
+        // Loki refuses a push with any other label name.
+        let loki_name = |name: &str| {
+            name.bytes().enumerate().all(|(at, byte)| {
+                byte == b'_' || byte.is_ascii_alphabetic() || (at > 0 && byte.is_ascii_digit())
+            }) && !name.is_empty()
+        };
+        if let Some(name) = labels.keys().find(|name| !loki_name(name)) {
+            return Err(format!("label name {name:?} is not [a-zA-Z_][a-zA-Z0-9_]*"));
+        }
         let has_pod = ["namespace", "pod", "container"]
             .iter()
             .all(|l| labels.contains_key(*l));
