@@ -90,6 +90,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         positions: saved.clone(),
         metrics: Arc::clone(&metrics),
         acks: ack_tx,
+        wake_harvester: wake_tx.clone(),
         retry_max: settings.retry_max,
         give_up_at: give_up_rx,
     };

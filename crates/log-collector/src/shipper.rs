@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Sender, SyncSender};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -29,6 +29,9 @@ pub struct Shipper {
     pub metrics: Arc<Metrics>,
     /// Tells the harvester which batch was acknowledged last.
     pub acks: Sender<u64>,
+    /// Wakes the harvester, which sleeps while its next batch has no room
+    /// in the channel.
+    pub wake_harvester: SyncSender<()>,
     pub retry_max: Duration,
     /// Set on shutdown: the instant after which the shipper stops retrying.
     pub give_up_at: watch::Receiver<Option<Instant>>,
@@ -39,6 +42,10 @@ impl Shipper {
     /// deadline passes while the sink still refuses.
     pub async fn run(mut self, mut batches: mpsc::Receiver<Batch>) {
         while let Some(batch) = batches.recv().await {
+            // The channel has room again: the harvester's next batch can be
+            // handed over while this one is delivered. (A wakeup already
+            // pending is as good as this one.)
+            let _ = self.wake_harvester.try_send(());
             if !self.deliver(&batch).await {
                 tracing::warn!(
                     lines = batch.events.len(),

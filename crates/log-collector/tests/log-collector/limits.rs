@@ -1,6 +1,6 @@
 //! The agent's bounds: memory for unfinished lines across a thousand files,
-//! and open files through a long sink outage while kubelet rotates and
-//! compresses logs.
+//! open files through a long sink outage while kubelet rotates and
+//! compresses logs, and a backlog that ships at the sink's pace.
 
 #![allow(clippy::print_stdout)]
 
@@ -62,6 +62,42 @@ async fn a_thousand_files_ending_in_unfinished_long_lines_stay_within_56_mb() {
 }
 
 /// Waits up to a minute for a counter to reach `value`.
+/// A backlog of many batches: the reading thread hands each batch over as
+/// soon as the shipper has taken the one before, instead of sleeping until
+/// its idle poll (a quarter of a second) ends. Each batch waiting for the
+/// poll took the agent's throughput down to a few batches a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_ships_batch_after_batch_without_waiting_for_the_poll() {
+    const LINES: usize = 1000;
+    const IDLE_POLL: Duration = Duration::from_millis(250);
+    let node = Node::new();
+    let log = node.container_dir("backlog").join("0.log");
+    let lines: String = (0..LINES)
+        .map(|i| cri(&format!("backlog line {i:05}")))
+        .collect();
+    append(&log, &lines);
+    let mut env = file_sink(Path::new("/dev/null"));
+    // The smallest batches: about ten of these lines each.
+    env.push(("COLLECTOR_BATCH_BYTES", "1024".into()));
+    // No periodic rescan to wake the reading thread meanwhile.
+    env.push(("COLLECTOR_RESCAN_MS", "600000".into()));
+    let agent = Agent::start(&node, &env);
+    metric_reaches(&agent, "log_collector_lines_shipped_total", 1.0).await;
+    let started = Instant::now();
+    metric_reaches(&agent, "log_collector_lines_shipped_total", LINES as f64).await;
+    let took = started.elapsed();
+    let batches = agent.metric("log_collector_batches_shipped_total").await;
+    println!("{batches} batches shipped in {took:?}");
+    assert!(batches >= 50.0, "{batches} batches");
+    // Waiting for the poll at every other batch would take
+    // `batches / 2 * IDLE_POLL`.
+    let bound = IDLE_POLL.mul_f64(batches / 8.0);
+    assert!(
+        took < bound,
+        "{batches} batches took {took:?}: the reading thread waits for its poll between batches"
+    );
+}
+
 async fn metric_reaches(agent: &Agent, name: &str, value: f64) {
     let what = format!("{name} reaching {value}");
     testkit::eventually_within(&what, Duration::from_secs(60), || async {
