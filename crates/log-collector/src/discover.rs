@@ -7,7 +7,8 @@
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
-use notify::{RecursiveMode, Watcher as _};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher as _};
 
 /// Rotated-and-compressed files never hold lines to read, nor do the
 /// files a compression is still writing: kubelet compresses a rotated log
@@ -171,8 +172,13 @@ impl std::fmt::Debug for Wakeups {
 /// Watches the glob roots; every change sends one wakeup on `wake` (at most
 /// one waits: a burst of writes is one wakeup).
 pub fn watch(patterns: &[glob::Pattern], wake: SyncSender<()>) -> Wakeups {
-    let handler = move |_event: notify::Result<notify::Event>| match wake.try_send(()) {
-        Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+    let handler = move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|event| changes_nothing(event.kind)) {
+            return;
+        }
+        match wake.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+        }
     };
     let mut watcher = match notify::recommended_watcher(handler) {
         Ok(watcher) => watcher,
@@ -191,6 +197,13 @@ pub fn watch(patterns: &[glob::Pattern], wake: SyncSender<()>) -> Wakeups {
     Wakeups {
         _watcher: Some(watcher),
     }
+}
+
+/// Whether the event is a read: a file or directory opened, read, or closed
+/// without writing. The agent's own scans and reads are such events, and
+/// waking for them made every scan bring the next one forward.
+fn changes_nothing(kind: EventKind) -> bool {
+    matches!(kind, EventKind::Access(access) if access != AccessKind::Close(AccessMode::Write))
 }
 
 /// A wakeup channel: one pending wakeup at most.

@@ -27,6 +27,7 @@ pub struct Metrics {
     pub dropped_lines: Family<DropReason, Counter>,
     pub file_truncations: Counter,
     pub rotations: Counter,
+    pub rescans: Counter,
     pub checkpoint_writes: Counter,
     pub checkpoint_errors: Counter,
     /// Bytes of lines read but not yet acknowledged by the sink.
@@ -101,6 +102,11 @@ impl Metrics {
                 "rotations",
                 "Files that left their path (renamed or deleted) and were read to their end",
                 &self.rotations,
+            ),
+            (
+                "rescans",
+                "Evaluations of the path globs: periodic, or soon after a change under them",
+                &self.rescans,
             ),
             (
                 "lost_lines",

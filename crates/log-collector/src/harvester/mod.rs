@@ -202,7 +202,8 @@ impl Harvester {
     }
 
     /// Sleeps until something may have changed. `stalled`: the batch is due
-    /// but the shipper has no room; it is offered again after the poll.
+    /// but the channel has no room; it is offered again when the shipper
+    /// takes the batch queued there (which wakes this thread).
     fn wait(&mut self, stalled: bool) {
         let mut timeout = IDLE_POLL;
         if let Some(opened) = self.batch.opened_at

@@ -21,6 +21,7 @@ impl Harvester {
     /// orphaned (read to their end, then released), files gone from the disk
     /// are forgotten.
     pub(super) fn rescan(&mut self) {
+        self.metrics.rescans.inc();
         self.last_rescan = Instant::now();
         self.next_rescan = self.last_rescan + self.settings.rescan;
         self.truncated.retain(Truncated::is_recent);

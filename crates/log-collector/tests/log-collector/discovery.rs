@@ -1,6 +1,7 @@
 //! What the agent reads: its own logs are skipped (its pod under the kubelet
 //! layout, its container under Docker's), compressed rotated files are never
-//! read, plain files are read as plain lines.
+//! read, plain files are read as plain lines; and how often it looks when
+//! nothing changes.
 
 #![allow(clippy::print_stdout)]
 
@@ -126,5 +127,37 @@ async fn under_docker_the_agent_never_reads_its_own_output() {
             .take(3)
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+/// An idle agent evaluates its globs at `COLLECTOR_RESCAN_MS`. Its own scans
+/// and reads open files and directories, which inotify reports too; taken
+/// for changes, they brought every scan's successor forward, and an idle
+/// agent rescanned ten times a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_agent_rescans_at_its_period() {
+    let node = Node::new();
+    let out = node.path("out.jsonl");
+    for pod in ["a", "b", "c"] {
+        append(&node.container_dir(pod).join("0.log"), &cri(pod));
+    }
+    let agent = Agent::start(
+        &node,
+        &[
+            ("COLLECTOR_SINK", "file".into()),
+            ("COLLECTOR_FILE_PATH", out.display().to_string()),
+            ("COLLECTOR_RESCAN_MS", "1000".into()),
+        ],
+    );
+    testkit::eventually("the three lines shipped", || async {
+        agent.metric("log_collector_lines_shipped_total").await >= 3.0
+    })
+    .await;
+    let before = agent.metric("log_collector_rescans_total").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rescans = agent.metric("log_collector_rescans_total").await - before;
+    assert!(
+        rescans <= 4.0,
+        "{rescans} rescans in 3 s of idling at one per second"
     );
 }
