@@ -29,7 +29,7 @@ def run(args):
     per_cpu = lines / max(cpu, 0.01)
     enriched = f"{lines - without:,} lines with metadata" if metadata == "on" else "no metadata"
     print(f"round {round_} metadata {metadata} to {output}: {wall:.2f} s wall, {lines / wall:,.0f} lines/s, "
-          f"{size / wall / 1e6:.0f} MB/s; CPU {cpu:.2f} s -> {per_cpu:,.0f} lines per CPU second; "
+          f"{size / wall / 1e6:.0f} MB/s; CPU {cpu:.3f} s -> {per_cpu:,.0f} lines per CPU second; "
           f"peak RSS {rss_mib:.1f} MiB; {enriched}")
 
 
