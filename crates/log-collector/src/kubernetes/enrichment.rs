@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::pod::{Labels, PodMetadata};
+use super::pod::{Labels, Owner, PodMetadata};
 
 /// A container's metadata, ready for every sink.
 #[derive(Debug)]
@@ -50,9 +50,21 @@ impl Enrichment {
     }
 }
 
+/// One field of a line, as the container's metadata has it.
+enum Field<'a> {
+    Map(&'a Labels),
+    Owner(&'a Owner),
+    Text(&'a str),
+}
+
 fn json_fields(metadata: &PodMetadata, image: Option<&str>) -> String {
     let mut fields = String::new();
-    for (name, value) in named_values(metadata, image) {
+    for (name, field) in named_fields(metadata, image) {
+        let value = match field {
+            Field::Map(map) => serde_json::json!(map),
+            Field::Owner(owner) => serde_json::json!({"kind": owner.kind, "name": owner.name}),
+            Field::Text(text) => serde_json::json!(text),
+        };
         fields.push_str(&format!(",\"{name}\":{value}"));
     }
     fields
@@ -60,18 +72,15 @@ fn json_fields(metadata: &PodMetadata, image: Option<&str>) -> String {
 
 fn flat_fields(metadata: &PodMetadata, image: Option<&str>) -> Vec<(&'static str, String)> {
     let mut fields = Vec::new();
-    for (name, value) in named_values(metadata, image) {
-        match value {
-            serde_json::Value::String(text) => fields.push((name, text)),
-            // The owner as two plain fields, which Redis can match on.
-            serde_json::Value::Object(owner) if name == "owner" => {
-                for (field, key) in [("owner_kind", "kind"), ("owner_name", "name")] {
-                    if let Some(serde_json::Value::String(text)) = owner.get(key) {
-                        fields.push((field, text.clone()));
-                    }
-                }
+    for (name, field) in named_fields(metadata, image) {
+        match field {
+            Field::Map(map) => fields.push((name, serde_json::json!(map).to_string())),
+            // Two plain fields, which a reader of the stream can match on.
+            Field::Owner(owner) => {
+                fields.push(("owner_kind", owner.kind.clone()));
+                fields.push(("owner_name", owner.name.clone()));
             }
-            map => fields.push((name, map.to_string())),
+            Field::Text(text) => fields.push((name, text.to_owned())),
         }
     }
     fields
@@ -79,30 +88,29 @@ fn flat_fields(metadata: &PodMetadata, image: Option<&str>) -> Vec<(&'static str
 
 /// Every field a line carries, by name, in the order lines carry them;
 /// empty maps and unknown values are not there.
-fn named_values(
-    metadata: &PodMetadata,
-    image: Option<&str>,
-) -> Vec<(&'static str, serde_json::Value)> {
+fn named_fields<'a>(
+    metadata: &'a PodMetadata,
+    image: Option<&'a str>,
+) -> Vec<(&'static str, Field<'a>)> {
     let pod = &metadata.pod;
-    let mut values = Vec::new();
-    push_map(&mut values, "labels", &pod.labels);
-    push_map(&mut values, "annotations", &pod.annotations);
-    if let Some(owner) = &pod.owner {
-        let owner = serde_json::json!({"kind": owner.kind, "name": owner.name});
-        values.push(("owner", owner));
-    }
-    if let Some(image) = image {
-        values.push(("image", serde_json::json!(image)));
-    }
-    push_map(&mut values, "node_labels", &metadata.node_labels);
-    push_map(&mut values, "namespace_labels", &metadata.namespace.labels);
-    values
-}
-
-fn push_map(values: &mut Vec<(&'static str, serde_json::Value)>, name: &'static str, map: &Labels) {
-    if !map.is_empty() {
-        values.push((name, serde_json::json!(map)));
-    }
+    let fields = [
+        ("labels", Some(Field::Map(&pod.labels))),
+        ("annotations", Some(Field::Map(&pod.annotations))),
+        ("owner", pod.owner.as_ref().map(Field::Owner)),
+        ("image", image.map(Field::Text)),
+        ("node_labels", Some(Field::Map(&metadata.node_labels))),
+        (
+            "namespace_labels",
+            Some(Field::Map(&metadata.namespace.labels)),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter_map(|(name, field)| match field? {
+            Field::Map(map) if map.is_empty() => None,
+            field => Some((name, field)),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -110,7 +118,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::kubernetes::{NamespaceInfo, Owner, PodInfo};
+    use crate::kubernetes::{NamespaceInfo, PodInfo};
 
     #[test]
     fn the_fields_are_valid_json_without_empty_or_unknown_ones() {
