@@ -104,27 +104,25 @@ impl Application {
             .with_context(|| format!("PORT: cannot listen on {address}"))?;
 
         // Where Redis is, for /api/v1/config: no password goes beyond here.
-        let target = redis.map(|settings| settings.target);
+        let (redis_host, redis_sentinels, redis_sentinel_master) =
+            match redis.map(|settings| settings.target) {
+                Some(RedisTarget::Server { host, .. }) => (Some(host), None, None),
+                Some(RedisTarget::Sentinel(group)) => (
+                    None,
+                    Some(group.sentinels.iter().map(ToString::to_string).collect()),
+                    Some(group.master),
+                ),
+                None => (None, None, None),
+            };
         let state = AppState {
             service: DataService::new(store, cache, l1, l1_enabled, clock, metrics.clone()),
             metrics,
             config: Arc::new(PublicConfig {
                 app_env: config.app_env.clone(),
-                redis_host: match &target {
-                    Some(RedisTarget::Server { host, .. }) => Some(host.clone()),
-                    _ => None,
-                },
+                redis_host,
                 redis_port: config.redis.redis_port,
-                redis_sentinels: match &target {
-                    Some(RedisTarget::Sentinel(group)) => {
-                        Some(group.sentinels.iter().map(ToString::to_string).collect())
-                    }
-                    _ => None,
-                },
-                redis_sentinel_master: match target {
-                    Some(RedisTarget::Sentinel(group)) => Some(group.master),
-                    _ => None,
-                },
+                redis_sentinels,
+                redis_sentinel_master,
                 pod,
                 cache_ttl_seconds: config.cache_ttl_seconds,
                 max_value_bytes: config.max_value_bytes(),

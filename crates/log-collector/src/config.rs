@@ -292,11 +292,7 @@ impl Config {
     }
 
     fn paths(&self) -> Result<Vec<glob::Pattern>, ConfigError> {
-        let patterns = self
-            .collector_paths
-            .split(',')
-            .map(str::trim)
-            .filter(|pattern| !pattern.is_empty())
+        let patterns = comma_separated(&self.collector_paths)
             .map(|pattern| {
                 if !pattern.starts_with('/') {
                     return Err(invalid(
@@ -346,6 +342,13 @@ impl Config {
             },
         })
     }
+}
+
+/// The items of a comma-separated list, trimmed, empty ones skipped.
+pub(crate) fn comma_separated(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
 }
 
 fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::MetadataSettings;
+use crate::config::comma_separated;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct KubernetesArgs {
@@ -76,9 +77,5 @@ impl KubernetesArgs {
 }
 
 fn names(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .map(str::to_owned)
-        .collect()
+    comma_separated(list).map(str::to_owned).collect()
 }

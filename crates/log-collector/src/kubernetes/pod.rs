@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::config::comma_separated;
+
 /// A label or annotation map.
 pub type Labels = BTreeMap<String, String>;
 
@@ -78,13 +80,7 @@ impl PodInfo {
             images,
             excluded: annotation(EXCLUDE_LOGS).is_some_and(|value| is_true(value)),
             excluded_containers: annotation(EXCLUDE_CONTAINERS)
-                .map(|list| {
-                    list.split(',')
-                        .map(str::trim)
-                        .filter(|name| !name.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
+                .map(|list| comma_separated(list).map(str::to_owned).collect())
                 .unwrap_or_default(),
         }
     }

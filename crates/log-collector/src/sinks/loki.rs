@@ -15,7 +15,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use super::SendError;
+use crate::config::comma_separated;
 use crate::event::{Event, write_json_string};
+use crate::kubernetes::Enrichment;
 use crate::origin::Origin;
 
 /// The push URL from Loki's base URL or the push URL itself.
@@ -49,11 +51,7 @@ impl PodLabel {
     /// written `_`.
     pub fn parse_list(raw: &str) -> Result<Vec<Self>, String> {
         let mut labels: Vec<Self> = Vec::new();
-        for source in raw
-            .split(',')
-            .map(str::trim)
-            .filter(|source| !source.is_empty())
-        {
+        for source in comma_separated(raw) {
             let mut name: String = source
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -139,9 +137,12 @@ impl Loki {
     }
 }
 
-/// The stream labels an event's pod labels give, in `pod_labels`' order.
-fn promoted<'a>(event: &'a Event, pod_labels: &'a [PodLabel]) -> Vec<(&'a str, &'a str)> {
-    let Some(kubernetes) = &event.kubernetes else {
+/// The stream labels a line's pod labels give, in `pod_labels`' order.
+fn promoted<'a>(
+    kubernetes: Option<&'a Arc<Enrichment>>,
+    pod_labels: &'a [PodLabel],
+) -> Vec<(&'a str, &'a str)> {
+    let Some(kubernetes) = kubernetes else {
         return Vec::new();
     };
     let labels = &kubernetes.metadata.pod.labels;
@@ -151,29 +152,40 @@ fn promoted<'a>(event: &'a Event, pod_labels: &'a [PodLabel]) -> Vec<(&'a str, &
         .collect()
 }
 
-/// One stream of a push: a file and the pod labels its lines had.
+/// One stream of a push: a file and the metadata its lines had.
 struct Stream<'a> {
     origin: &'a Arc<Origin>,
-    promoted: Vec<(&'a str, &'a str)>,
+    kubernetes: Option<&'a Arc<Enrichment>>,
     lines: Vec<&'a Event>,
+}
+
+impl Stream<'_> {
+    /// Whether `event` belongs here. The metadata is compared by identity:
+    /// it changes rarely, and a change that leaves the stream labels as
+    /// they were only makes a second entry with the same labels, which
+    /// Loki files under the same stream.
+    fn takes(&self, event: &Event) -> bool {
+        Arc::ptr_eq(self.origin, &event.origin)
+            && match (self.kubernetes, &event.kubernetes) {
+                (Some(mine), Some(its)) => Arc::ptr_eq(mine, its),
+                (None, None) => true,
+                _ => false,
+            }
+    }
 }
 
 /// The push API's JSON body for `events`.
 fn push_body(events: &[Event], pod_labels: &[PodLabel]) -> Vec<u8> {
-    // One stream per origin and pod labels (a label changed on the pod
+    // One stream per origin and metadata (a label changed on the pod
     // starts another), in order of first appearance; lines keep their file
     // order inside it.
     let mut streams: Vec<Stream<'_>> = Vec::new();
     for event in events {
-        let promoted = promoted(event, pod_labels);
-        match streams
-            .iter_mut()
-            .find(|stream| Arc::ptr_eq(stream.origin, &event.origin) && stream.promoted == promoted)
-        {
+        match streams.iter_mut().find(|stream| stream.takes(event)) {
             Some(stream) => stream.lines.push(event),
             None => streams.push(Stream {
                 origin: &event.origin,
-                promoted,
+                kubernetes: event.kubernetes.as_ref(),
                 lines: vec![event],
             }),
         }
@@ -185,7 +197,8 @@ fn push_body(events: &[Event], pod_labels: &[PodLabel]) -> Vec<u8> {
             body.push(b',');
         }
         body.extend_from_slice(b"{\"stream\":");
-        write_labels(&mut body, stream.origin, &stream.promoted);
+        let promoted = promoted(stream.kubernetes, pod_labels);
+        write_labels(&mut body, stream.origin, &promoted);
         body.extend_from_slice(b",\"values\":[");
         for (index, event) in stream.lines.iter().enumerate() {
             if index > 0 {

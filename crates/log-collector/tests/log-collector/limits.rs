@@ -64,8 +64,8 @@ async fn a_thousand_files_ending_in_unfinished_long_lines_stay_within_56_mb() {
 /// Waits up to a minute for a counter to reach `value`.
 /// A backlog of many batches: the reading thread hands each batch over as
 /// soon as the shipper has taken the one before, instead of sleeping until
-/// its idle poll (a quarter of a second) ends. Each batch waiting for the
-/// poll took the agent's throughput down to a few batches a second.
+/// its idle poll (a quarter of a second) ends: waiting for the poll at each
+/// batch would hold a backlog to a few batches a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_ships_batch_after_batch_without_waiting_for_the_poll() {
     const LINES: usize = 1000;

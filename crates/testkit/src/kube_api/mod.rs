@@ -70,6 +70,13 @@ struct Change {
     object: Value,
 }
 
+impl Change {
+    /// Whether a watch of `resource` with field `selector` sees it.
+    fn seen_by(&self, resource: Resource, selector: Option<&str>) -> bool {
+        self.resource == resource && selected(&self.object, selector)
+    }
+}
+
 /// What open watches are told.
 #[derive(Debug, Clone)]
 enum Signal {
@@ -370,7 +377,7 @@ fn serve(
             .iter()
             .filter(|change| change.version > from)
         {
-            if change.resource == resource && selected(&change.object, selector.as_deref()) {
+            if change.seen_by(resource, selector.as_deref()) {
                 pending.push_back(event(change));
             }
         }

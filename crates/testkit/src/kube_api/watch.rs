@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::{Change, Resource, Signal, selected};
+use super::{Change, Resource, Signal};
 
 /// One open watch: the backlog first, then live changes, until the server
 /// drops it.
@@ -31,9 +31,7 @@ impl Watch {
             let receiver = self.receiver.as_mut()?;
             match receiver.recv().await {
                 Ok(Signal::Change(change)) => {
-                    if change.resource == self.resource
-                        && selected(&change.object, self.selector.as_deref())
-                    {
+                    if change.seen_by(self.resource, self.selector.as_deref()) {
                         self.pending.push_back(event(&change));
                     }
                 }
