@@ -5,6 +5,11 @@
 //! version over a newer one: a slow reader that loaded version 5 from the
 //! store cannot overwrite the version 6 a writer has just cached, nor the
 //! tombstone a delete left behind.
+//!
+//! The version leads every entry (see [`super::entry`]), so the scripts read
+//! only the entry's first 20 bytes, enough for any `i64`, rather than copy a
+//! value of up to a mebibyte into Lua. A missing key reads as an empty
+//! string, which holds no version.
 
 use std::sync::LazyLock;
 
@@ -16,11 +21,9 @@ use redis::Script;
 pub static SET_UNLESS_NEWER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local current = redis.call('GET', KEYS[1])
-if current then
-  local held = tonumber(string.match(current, '^%d+'))
-  if held and held > tonumber(ARGV[1]) then return 0 end
-end
+local head = redis.call('GETRANGE', KEYS[1], 0, 19)
+local held = tonumber(string.match(head, '^%d+'))
+if held and held > tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 ",
@@ -35,11 +38,9 @@ return 1
 pub static RAISE_FLOOR: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local current = redis.call('GET', KEYS[1])
-if current then
-  local held = tonumber(string.match(current, '^%d+'))
-  if held and held >= tonumber(ARGV[1]) then return 0 end
-end
+local head = redis.call('GETRANGE', KEYS[1], 0, 19)
+local held = tonumber(string.match(head, '^%d+'))
+if held and held >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 ",
