@@ -77,7 +77,7 @@ async fn a_store_from_before_the_rowid_table_keeps_its_records_and_notes() {
         .collect();
     let written_before = [("deleted", 10), ("expiring", 8), ("large", 9), ("live", 7)]
         .map(|(name, version)| (name.to_owned(), version));
-    assert_eq!(noted, written_before, "the move noted nothing");
+    assert_eq!(noted, written_before, "the outbox notes as they were");
 
     // Written again with a clock behind the stored versions: one above
     // them, noted in the outbox; a delete's marker row still lifts the
