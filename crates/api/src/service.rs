@@ -4,8 +4,9 @@
 //! what was found; with L1 on, concurrent misses of one key share one load. Writes: the
 //! store first (the source of truth, with its outbox entry), then Redis,
 //! then this replica's L1 (other replicas' L1 hear of it from Redis). Every
-//! Redis write is version-checked, so the order in which concurrent requests
-//! reach Redis does not matter. Redis failures never fail a request: they
+//! Redis write is version-checked (or, filling a key found empty, written
+//! only while it still is), so the order in which concurrent requests reach
+//! Redis does not matter. Redis failures never fail a request: they
 //! are logged, counted and repaired later.
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use store::domain::{Key, Record, Ttl};
 use store::{Store, StoreError};
 
 use crate::cache::l1::{LoadError, LoadedRecord, LocalCache, Snapshot, Source};
-use crate::cache::{CacheError, CacheWrite, RedisCache, RedisEntry};
+use crate::cache::{CacheError, CacheWrite, Found, RedisCache, RedisEntry};
 use crate::metrics::{CacheLevel, Metrics};
 
 /// A read's answer: the record and the level that answered now.
@@ -42,6 +43,16 @@ impl Served {
     pub fn cached(&self) -> bool {
         self.source != Source::Store
     }
+}
+
+/// What a reader learnt from Redis.
+enum RedisRead {
+    Hit(Record),
+    /// Not served from Redis; `fill` is how a value loaded from the store
+    /// goes back.
+    Miss {
+        fill: CacheWrite,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -110,22 +121,26 @@ impl DataService {
         // Taken before Redis is read: an invalidation after this point keeps
         // what the read returns out of L1.
         let snapshot = self.l1.snapshot(key.as_str());
-        if let Some(record) = self.read_redis(key).await {
-            let entry = Arc::new(LoadedRecord::new(record, Source::Redis, true));
-            if self.l1_enabled {
-                self.l1
-                    .insert_if_current(key.as_str(), snapshot, entry.clone())
-                    .await;
+        let fill = match self.read_redis(key).await {
+            RedisRead::Hit(record) => {
+                let entry = Arc::new(LoadedRecord::new(record, Source::Redis, true));
+                if self.l1_enabled {
+                    self.l1
+                        .insert_if_current(key.as_str(), snapshot, entry.clone())
+                        .await;
+                }
+                return Ok(Some(Served::new(entry, Source::Redis)));
             }
-            return Ok(Some(Served::new(entry, Source::Redis)));
-        }
+            RedisRead::Miss { fill } => fill,
+        };
         if !self.l1_enabled {
             // Not shared: a load this replica shares may have begun before
             // another replica's write completed, and without L1 this
             // replica hears of no other replica's writes, so it could not
             // tell. With L1 off every read sees every write that completed
             // before it began, on any replica (docs/api.md).
-            let Some(loaded) = self.load(key, snapshot).await.map_err(StoreError::Shared)? else {
+            let loaded = self.load(key, snapshot, fill).await;
+            let Some(loaded) = loaded.map_err(StoreError::Shared)? else {
                 return Ok(None);
             };
             let found_in = loaded.found_in;
@@ -136,7 +151,7 @@ impl DataService {
         // Redis misses run it.
         let load = Box::pin(
             self.l1
-                .get_or_load(key.as_str(), snapshot, || self.load(key, snapshot)),
+                .get_or_load(key.as_str(), snapshot, || self.load(key, snapshot, fill)),
         );
         let entry = match load.await {
             Ok(entry) => entry,
@@ -152,22 +167,33 @@ impl DataService {
     }
 
     /// The live entry Redis holds for `key`, if Redis is in use and holds
-    /// one.
-    async fn read_redis(&self, key: &Key) -> Option<Record> {
-        let cache = self.cache.as_ref()?;
+    /// one; otherwise the fill that suits what it holds.
+    async fn read_redis(&self, key: &Key) -> RedisRead {
+        let checked = RedisRead::Miss {
+            fill: CacheWrite::Fill,
+        };
+        let Some(cache) = &self.cache else {
+            return checked;
+        };
         match cache.get(key).await {
-            Ok(Some(RedisEntry::Live(record))) => {
+            Ok(Found::Entry(RedisEntry::Live(record))) => {
                 self.metrics.level_hit(CacheLevel::Redis);
-                Some(record)
+                RedisRead::Hit(record)
             }
-            Ok(Some(RedisEntry::Tombstone { .. }) | None) => {
+            Ok(Found::Nothing) => {
                 self.metrics.level_miss(CacheLevel::Redis);
-                None
+                RedisRead::Miss {
+                    fill: CacheWrite::FillEmpty,
+                }
             }
-            Err(CacheError::Unusable) => None,
+            Ok(Found::Entry(RedisEntry::Tombstone { .. }) | Found::Foreign) => {
+                self.metrics.level_miss(CacheLevel::Redis);
+                checked
+            }
+            Err(CacheError::Unusable) => checked,
             Err(error) => {
                 tracing::debug!(%key, %error, "cache read failed; reading the store");
-                None
+                checked
             }
         }
     }
@@ -178,16 +204,21 @@ impl DataService {
     /// A caller whose Redis read missed just before another load filled
     /// Redis may arrive here after that load finished; the fill moved the
     /// key's generation past the caller's `snapshot`, so it looks at Redis
-    /// again instead of reading the store a second time.
+    /// again instead of reading the store a second time. `fill` suits what
+    /// the caller's read found in Redis (the last read, when it looked again).
     async fn load(
         &self,
         key: &Key,
         snapshot: Snapshot,
+        mut fill: CacheWrite,
     ) -> Result<Option<LoadedRecord>, Arc<StoreError>> {
-        if self.l1.snapshot(key.as_str()) != snapshot
-            && let Some(record) = self.read_redis(key).await
-        {
-            return Ok(Some(LoadedRecord::new(record, Source::Redis, true)));
+        if self.l1.snapshot(key.as_str()) != snapshot {
+            match self.read_redis(key).await {
+                RedisRead::Hit(record) => {
+                    return Ok(Some(LoadedRecord::new(record, Source::Redis, true)));
+                }
+                RedisRead::Miss { fill: refreshed } => fill = refreshed,
+            }
         }
         self.metrics.store_read();
         let now_ms = self.clock.now_ms();
@@ -196,7 +227,7 @@ impl DataService {
         };
         // Offered to Redis, which keeps whatever is newer: a write that
         // landed since this read keeps its value.
-        self.offer(key, &record, CacheWrite::Fill).await;
+        self.offer(key, &record, fill).await;
         // Without Redis no announcement will come to evict it.
         let cacheable = self.cache.is_none();
         Ok(Some(LoadedRecord::new(record, Source::Store, cacheable)))

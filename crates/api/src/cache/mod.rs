@@ -55,8 +55,14 @@ pub enum CacheError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheWrite {
     /// A read filling the cache: skipped while Redis is down, so that reads
-    /// never wait on it.
+    /// never wait on it. Version-checked: it replaces a tombstone or an
+    /// older entry.
     Fill,
+    /// A fill whose own read found the key empty: written only while the key
+    /// is still empty (`SET NX`), which costs Redis a plain command instead of
+    /// a script. Whatever arrived in between (a write, a tombstone, another
+    /// fill) stays.
+    FillEmpty,
     /// A change's write-through or tombstone: tried even while this replica
     /// holds Redis down. Another replica may already have seen Redis back
     /// and read from it; a change that skipped Redis would be served stale
@@ -70,10 +76,22 @@ impl CacheWrite {
     /// The least state in which the write is sent.
     fn needs(self) -> u8 {
         match self {
-            Self::Fill => WRITES_ONLY,
+            Self::Fill | Self::FillEmpty => WRITES_ONLY,
             Self::Change => DOWN,
         }
     }
+}
+
+/// What a read found under a key: what it serves, and which fill follows a
+/// miss.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// No such key.
+    Nothing,
+    Entry(RedisEntry),
+    /// A value this service did not write: a miss, which the next
+    /// version-checked fill replaces.
+    Foreign,
 }
 
 /// The Redis cache level.
@@ -114,7 +132,7 @@ impl RedisCache {
     }
 
     /// What Redis holds for `key`.
-    pub async fn get(&self, key: &Key) -> Result<Option<RedisEntry>, CacheError> {
+    pub async fn get(&self, key: &Key) -> Result<Found, CacheError> {
         let cache_key = cache_key(key.as_str());
         let raw: Option<String> = self
             .run(CacheOperation::Get, UP, |mut connection| async move {
@@ -124,15 +142,16 @@ impl RedisCache {
                     .await
             })
             .await?;
-        Ok(raw.and_then(|raw| match entry::decode(&raw) {
-            Ok(entry) => Some(entry),
+        let Some(raw) = raw else {
+            return Ok(Found::Nothing);
+        };
+        Ok(match entry::decode(&raw) {
+            Ok(entry) => Found::Entry(entry),
             Err(error) => {
-                // Something else wrote this key; treat it as a miss and let
-                // the next fill replace it.
                 tracing::warn!(%key, %error, "ignoring a cache entry this service did not write");
-                None
+                Found::Foreign
             }
-        }))
+        })
     }
 
     /// Caches `record` unless Redis already holds a newer version of `key`.
@@ -153,6 +172,9 @@ impl RedisCache {
             return Ok(false);
         }
         let entry = entry::encode_live(record);
+        if why == CacheWrite::FillEmpty {
+            return self.set_if_empty(key, entry, ttl_ms).await;
+        }
         self.set_unless_newer(
             CacheOperation::Set,
             why.needs(),
@@ -197,6 +219,21 @@ impl RedisCache {
                 .arg(ttl_ms)
                 .invoke_async(&mut connection)
                 .await
+        })
+        .await
+    }
+
+    async fn set_if_empty(
+        &self,
+        key: &Key,
+        entry: String,
+        ttl_ms: u64,
+    ) -> Result<bool, CacheError> {
+        let command = scripts::set_if_empty(cache_key(key.as_str()), entry, ttl_ms);
+        let needs = CacheWrite::FillEmpty.needs();
+        self.run(CacheOperation::Set, needs, |mut connection| async move {
+            let written: Option<String> = command.query_async(&mut connection).await?;
+            Ok(written.is_some())
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! Cache-aside end to end, through HTTP, on real Redis and both store
-//! engines: write-through on POST, refill after a Redis entry disappears,
-//! record expiry with a controlled clock, and DELETE.
+//! engines: write-through on POST, refill after a Redis entry disappears
+//! (or holds a tombstone, or a value this service did not write), record
+//! expiry with a controlled clock, and DELETE.
 
 #![allow(clippy::print_stdout)]
 
@@ -9,6 +10,8 @@ use std::time::Duration;
 use crate::common::{Engine, Options, TestApp, spawn_app};
 use redis::AsyncCommands;
 use serde_json::Value;
+use store::clock::Clock;
+use store::domain::Key;
 
 async fn get_after_post_is_served_from_redis(engine: Engine) {
     let app = spawn_app(Options::new(engine)).await;
@@ -98,6 +101,68 @@ async fn a_missing_redis_entry_is_refilled_from_the_store(engine: Engine) {
     assert!((3_590_000..=3_600_000).contains(&ttl_ms), "PTTL {ttl_ms}");
 }
 
+/// Two reads of `key`: the first from the store, the second from the cache
+/// its fill wrote.
+async fn assert_refilled(app: &TestApp, key: &str, value: &str) {
+    let (status, body) = app.get(key).await;
+    assert_eq!((status, &body["cached"]), (200, &false.into()), "{body}");
+    assert_eq!(body["value"], value);
+    let (status, body) = app.get(key).await;
+    assert_eq!(
+        (status, &body["cached"]),
+        (200, &true.into()),
+        "not refilled: {body}"
+    );
+    assert_eq!(body["value"], value);
+}
+
+/// A fill only allowed into an empty key would leave these keys misses for
+/// good: the read found something there, so its fill is version-checked and
+/// replaces it.
+async fn a_fill_replaces_a_tombstone_or_a_value_this_service_did_not_write(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    let mut redis = app.redis_connection().await;
+
+    // A delete's tombstone, outlived by a record written again without a
+    // cache update (as when the writer's Redis update failed).
+    app.put("phoenix", "first", None).await;
+    assert_eq!(app.delete("phoenix").await, 204);
+    let key = Key::parse("phoenix").unwrap();
+    app.store
+        .put(&key, "again", None, app.clock.now_ms())
+        .await
+        .unwrap();
+    let held: String = redis.get("cache:phoenix").await.unwrap();
+    assert!(held.ends_with(" T"), "expected a tombstone, found {held:?}");
+    assert_refilled(&app, "phoenix", "again").await;
+
+    app.put("alien", "ours", None).await;
+    let () = redis.set("cache:alien", "not an entry").await.unwrap();
+    assert_refilled(&app, "alien", "ours").await;
+}
+
+/// The fill of a key the read found empty is a plain `SET NX`, which costs
+/// Redis a fraction of a script call (docs/decisions.md, record 32).
+async fn a_fill_of_an_empty_key_runs_no_script(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    let mut redis = app.redis_connection().await;
+    // Straight into the store: Redis holds nothing under the key.
+    let key = Key::parse("plain").unwrap();
+    app.store
+        .put(&key, "value", None, app.clock.now_ms())
+        .await
+        .unwrap();
+
+    let before = app.redis_command_calls().await;
+    assert_refilled(&app, "plain", "value").await;
+    let after = app.redis_command_calls().await;
+    let made = |command: &str| after.of(command) - before.of(command);
+    assert_eq!(made("set"), 1, "one SET filled the key");
+    assert_eq!(made("evalsha") + made("eval"), 0, "the fill ran a script");
+    let ttl_ms: i64 = redis.pttl("cache:plain").await.unwrap();
+    assert!((3_590_000..=3_600_000).contains(&ttl_ms), "PTTL {ttl_ms}");
+}
+
 async fn a_record_is_gone_once_its_ttl_lapses(engine: Engine) {
     let app = spawn_app(Options::new(engine)).await;
     app.put("session:1", "short-lived", Some(30)).await;
@@ -164,6 +229,8 @@ testkit::on_both_engines!(
     get_after_post_is_served_from_redis,
     an_l1_hit_answers_what_redis_answered,
     a_missing_redis_entry_is_refilled_from_the_store,
+    a_fill_replaces_a_tombstone_or_a_value_this_service_did_not_write,
+    a_fill_of_an_empty_key_runs_no_script,
     a_record_is_gone_once_its_ttl_lapses,
     delete_removes_from_store_and_cache,
     every_write_gets_a_higher_version,

@@ -4,10 +4,11 @@
 //! store, stalls; a writer stores N+1 and caches it; the reader wakes up and
 //! fills the cache with N, which is then served until its TTL runs out. The
 //! tests below run the reader's two halves, a store read and then the fill
-//! as the service sends it (the cache format's entry through the
-//! version-checked script of `store::cache`), with the write (or delete) in
-//! between, on real Redis, and check that the old value never reaches a
-//! client through the API.
+//! as the service sends it (the cache format's entry, through the
+//! version-checked script of `store::cache` or, when the reader's own read
+//! found the key empty, `SET NX`), with the write (or delete) in between, on
+//! real Redis, and check that the old value never reaches a client through
+//! the API.
 
 #![allow(clippy::print_stdout)]
 
@@ -25,17 +26,49 @@ async fn read_store(app: &TestApp, key: &Key) -> Record {
         .expect("the record exists")
 }
 
-/// The second half, arriving late: the reader offers what it read to Redis.
+/// How a reader fills: which depends on what its read of Redis found.
+#[derive(Debug, Clone, Copy)]
+enum Fill {
+    /// Something: the version-checked script.
+    Checked,
+    /// Nothing: `SET NX`.
+    IfEmpty,
+}
+
+/// The second half, arriving late: the reader offers what it read to Redis,
+/// each way in turn (a refused fill changes nothing, so both meet the
+/// same state).
 async fn fill(app: &TestApp, key: &Key, record: &Record) {
+    for how in [Fill::Checked, Fill::IfEmpty] {
+        fill_as(app, key, record, how).await;
+    }
+}
+
+async fn fill_as(app: &TestApp, key: &Key, record: &Record, how: Fill) {
     let mut redis = app.redis_connection().await;
-    let _written: i64 = scripts::SET_UNLESS_NEWER
-        .key(cache_key(key.as_str()))
-        .arg(record.version)
-        .arg(entry::encode_live(record))
-        .arg(60_000)
-        .invoke_async(&mut redis)
-        .await
-        .unwrap();
+    let cache_key = cache_key(key.as_str());
+    let entry = entry::encode_live(record);
+    let written = match how {
+        Fill::Checked => {
+            let written: i64 = scripts::SET_UNLESS_NEWER
+                .key(cache_key)
+                .arg(record.version)
+                .arg(entry)
+                .arg(60_000)
+                .invoke_async(&mut redis)
+                .await
+                .unwrap();
+            written == 1
+        }
+        Fill::IfEmpty => {
+            let written: Option<String> = scripts::set_if_empty(cache_key, entry, 60_000)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            written.is_some()
+        }
+    };
+    assert!(!written, "{how:?}: the late fill was written");
 }
 
 async fn a_slow_reader_cannot_overwrite_a_newer_write(engine: Engine) {

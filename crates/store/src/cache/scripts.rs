@@ -1,4 +1,5 @@
-//! The Lua scripts that make cache writes version-checked.
+//! The Lua scripts, and the one plain command, that make cache writes
+//! version-checked.
 //!
 //! Every write into a cache key goes through one of these, atomically inside
 //! Redis, so that no interleaving of readers and writers can put an older
@@ -13,7 +14,7 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Cmd, Script};
 
 /// Sets the entry unless the key holds a newer version.
 /// KEYS[1] cache key; ARGV[1] version; ARGV[2] entry; ARGV[3] TTL in ms.
@@ -29,6 +30,23 @@ return 1
 ",
     )
 });
+
+/// Sets the entry only if the key holds nothing: the fill of a reader whose
+/// own GET found the key empty (docs/decisions.md, record 32). It never
+/// replaces anything, so it cannot put an older version over a newer one,
+/// and it costs Redis no script; a key that holds a tombstone or an older
+/// entry takes [`SET_UNLESS_NEWER`] instead. Replies `OK` when written, nil
+/// when refused.
+pub fn set_if_empty(cache_key: String, entry: String, ttl_ms: u64) -> Cmd {
+    let mut command = redis::cmd("SET");
+    command
+        .arg(cache_key)
+        .arg(entry)
+        .arg("PX")
+        .arg(ttl_ms)
+        .arg("NX");
+    command
+}
 
 /// Makes sure the key holds nothing older than a version: anything older (or
 /// unreadable, or nothing) is replaced by a tombstone of that version, which

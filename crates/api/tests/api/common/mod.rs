@@ -271,6 +271,18 @@ impl TestApp {
         self.redis().connection().await
     }
 
+    /// The successful calls of each Redis command so far, from the test's
+    /// redis-server (`INFO commandstats`).
+    pub async fn redis_command_calls(&self) -> CommandCalls {
+        let mut redis = self.redis_connection().await;
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        CommandCalls(stats)
+    }
+
     /// What `/metrics` shows now.
     pub async fn metrics_text(&self) -> String {
         self.http
@@ -313,5 +325,27 @@ impl Drop for TestApp {
         if let Some(server) = self.server.take() {
             server.abort();
         }
+    }
+}
+
+/// Redis's `INFO commandstats` at one moment.
+pub struct CommandCalls(String);
+
+impl CommandCalls {
+    /// Successful calls of `command` (lower case), 0 when never called.
+    pub fn of(&self, command: &str) -> u64 {
+        let Some(line) = self
+            .0
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:")))
+        else {
+            return 0;
+        };
+        let field = |name: &str| -> u64 {
+            line.split(',')
+                .find_map(|field| field.strip_prefix(&format!("{name}=")))
+                .map_or(0, |value| value.parse().unwrap())
+        };
+        field("calls") - field("failed_calls")
     }
 }
