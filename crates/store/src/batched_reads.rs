@@ -9,7 +9,8 @@
 //! to fill a batch: a few queries are in flight at once (one per core, at
 //! most one per connection of the pool), and a batch is whatever queued
 //! while they ran, so a lone read goes straight through (docs/decisions.md,
-//! record 28).
+//! record 28). Each of those query slots keeps its connection while reads
+//! keep coming (see [`super::held_connection`]).
 //!
 //! A batch's query starts after every read in it was asked for, and each
 //! read is answered once it ends, so a read still sees every write that
@@ -18,9 +19,10 @@
 
 use std::sync::{Arc, LazyLock};
 
-use sqlx::{AnyPool, AssertSqlSafe, Row};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
+use tokio::sync::{mpsc, oneshot};
 
+use super::held_connection::HeldConnection;
 use super::records::{SELECT_BY_KEYS, record_from_row, select_live};
 use super::{Engine, Placeholders, StoreError};
 use crate::domain::Record;
@@ -32,6 +34,9 @@ const MAX_BATCH_KEYS: usize = 64;
 const QUEUE_DEPTH: usize = 1024;
 
 type ReadOutcome = Result<Option<Record>, StoreError>;
+
+/// Where a free query slot takes its next batch from.
+type SlotHand = oneshot::Sender<Vec<PendingRead>>;
 
 #[derive(Debug)]
 struct PendingRead {
@@ -73,14 +78,17 @@ impl BatchedReads {
     }
 }
 
-/// The reader task: waits for a read and a free connection, takes every
-/// read waiting by then, and runs them as one query beside the others in
-/// flight.
+/// The reader task: waits for a read and a free query slot, takes every
+/// read waiting by then, and hands them to the slot as one batch, to run
+/// beside the others in flight. The slots stop with it.
 async fn read_batches(pool: AnyPool, mut pending: mpsc::Receiver<PendingRead>, in_flight: usize) {
-    let connections = Arc::new(Semaphore::new(in_flight));
+    let (free, mut free_slots) = mpsc::channel(in_flight);
+    for _ in 0..in_flight {
+        tokio::spawn(query_slot(HeldConnection::new(pool.clone()), free.clone()));
+    }
+    drop(free);
     while let Some(first) = pending.recv().await {
-        // Never closed: the semaphore is this task's own.
-        let Ok(connection) = connections.clone().acquire_owned().await else {
+        let Some(slot) = free_slots.recv().await else {
             break;
         };
         let mut batch = vec![first];
@@ -90,22 +98,40 @@ async fn read_batches(pool: AnyPool, mut pending: mpsc::Receiver<PendingRead>, i
             };
             batch.push(next);
         }
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            read_batch(&pool, batch).await;
-            drop(connection);
-        });
+        // A slot that is gone drops the batch, and its reads answer that
+        // the reader stopped.
+        let _ = slot.send(batch);
     }
 }
 
-async fn read_batch(pool: &AnyPool, mut batch: Vec<PendingRead>) {
+/// One query in flight at a time: offers itself to the reader, runs the
+/// batch it is handed, and again, on a connection it keeps between them.
+async fn query_slot(mut connection: HeldConnection, free: mpsc::Sender<SlotHand>) {
+    loop {
+        let (hand, batch) = oneshot::channel();
+        if free.send(hand).await.is_err() {
+            return;
+        }
+        let Ok(batch) = connection.wait_for(batch).await else {
+            return;
+        };
+        read_batch(&mut connection, batch).await;
+    }
+}
+
+async fn read_batch(connection: &mut HeldConnection, mut batch: Vec<PendingRead>) {
     if batch.len() == 1 {
         let read = batch.swap_remove(0);
-        let outcome = select_live(pool, &read.key, read.now_ms).await;
+        let outcome = connection
+            .run(async |connection| select_live(connection, &read.key, read.now_ms).await)
+            .await;
         let _ = read.reply.send(outcome);
         return;
     }
-    match select_many(pool, &batch).await {
+    let found = connection
+        .run(async |connection| select_many(connection, &batch).await)
+        .await;
+    match found {
         Ok(found) => {
             for read in batch {
                 let record = found
@@ -128,7 +154,7 @@ async fn read_batch(pool: &AnyPool, mut batch: Vec<PendingRead>) {
 
 /// The rows of `batch`'s keys, live or not, as `(key, record)`.
 async fn select_many(
-    pool: &AnyPool,
+    connection: &mut AnyConnection,
     batch: &[PendingRead],
 ) -> Result<Vec<(String, Record)>, StoreError> {
     let statement = select_many_statement(batch.len());
@@ -139,7 +165,7 @@ async fn select_many(
         let read = batch.get(at).unwrap_or(&batch[0]);
         query = query.bind(read.key.as_str());
     }
-    let rows = query.fetch_all(pool).await?;
+    let rows = query.fetch_all(connection).await?;
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, record_from_row(row, 1)?)))
         .collect()
@@ -195,7 +221,7 @@ mod tests {
                 }
             })
             .collect();
-        read_batch(&store.pool, pending).await;
+        read_batch(&mut HeldConnection::new(store.pool.clone()), pending).await;
         let mut outcomes = Vec::new();
         for answer in answers {
             outcomes.push(answer.await.unwrap().unwrap());

@@ -17,9 +17,10 @@
 
 use std::sync::Arc;
 
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::held_connection::HeldConnection;
 use super::records::{RecordWrite, bind_writes, delete_one, upsert_one, upsert_statement};
 use super::{Engine, StoreError};
 
@@ -110,11 +111,16 @@ impl GroupCommit {
     }
 }
 
-/// The writer task: takes what is waiting, writes it, answers, repeats.
+/// The writer task: takes what is waiting, writes it, answers, repeats,
+/// on a connection it keeps while writes keep coming.
 async fn write_batches(pool: AnyPool, mut pending: mpsc::Receiver<Pending>) {
+    let mut connection = HeldConnection::new(pool);
     let mut held_back = None;
-    while let Some(batch) = next_batch(&mut pending, &mut held_back).await {
-        write_batch(&pool, batch).await;
+    while let Some(batch) = connection
+        .wait_for(next_batch(&mut pending, &mut held_back))
+        .await
+    {
+        write_batch(&mut connection, batch).await;
     }
 }
 
@@ -149,21 +155,24 @@ async fn next_batch(
     Some(batch)
 }
 
-async fn write_batch(pool: &AnyPool, batch: Vec<Pending>) {
+async fn write_batch(connection: &mut HeldConnection, batch: Vec<Pending>) {
     let mut puts = Vec::with_capacity(batch.len());
     for write in batch {
         match write {
             Pending::Put { write, reply } => puts.push((write, reply)),
             // Deletes are rare next to puts; each is a statement of its own.
             Pending::Delete { key, now_ms, reply } => {
-                let _ = reply.send(delete_one(pool, &key, now_ms).await);
+                let deleted = connection
+                    .run(async |connection| delete_one(connection, &key, now_ms).await)
+                    .await;
+                let _ = reply.send(deleted);
             }
         }
     }
     if puts.len() > 1 {
-        put_together(pool, puts).await;
+        put_together(connection, puts).await;
     } else {
-        put_each(pool, puts).await;
+        put_each(connection, puts).await;
     }
 }
 
@@ -171,8 +180,14 @@ async fn write_batch(pool: &AnyPool, batch: Vec<Pending>) {
 /// write is made with a statement of its own, so that every write gets its
 /// own outcome (the failed statement wrote nothing: a statement is atomic);
 /// any other failure is every write's.
-async fn put_together(pool: &AnyPool, puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>) {
-    match upsert_rows(pool, &puts).await {
+async fn put_together(
+    connection: &mut HeldConnection,
+    puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>,
+) {
+    let upserted = connection
+        .run(async |connection| upsert_rows(connection, &puts).await)
+        .await;
+    match upserted {
         Ok(versions) => {
             for ((write, reply), version) in puts.into_iter().zip(versions) {
                 let _ = reply.send(Ok((version, write.value)));
@@ -180,7 +195,7 @@ async fn put_together(pool: &AnyPool, puts: Vec<(RecordWrite, oneshot::Sender<Pu
         }
         Err(error) if failed_on_a_row(&error) => {
             tracing::debug!(%error, writes = puts.len(), "a group write failed; writing one by one");
-            put_each(pool, puts).await;
+            put_each(connection, puts).await;
         }
         Err(error) => {
             let error = Arc::new(error);
@@ -207,21 +222,26 @@ fn failed_on_a_row(error: &StoreError) -> bool {
         .is_some_and(|code| matches!(code & 0xff, 1 | 18 | 19 | 20 | 25))
 }
 
-async fn put_each(pool: &AnyPool, puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>) {
+async fn put_each(
+    connection: &mut HeldConnection,
+    puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>,
+) {
     for (write, reply) in puts {
-        let outcome = upsert_one(pool, Engine::Sqlite, &write).await;
+        let outcome = connection
+            .run(async |connection| upsert_one(connection, Engine::Sqlite, &write).await)
+            .await;
         let _ = reply.send(outcome.map(|version| (version, write.value)));
     }
 }
 
 /// The versions `puts` were stored with, in the order of `puts`.
 async fn upsert_rows(
-    pool: &AnyPool,
+    connection: &mut AnyConnection,
     puts: &[(RecordWrite, oneshot::Sender<PutOutcome>)],
 ) -> Result<Vec<i64>, StoreError> {
     let statement = upsert_statement(Engine::Sqlite, puts.len());
     let query = bind_writes(sqlx::query(statement), puts.iter().map(|(write, _)| write));
-    let returned = query.fetch_all(pool).await?;
+    let returned = query.fetch_all(connection).await?;
     // RETURNING gives rows in no promised order; the keys of a batch are
     // distinct.
     let mut versions = vec![None; puts.len()];

@@ -18,6 +18,7 @@ pub mod cache;
 pub mod clock;
 pub mod domain;
 mod group_commit;
+mod held_connection;
 mod maintenance;
 mod outbox;
 mod records;

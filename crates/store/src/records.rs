@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Row};
+use sqlx::{Any, AssertSqlSafe, Executor, Row};
 
 use super::{Engine, Placeholders, Store, StoreError};
 use crate::cache::TOMBSTONE_TTL;
@@ -156,25 +156,25 @@ pub(crate) fn bind_writes<'q>(
 }
 
 /// Writes one record with a statement of its own; returns its version.
-pub(crate) async fn upsert_one(
-    pool: &AnyPool,
+pub(crate) async fn upsert_one<'c>(
+    executor: impl Executor<'c, Database = Any>,
     engine: Engine,
     write: &RecordWrite,
 ) -> Result<i64, StoreError> {
     let query = bind_writes(sqlx::query(upsert_one_statement(engine)), [write]);
-    Ok(query.fetch_one(pool).await?.try_get(0)?)
+    Ok(query.fetch_one(executor).await?.try_get(0)?)
 }
 
 /// Reads the live record under `key` with a query of its own.
-pub(crate) async fn select_live(
-    pool: &AnyPool,
+pub(crate) async fn select_live<'c>(
+    executor: impl Executor<'c, Database = Any>,
     key: &str,
     now_ms: i64,
 ) -> Result<Option<Record>, StoreError> {
     let row = sqlx::query(SELECT_LIVE)
         .bind(key)
         .bind(now_ms)
-        .fetch_optional(pool)
+        .fetch_optional(executor)
         .await?;
     row.map(|row| record_from_row(&row, 0)).transpose()
 }
@@ -196,14 +196,14 @@ pub(crate) fn record_from_row(row: &AnyRow, first: usize) -> Result<Record, Stor
     })
 }
 
-pub(crate) async fn delete_one(
-    pool: &AnyPool,
+pub(crate) async fn delete_one<'c>(
+    executor: impl Executor<'c, Database = Any>,
     key: &str,
     now_ms: i64,
 ) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(DELETE_LIVE)
         .bind(key)
         .bind(now_ms)
-        .fetch_optional(pool)
+        .fetch_optional(executor)
         .await?)
 }
