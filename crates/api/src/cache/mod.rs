@@ -154,8 +154,9 @@ impl RedisCache {
         })
     }
 
-    /// Caches `record` unless Redis already holds a newer version of `key`.
-    /// Returns whether it was written. Records that have lapsed at `now_ms`
+    /// Caches `record` unless Redis already holds a newer version of `key`
+    /// (for [`CacheWrite::FillEmpty`], unless it holds anything). Returns
+    /// whether it was written. Records that have lapsed at `now_ms`
     /// are not cached.
     pub async fn put(
         &self,
@@ -223,6 +224,7 @@ impl RedisCache {
         .await
     }
 
+    /// The fill of [`CacheWrite::FillEmpty`].
     async fn set_if_empty(
         &self,
         key: &Key,
