@@ -144,22 +144,36 @@ mod tests {
         assert_eq!(connection.run(select_one).await.unwrap(), 1);
     }
 
+    /// A task that holds `pool`'s connection (it has run a query) and then
+    /// goes on with `then`; returns once the connection is held.
+    async fn spawn_holder<F>(
+        pool: &AnyPool,
+        then: impl FnOnce(HeldConnection) -> F + Send + 'static,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (holding, held) = tokio::sync::oneshot::channel();
+        let mut connection = HeldConnection::new(pool.clone());
+        let holder = tokio::spawn(async move {
+            connection.run(select_one).await.unwrap();
+            holding.send(()).unwrap();
+            then(connection).await;
+        });
+        held.await.unwrap();
+        assert_eq!(pool.num_idle(), 0);
+        holder
+    }
+
     #[tokio::test]
     async fn a_busy_holder_lets_other_queries_of_the_pool_have_their_turn() {
         let pool = pool_of_one().await;
-        let (holding, held) = tokio::sync::oneshot::channel();
-        let holder = tokio::spawn({
-            let pool = pool.clone();
-            async move {
-                let mut connection = HeldConnection::new(pool);
+        let holder = spawn_holder(&pool, |mut connection| async move {
+            loop {
                 connection.run(select_one).await.unwrap();
-                holding.send(()).unwrap();
-                loop {
-                    connection.run(select_one).await.unwrap();
-                }
             }
-        });
-        held.await.unwrap();
+        })
+        .await;
         let other = tokio::time::timeout(Duration::from_secs(2), pool.acquire()).await;
         assert!(other.is_ok(), "the pool's other users waited on the holder");
         holder.abort();
@@ -183,19 +197,11 @@ mod tests {
     #[tokio::test]
     async fn closing_the_pool_waits_for_an_idle_holder_no_longer_than_the_idle_time() {
         let pool = pool_of_one().await;
-        let (holding, held) = tokio::sync::oneshot::channel();
-        let holder = tokio::spawn({
-            let pool = pool.clone();
-            async move {
-                let mut connection = HeldConnection::new(pool);
-                connection.run(select_one).await.unwrap();
-                holding.send(()).unwrap();
-                // Idle for good, as a writer with nothing to write.
-                connection.wait_for(std::future::pending::<()>()).await;
-            }
-        });
-        held.await.unwrap();
-        assert_eq!(pool.num_idle(), 0);
+        // Idle for good, as a writer with nothing to write.
+        let holder = spawn_holder(&pool, |mut connection| async move {
+            connection.wait_for(std::future::pending::<()>()).await;
+        })
+        .await;
         tokio::time::timeout(Duration::from_secs(5), pool.close())
             .await
             .expect("closing waited on the idle holder");
