@@ -22,10 +22,9 @@ use sqlx::{Any, AnyConnection, AnyPool};
 use crate::StoreError;
 
 /// How long a connection is held at most, and how long a task waits for
-/// work before it gives its connection back. Under load a query takes tens
-/// of microseconds: a holder then pays twenty pings a second instead of
-/// one per query, and the pool's other users wait for a connection no
-/// longer than this.
+/// work before it gives its connection back. Long next to a query: a busy
+/// holder pays twenty pings a second instead of one per query, and the
+/// pool's other users wait for a connection no longer than this.
 const HOLD_FOR: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]

@@ -240,7 +240,8 @@ impl RedisCache {
         .await
     }
 
-    /// Loads the fill script into Redis' script cache.
+    /// Loads the version-checked write's script (write-throughs, and fills
+    /// of keys not found empty) into Redis' script cache.
     pub(crate) async fn load_scripts(&self) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
         let invocation = scripts::SET_UNLESS_NEWER.prepare_invoke();

@@ -131,7 +131,7 @@ async fn a_thousand_concurrent_reads_of_a_cold_key_read_the_store_once(engine: E
         "store reads"
     );
     let calls = app.redis_command_calls().await;
-    let made = |command: &str| calls.of(command) - calls_before.of(command);
+    let made = |command: &str| calls.since(&calls_before, command);
     // Redis tells this replica about its own fill too: the load that
     // filled does not cache, the next one reads Redis and does.
     let redis_reads = made("get");

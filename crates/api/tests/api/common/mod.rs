@@ -348,4 +348,9 @@ impl CommandCalls {
         };
         field("calls") - field("failed_calls")
     }
+
+    /// Successful calls of `command` between `earlier` and this moment.
+    pub fn since(&self, earlier: &Self, command: &str) -> u64 {
+        self.of(command) - earlier.of(command)
+    }
 }
