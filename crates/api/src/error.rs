@@ -36,8 +36,6 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("this replica is serving as many requests as it takes; retry in a second")]
     Overloaded,
-    #[error("internal error")]
-    Internal(String),
 }
 
 /// The body of every error response.
@@ -66,7 +64,6 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Store(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -89,7 +86,6 @@ impl ApiError {
             Self::RequestTimeout(_) => "request_timeout",
             Self::Store(_) => "store_unavailable",
             Self::Overloaded => "overloaded",
-            Self::Internal(_) => "internal",
         }
     }
 }
@@ -97,12 +93,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        match &self {
-            // The store's error text can name hosts and tables; log it, do
-            // not send it.
-            Self::Store(error) => tracing::error!(%error, "store failure"),
-            Self::Internal(detail) => tracing::error!(%detail, "internal error"),
-            _ => {}
+        // The store's error text can name hosts and tables; log it, do not
+        // send it.
+        if let Self::Store(error) = &self {
+            tracing::error!(%error, "store failure");
         }
         let body = ErrorBody {
             error: ErrorDetail {

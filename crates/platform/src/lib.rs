@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod hash;
+pub mod json;
 pub mod metrics;
 pub mod redis;
 pub mod sentinel;

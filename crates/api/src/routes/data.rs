@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use store::domain::{Key, Ttl, TtlError, Value};
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::extract::{JsonBody, Object, PathParam};
+use super::record_json::{ReadRecord, StoredRecord, json_response};
 use crate::cache::l1::Source;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::Served;
@@ -35,43 +35,6 @@ pub struct WriteRequest {
     pub ttl: Option<serde_json::Number>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StoredRecord {
-    pub key: String,
-    pub value: String,
-    /// The lifetime requested, in seconds.
-    #[schema(nullable = false)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<u64>,
-    /// When the value was written (RFC 3339, UTC).
-    pub timestamp: String,
-    /// When the record expires (RFC 3339, UTC), if it does.
-    #[schema(nullable = false)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
-    /// Grows with every write of the key.
-    pub version: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReadRecord<'a> {
-    pub key: &'a str,
-    pub value: &'a str,
-    /// True when a cache level answered, false when the store did.
-    pub cached: bool,
-    /// Which level answered: `l1` (this replica's memory), `redis` or
-    /// `store`.
-    #[schema(example = "redis")]
-    pub source: &'static str,
-    /// When the value was last written (RFC 3339, UTC).
-    pub timestamp: String,
-    /// When the record expires (RFC 3339, UTC), if it does.
-    #[schema(nullable = false)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
-    pub version: i64,
-}
-
 /// Write a record (store first, then cache).
 #[utoipa::path(post, path = "/api/v1/data", tag = "data", request_body = WriteRequest,
     responses(
@@ -85,7 +48,7 @@ pub struct ReadRecord<'a> {
 pub async fn create(
     State(state): State<Arc<AppState>>,
     JsonBody(Object(request)): JsonBody<Object<WriteRequest>>,
-) -> Result<(StatusCode, Json<StoredRecord>), ApiError> {
+) -> Result<Response, ApiError> {
     let key = Key::parse(request.key).map_err(ApiError::InvalidKeyField)?;
     let ttl = request.ttl.as_ref().map(ttl_seconds).transpose()?;
     let value = Value::parse(request.value, state.config.max_value_bytes)?;
@@ -98,7 +61,7 @@ pub async fn create(
         value: record.value,
         ttl: ttl.map(Ttl::seconds),
     };
-    Ok((StatusCode::CREATED, Json(stored)))
+    Ok((StatusCode::CREATED, json_response(stored.to_json())).into_response())
 }
 
 /// A ttl as JSON gives it: any number, of which only whole seconds in range
@@ -134,30 +97,29 @@ pub async fn read(
         .await?
         .ok_or_else(|| ApiError::RecordNotFound(key.as_str().to_owned()))?;
     let body = match served.source {
-        Source::L1 => l1_hit_body(&key, &served)?,
-        Source::Redis | Source::Store => render_read(&key, &served)?,
+        Source::L1 => l1_hit_body(&key, &served),
+        Source::Redis | Source::Store => render_read(&key, &served),
     };
-    let json = HeaderValue::from_static("application/json");
-    Ok(([(header::CONTENT_TYPE, json)], body).into_response())
+    Ok(json_response(body))
 }
 
 /// The body of an L1 hit. Every hit on one L1 entry renders the same bytes
 /// (an entry is replaced, never changed), so the first hit renders them
 /// into the entry's slot and the rest share them.
-fn l1_hit_body(key: &Key, served: &Served) -> Result<Bytes, ApiError> {
+fn l1_hit_body(key: &Key, served: &Served) -> Bytes {
     let slot = &served.loaded.rendered;
     if let Some(body) = slot.get() {
-        return Ok(body.clone());
+        return body.clone();
     }
-    let body = render_read(key, served)?;
+    let body = render_read(key, served);
     // Two first hits may both render; the bytes are the same.
-    Ok(slot.get_or_init(|| body).clone())
+    slot.get_or_init(|| body).clone()
 }
 
 /// The body of a read: the JSON of [`ReadRecord`].
-fn render_read(key: &Key, served: &Served) -> Result<Bytes, ApiError> {
+fn render_read(key: &Key, served: &Served) -> Bytes {
     let record = served.record();
-    let body = ReadRecord {
+    ReadRecord {
         key: key.as_str(),
         value: &record.value,
         cached: served.cached(),
@@ -165,10 +127,8 @@ fn render_read(key: &Key, served: &Served) -> Result<Bytes, ApiError> {
         timestamp: platform::timestamp::rfc3339(record.updated_at_ms),
         expires_at: record.expires_at_ms.map(platform::timestamp::rfc3339),
         version: record.version,
-    };
-    serde_json::to_vec(&body)
-        .map(Bytes::from)
-        .map_err(|error| ApiError::Internal(format!("rendering a record: {error}")))
+    }
+    .to_json()
 }
 
 /// Delete a record from the store and the cache.
@@ -212,8 +172,8 @@ mod tests {
             source: Source::L1,
         };
         let key = Key::parse("k").unwrap();
-        let first = l1_hit_body(&key, &served).unwrap();
-        let second = l1_hit_body(&key, &served).unwrap();
+        let first = l1_hit_body(&key, &served);
+        let second = l1_hit_body(&key, &served);
         assert_eq!(first.as_ptr(), second.as_ptr(), "rendered once, shared");
         let json: serde_json::Value = serde_json::from_slice(&second).unwrap();
         assert_eq!(

@@ -7,6 +7,7 @@ mod envelope;
 mod extract;
 mod health;
 mod ops;
+mod record_json;
 
 use std::convert::Infallible;
 use std::sync::Arc;
