@@ -6,8 +6,8 @@
 //! takes a few microseconds, so under load the hand-offs, not SQLite, are
 //! what a read costs. Reads queue to one task instead, which sends every
 //! read waiting at that moment as one `key IN (...)` query. Nothing waits
-//! to fill a batch: a few queries are in flight at once (one per core, at
-//! most one per connection of the pool), and a batch is whatever queued
+//! to fill a batch: a few queries are in flight at once (one per two cores,
+//! at most one per connection of the pool), and a batch is whatever queued
 //! while they ran, so a lone read goes straight through (docs/decisions.md,
 //! record 28). Each of those query slots keeps its connection while reads
 //! keep coming (see [`super::held_connection`]).

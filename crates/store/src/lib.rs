@@ -176,12 +176,14 @@ impl Store {
         });
         let batched_reads = (engine == Engine::Sqlite).then(|| {
             // A read from SQLite's page cache keeps a core busy, not a
-            // connection waiting: more queries in flight than cores only
-            // split the reads waiting into smaller batches (docs/decisions.md,
-            // record 28).
+            // connection waiting, and the hand-offs to a query's thread and
+            // back cost more than its lookups: more queries in flight only
+            // split the reads waiting into smaller batches, each paying the
+            // hand-offs. One per two cores leaves the others to the
+            // runtime's workers (docs/decisions.md, records 28 and 35).
             let cores = std::thread::available_parallelism().map_or(1, usize::from);
             let connections = usize::try_from(store_options.max_connections).unwrap_or(1);
-            BatchedReads::start(pool.clone(), cores.min(connections))
+            BatchedReads::start(pool.clone(), (cores / 2).clamp(1, connections.max(1)))
         });
         Ok(Self {
             pool,
