@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use platform::json::push_string;
+
 use crate::kubernetes::Enrichment;
 use crate::origin::Origin;
 
@@ -48,14 +50,14 @@ impl Event {
     /// "Sinks").
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"timestamp\":");
-        write_json_string(out, &self.timestamp);
+        push_string(out, &self.timestamp);
         out.extend_from_slice(b",\"stream\":");
         match self.stream {
-            Some(stream) => write_json_string(out, stream.as_str()),
+            Some(stream) => push_string(out, stream.as_str()),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"message\":");
-        write_json_string(out, &self.message);
+        push_string(out, &self.message);
         if let Some(kubernetes) = &self.kubernetes {
             out.extend_from_slice(kubernetes.json_fields().as_bytes());
         }
@@ -69,97 +71,11 @@ impl Event {
     }
 }
 
-/// JSON string escaping without going through a serializer: the file sink
-/// writes one per line, so the common case (nothing to escape) is found
-/// eight bytes at a time and copied at once.
-pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
-    out.push(b'"');
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    while let Some(found) = first_to_escape(&bytes[start..]) {
-        let at = start + found;
-        out.extend_from_slice(&bytes[start..at]);
-        match bytes[at] {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            byte => out.extend_from_slice(format!("\\u{byte:04x}").as_bytes()),
-        }
-        start = at + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
-
-/// Index of the first byte JSON needs escaped: `"`, `\\` or a control byte.
-fn first_to_escape(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // Bit 7 of each byte of the result is set where a byte of `word` is
-    // zero (exact for the first such byte, which is all that is needed).
-    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for chunk in &mut chunks {
-        let mut word = [0_u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-        let hits = control
-            | zero_bytes(word ^ (ONES * u64::from(b'"')))
-            | zero_bytes(word ^ (ONES * u64::from(b'\\')));
-        if hits != 0
-            && let Some(at) = chunk.iter().position(|&byte| needs_escape(byte))
-        {
-            return Some(offset + at);
-        }
-        offset += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&byte| needs_escape(byte))
-        .map(|at| offset + at)
-}
-
-fn needs_escape(byte: u8) -> bool {
-    byte < 0x20 || byte == b'"' || byte == b'\\'
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
-
-    #[test]
-    fn json_strings_round_trip_through_serde() {
-        let long = format!(
-            "{}\"{}\\{}\u{7}é",
-            "a".repeat(17),
-            "b".repeat(8),
-            "c".repeat(9)
-        );
-        for text in [
-            long.as_str(),
-            "\u{7f}\u{80}ÿ",
-            "12345678\n",
-            "1234567\n",
-            "",
-            "plain",
-            "quote \" and \\ back",
-            "tab\tnl\ncr\r",
-            "\u{1}\u{1f}",
-            "日本 ✓",
-        ] {
-            let mut out = Vec::new();
-            write_json_string(&mut out, text);
-            let back: String = serde_json::from_slice(&out).unwrap();
-            assert_eq!(back, text);
-        }
-    }
 
     #[test]
     fn json_lines_carry_every_field() {

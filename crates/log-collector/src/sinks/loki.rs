@@ -12,11 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform::json::push_string;
 use reqwest::StatusCode;
 
 use super::SendError;
 use crate::config::comma_separated;
-use crate::event::{Event, write_json_string};
+use crate::event::Event;
 use crate::kubernetes::Enrichment;
 use crate::origin::Origin;
 
@@ -211,7 +212,7 @@ fn push_body(events: &[Event], pod_labels: &[PodLabel]) -> Vec<u8> {
                     .as_bytes(),
             );
             body.extend_from_slice(b"\",");
-            write_json_string(&mut body, &event.message);
+            push_string(&mut body, &event.message);
             body.push(b']');
         }
         body.extend_from_slice(b"]}");
@@ -236,9 +237,9 @@ fn write_labels(body: &mut Vec<u8>, origin: &Origin, promoted: &[(&str, &str)]) 
         if index > 0 {
             body.push(b',');
         }
-        write_json_string(body, name);
+        push_string(body, name);
         body.push(b':');
-        write_json_string(body, value);
+        push_string(body, value);
     }
     body.push(b'}');
 }
