@@ -5,9 +5,9 @@
 //! collector writes every log line it ships as a JSON string, and
 //! serde_json looks each byte of a string up in a table before copying it.
 //! Almost no byte of either needs an escape, so [`push_string`] tests 32
-//! bytes at once and copies the runs between escapes whole. It writes exactly what
-//! serde_json writes for the same string: the tests hold it to that, byte
-//! for byte.
+//! bytes at once and copies the runs between escapes whole. It writes
+//! exactly what serde_json writes for the same string: the tests hold it to
+//! that, byte for byte.
 
 /// Appends `text` to `out` as a JSON string, quotes included.
 pub fn push_string(out: &mut Vec<u8>, text: &str) {
@@ -16,11 +16,11 @@ pub fn push_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let mut copied = 0;
     while let Some(at) = next_escape(bytes, copied) {
-        out.extend_from_slice(bytes.get(copied..at).unwrap_or_default());
-        push_escape(out, bytes.get(at).copied().unwrap_or_default());
+        out.extend_from_slice(&bytes[copied..at]);
+        push_escape(out, bytes[at]);
         copied = at + 1;
     }
-    out.extend_from_slice(bytes.get(copied..).unwrap_or_default());
+    out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
 }
 
@@ -29,7 +29,6 @@ pub fn push_string(out: &mut Vec<u8>, text: &str) {
 #[derive(Debug)]
 pub struct Object {
     out: Vec<u8>,
-    empty: bool,
 }
 
 impl Object {
@@ -37,7 +36,7 @@ impl Object {
     pub fn with_capacity(capacity: usize) -> Self {
         let mut out = Vec::with_capacity(capacity);
         out.push(b'{');
-        Self { out, empty: true }
+        Self { out }
     }
 
     pub fn string(&mut self, name: &str, value: &str) -> &mut Self {
@@ -67,7 +66,8 @@ impl Object {
     }
 
     fn name(&mut self, name: &str) {
-        if !std::mem::take(&mut self.empty) {
+        // Past the opening brace, a field came before this one.
+        if self.out.len() > 1 {
             self.out.push(b',');
         }
         push_string(&mut self.out, name);
@@ -102,8 +102,8 @@ fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
         }
         at += 8;
     }
-    let rest = bytes.get(at..)?;
-    rest.iter()
+    bytes[at..]
+        .iter()
         .position(|&byte| needs_escape(byte))
         .map(|offset| at + offset)
 }

@@ -183,7 +183,7 @@ impl Store {
             // runtime's workers (docs/decisions.md, records 28 and 35).
             let cores = std::thread::available_parallelism().map_or(1, usize::from);
             let connections = usize::try_from(store_options.max_connections).unwrap_or(1);
-            BatchedReads::start(pool.clone(), (cores / 2).clamp(1, connections.max(1)))
+            BatchedReads::start(pool.clone(), (cores / 2).min(connections))
         });
         Ok(Self {
             pool,

@@ -3,9 +3,9 @@
 -- value is a few bytes.
 --
 -- The requests are formatted once, up front, as in hot_get.lua: formatting
--- each in Lua cost wrk about 2 us more per request, CPU the server it
--- measures shares the cores with. Each key is written with the same value
--- every time; every write of it still takes a new version.
+-- each in Lua costs wrk CPU that the server it measures shares the cores
+-- with. Each key is written with the same value every time; every write of
+-- it still takes a new version.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local keys = 10000

@@ -2,7 +2,7 @@
 //!
 //! A body carries the record's value, up to a mebibyte, and serde_json
 //! escapes a string a byte at a time; [`platform::json`] skips over the runs
-//! that need no escape, several times faster on a long value. The types
+//! that need no escape, faster on a long value. The types
 //! keep their `Serialize` derive as the reference: the tests hold the
 //! bodies written here to serde_json's bytes for the same record.
 
