@@ -15,7 +15,7 @@ use store::clock::Clock;
 use store::domain::{Key, Record, Ttl};
 use store::{Store, StoreError};
 
-use crate::cache::l1::{LoadError, LoadedRecord, LocalCache, Snapshot, Source};
+use crate::cache::l1::{LoadOutcome, LoadedRecord, LocalCache, Snapshot, Source};
 use crate::cache::{CacheError, CacheWrite, Found, RedisCache, RedisEntry};
 use crate::metrics::{CacheLevel, Metrics};
 
@@ -146,21 +146,18 @@ impl DataService {
             let found_in = loaded.found_in;
             return Ok(Some(Served::new(Arc::new(loaded), found_in)));
         }
-        // Boxed: the coalescing future is several kilobytes, and every
-        // request's future would carry (and move) it inline, though only
-        // Redis misses run it.
+        // Boxed: the load's future is large, and every request's future
+        // would carry (and move) it inline, though only Redis misses run it.
         let load = Box::pin(
             self.l1
                 .get_or_load(key.as_str(), snapshot, || self.load(key, snapshot, fill)),
-        );
-        let entry = match load.await {
-            Ok(entry) => entry,
-            Err(failure) => match &failure.error {
-                LoadError::NotFound => return Ok(None),
-                LoadError::Uncached(loaded) => Arc::new(loaded.clone()),
-                LoadError::Cacheable(entry) => entry.clone(),
-                LoadError::Failed(error) => return Err(StoreError::Shared(error.clone())),
-            },
+        )
+        .await;
+        let entry = match &load.outcome {
+            LoadOutcome::NotFound => return Ok(None),
+            LoadOutcome::Uncached(loaded) => Arc::new(loaded.clone()),
+            LoadOutcome::Cacheable(entry) => entry.clone(),
+            LoadOutcome::Failed(error) => return Err(StoreError::Shared(error.clone())),
         };
         let found_in = entry.found_in;
         Ok(Some(Served::new(entry, found_in)))

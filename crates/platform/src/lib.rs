@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod redis;
 pub mod sentinel;
 pub mod shutdown;
+pub mod single_flight;
 pub mod telemetry;
 pub mod timestamp;

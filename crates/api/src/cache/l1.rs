@@ -6,8 +6,8 @@
 //! a `cache:` key in Redis is pushed to every replica ([`super::tracking`]),
 //! which evicts it here.
 //!
-//! Concurrent store loads of one key are shared (moka's `try_get_with`), so
-//! a thousand readers of a cold key cause one store read and one Redis fill;
+//! Concurrent store loads of one key are shared ([`platform::single_flight`]),
+//! so a thousand readers of a cold key cause one store read and one Redis fill;
 //! a reader that saw a write complete never takes a load that began before
 //! it (see [`LocalCache::get_or_load`]).
 //! Redis reads are not shared: a GET costs Redis less than the coalescing
@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moka::future::Cache;
+use platform::single_flight::SingleFlight;
+use store::StoreError;
 use store::domain::Record;
 use tokio::sync::Mutex;
 
@@ -96,34 +98,32 @@ impl Snapshot {
     }
 }
 
-/// A load that produced no cacheable value, as every caller that joined it
-/// sees it, with the snapshot it began from.
+/// A load as every caller that joined it sees it, with the snapshot it
+/// began from.
 #[derive(Debug)]
-pub struct SharedFailure<E> {
+pub struct SharedLoad {
     began: Snapshot,
-    pub error: LoadError<E>,
+    pub outcome: LoadOutcome,
 }
 
-/// Why a coalesced load produced no cacheable value.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError<E> {
-    #[error("no live record")]
+/// What a coalesced load found.
+#[derive(Debug)]
+pub enum LoadOutcome {
+    /// No live record.
     NotFound,
     /// Loaded, but not to be cached: invalidations are not flowing, or the
     /// load is not cacheable.
-    #[error("loaded, not cacheable")]
     Uncached(LoadedRecord),
     /// Loaded and offered to [`LocalCache::insert_if_current`], which
     /// cached it unless an invalidation came since the load began.
-    #[error("loaded")]
     Cacheable(Arc<LoadedRecord>),
-    #[error(transparent)]
-    Failed(E),
+    Failed(Arc<StoreError>),
 }
 
 #[derive(Debug)]
 pub struct LocalCache {
     entries: Cache<String, Arc<LoadedRecord>>,
+    loads: SingleFlight<Arc<SharedLoad>>,
     /// False while invalidations may be missed (the tracking connection is
     /// down): nothing is inserted then.
     armed: AtomicBool,
@@ -157,6 +157,7 @@ impl LocalCache {
         };
         Self {
             entries,
+            loads: SingleFlight::default(),
             armed: AtomicBool::new(armed),
             generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             insert_turns: (0..STRIPES).map(|_| Mutex::new(())).collect(),
@@ -195,58 +196,45 @@ impl LocalCache {
     /// nothing from before a re-creation. Such a caller does not take it and
     /// runs a load of its own (`load` is called again), uncoalesced: one
     /// extra store read, and only when a write raced a load of the same key.
-    pub async fn get_or_load<L, F, E>(
-        &self,
-        key: &str,
-        taken: Snapshot,
-        load: L,
-    ) -> Result<Arc<LoadedRecord>, Arc<SharedFailure<E>>>
+    pub async fn get_or_load<L, F>(&self, key: &str, taken: Snapshot, load: L) -> Arc<SharedLoad>
     where
         L: Fn() -> F,
-        F: Future<Output = Result<Option<LoadedRecord>, E>>,
-        E: Send + Sync + 'static,
+        F: Future<Output = Result<Option<LoadedRecord>, Arc<StoreError>>>,
     {
-        // Coalescing only: moka never inserts the result (the init always
-        // "fails"); the load itself offers a cacheable value to the checked
-        // insert, once for all its callers.
         let shared = self
-            .entries
-            .try_get_with(key.to_owned(), async {
-                Err::<Arc<LoadedRecord>, _>(self.guarded(key, taken, load()).await)
+            .loads
+            .run(key, || async {
+                Arc::new(self.guarded(key, taken, load()).await)
             })
             .await;
-        let failure = match shared {
-            Ok(entry) => return Ok(entry),
-            Err(failure) if failure.began.covers(taken) => failure,
-            Err(_) => Arc::new(self.guarded(key, taken, load()).await),
-        };
-        match &failure.error {
-            LoadError::Cacheable(entry) => Ok(entry.clone()),
-            _ => Err(failure),
+        if shared.began.covers(taken) {
+            shared
+        } else {
+            Arc::new(self.guarded(key, taken, load()).await)
         }
     }
 
     /// Runs `load`, which began at `taken`, and caches its value unless it
     /// is not cacheable or an invalidation of `key` came since `taken`.
-    async fn guarded<F, E>(&self, key: &str, taken: Snapshot, load: F) -> SharedFailure<E>
+    async fn guarded<F>(&self, key: &str, taken: Snapshot, load: F) -> SharedLoad
     where
-        F: Future<Output = Result<Option<LoadedRecord>, E>>,
+        F: Future<Output = Result<Option<LoadedRecord>, Arc<StoreError>>>,
     {
-        let error = match load.await {
-            Ok(None) => LoadError::NotFound,
-            Err(error) => LoadError::Failed(error),
+        let outcome = match load.await {
+            Ok(None) => LoadOutcome::NotFound,
+            Err(error) => LoadOutcome::Failed(error),
             Ok(Some(loaded)) if !loaded.cacheable || !self.is_armed() => {
-                LoadError::Uncached(loaded)
+                LoadOutcome::Uncached(loaded)
             }
             Ok(Some(loaded)) => {
                 let entry = Arc::new(loaded);
                 self.insert_if_current(key, taken, entry.clone()).await;
-                LoadError::Cacheable(entry)
+                LoadOutcome::Cacheable(entry)
             }
         };
-        SharedFailure {
+        SharedLoad {
             began: taken,
-            error,
+            outcome,
         }
     }
 
@@ -326,18 +314,20 @@ mod tests {
         LoadedRecord::new(record, Source::Store, true)
     }
 
-    /// The error side of an outcome, as a waiter sees it.
-    fn failure<E>(
-        outcome: &Result<Arc<LoadedRecord>, Arc<SharedFailure<E>>>,
-    ) -> Option<&LoadError<E>> {
-        outcome.as_ref().err().map(|failure| &failure.error)
+    /// The value a load handed its callers, if it found one.
+    fn value(load: &SharedLoad) -> Option<&str> {
+        match &load.outcome {
+            LoadOutcome::Uncached(loaded) => Some(&loaded.record.value),
+            LoadOutcome::Cacheable(entry) => Some(&entry.record.value),
+            LoadOutcome::NotFound | LoadOutcome::Failed(_) => None,
+        }
     }
 
     #[tokio::test]
     async fn a_load_that_raced_an_invalidation_is_returned_but_not_cached() {
         let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, true);
         let (started, finish) = (Notify::new(), Notify::new());
-        let load = cache.get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async {
+        let load = cache.get_or_load("k", cache.snapshot("k"), || async {
             started.notify_one();
             finish.notified().await;
             Ok(Some(loaded("old")))
@@ -348,8 +338,7 @@ mod tests {
             finish.notify_one();
         };
         let (outcome, ()) = tokio::join!(load, race);
-        let value = outcome.map(|entry| entry.record.value.clone());
-        assert_eq!(value.ok().as_deref(), Some("old"), "its own caller gets it");
+        assert_eq!(value(&outcome), Some("old"), "its own caller gets it");
         assert!(cache.get("k").await.is_none(), "but it is not cached");
     }
 
@@ -357,7 +346,7 @@ mod tests {
     async fn a_read_after_an_invalidation_does_not_take_a_load_that_began_before_it() {
         let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, true);
         let (started, finish) = (Notify::new(), Notify::new());
-        let early = cache.get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async {
+        let early = cache.get_or_load("k", cache.snapshot("k"), || async {
             started.notify_one();
             finish.notified().await;
             Ok(Some(loaded("old")))
@@ -367,7 +356,7 @@ mod tests {
             // A write completed; this reader starts after it and joins the
             // load in flight, which is let go only once it waits.
             cache.invalidate("k").await;
-            let read = cache.get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async {
+            let read = cache.get_or_load("k", cache.snapshot("k"), || async {
                 Ok(Some(loaded("new")))
             });
             let release = async {
@@ -377,10 +366,8 @@ mod tests {
             tokio::join!(read, release).0
         };
         let (early, late) = tokio::join!(early, late);
-        let early = early.map(|entry| entry.record.value.clone());
-        assert_eq!(early.ok().as_deref(), Some("old"));
-        let late = late.map(|entry| entry.record.value.clone());
-        assert_eq!(late.ok().as_deref(), Some("new"));
+        assert_eq!(value(&early), Some("old"));
+        assert_eq!(value(&late), Some("new"));
         let cached = cache.get("k").await.map(|entry| entry.record.value.clone());
         assert_eq!(
             cached.as_deref(),
@@ -446,16 +433,16 @@ mod tests {
     async fn nothing_is_cached_while_disarmed() {
         let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, false);
         let outcome = cache
-            .get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
+            .get_or_load("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
             .await;
-        assert!(matches!(failure(&outcome), Some(LoadError::Uncached(_))));
+        assert!(matches!(outcome.outcome, LoadOutcome::Uncached(_)));
         assert!(cache.get("k").await.is_none());
 
         cache.set_armed(true);
         let outcome = cache
-            .get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
+            .get_or_load("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
             .await;
-        assert!(outcome.is_ok());
+        assert!(matches!(outcome.outcome, LoadOutcome::Cacheable(_)));
         assert!(cache.get("k").await.is_some());
     }
 
@@ -463,9 +450,9 @@ mod tests {
     async fn a_zero_ttl_keeps_nothing() {
         let cache = LocalCache::new(Duration::ZERO, 1 << 20, true);
         let outcome = cache
-            .get_or_load::<_, _, ()>("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
+            .get_or_load("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
             .await;
-        assert!(outcome.is_ok());
+        assert!(matches!(outcome.outcome, LoadOutcome::Cacheable(_)));
         cache.entries.run_pending_tasks().await;
         assert!(cache.get("k").await.is_none());
     }
