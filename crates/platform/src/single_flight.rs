@@ -54,7 +54,7 @@ impl<T: Clone> SingleFlight<T> {
     /// The outcome of `work()` for `key`: of a run already in flight, joined,
     /// or else of a run of its own, which callers arriving meanwhile join.
     /// `work` is called only when this caller leads a run.
-    pub async fn run<F>(&self, key: &str, work: impl Fn() -> F) -> T
+    pub async fn run<F>(&self, key: &str, work: impl FnOnce() -> F) -> T
     where
         F: Future<Output = T>,
     {

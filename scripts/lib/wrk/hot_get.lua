@@ -2,7 +2,7 @@
 --
 -- The requests are formatted once, up front: wrk shares the machine's
 -- cores with the server it measures, and formatting each request in Lua
--- cost it about 2 us more per request (measured with `time` around wrk).
+-- costs wrk CPU that the server would otherwise have (docs/benchmarks.md).
 local keys = tonumber(os.getenv("KEYS") or "1000")
 local requests = {}
 for i = 0, keys - 1 do

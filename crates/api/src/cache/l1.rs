@@ -117,6 +117,7 @@ pub enum LoadOutcome {
     /// Loaded and offered to [`LocalCache::insert_if_current`], which
     /// cached it unless an invalidation came since the load began.
     Cacheable(Arc<LoadedRecord>),
+    /// The store read failed.
     Failed(Arc<StoreError>),
 }
 
