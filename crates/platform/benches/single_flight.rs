@@ -1,11 +1,11 @@
 //! Micro-benchmark of a coalesced load as a Redis miss makes one with L1
 //! on: a lone caller, nobody to share with, a key no other load holds.
-//! Through [`SingleFlight`], which the API's L1 uses, and through moka's `try_get_with`
-//! (what the L1 used before; its init always "fails", so that moka never
-//! inserts the result, as the L1 needed).
+//! Through [`SingleFlight`], which the API's L1 uses, and through moka's
+//! `try_get_with` (what the L1 used before; its init always "fails", so
+//! that moka never inserts the result, as the L1 needed).
 //!
-//! `cargo bench -p platform --bench single_flight`; `scripts/bench api` measures
-//! the whole service.
+//! `cargo bench -p platform --bench single_flight`; `scripts/bench api`
+//! measures the whole service.
 
 use std::hint::black_box;
 use std::sync::Arc;

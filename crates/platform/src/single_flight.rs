@@ -116,8 +116,7 @@ impl<T: Clone> SingleFlight<T> {
     }
 
     fn flights(&self, key: &str) -> MutexGuard<'_, Flights<T>> {
-        let hash = crate::hash::fnv1a(key.as_bytes());
-        let stripe = usize::try_from(hash % STRIPES as u64).unwrap_or(0);
+        let stripe = crate::hash::stripe_of(key, STRIPES);
         // Nothing can be left half done under this lock: a caller that
         // panicked while holding it left the map as sound as before.
         self.stripes[stripe]

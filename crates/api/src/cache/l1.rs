@@ -285,8 +285,7 @@ impl LocalCache {
     }
 
     fn stripe_index(&self, key: &str) -> usize {
-        let hash = platform::hash::fnv1a(key.as_bytes());
-        usize::try_from(hash % STRIPES as u64).unwrap_or(0)
+        platform::hash::stripe_of(key, STRIPES)
     }
 
     /// Where the invalidations of `key` stand; compare with a later one to
