@@ -8,12 +8,12 @@ Usage:
       every round's ratios, the best round of each scenario, the targets
 
 RESULTS holds `round|build|scenario|req/s|p50|p99|peak RSS MiB|api CPU us
-per request|wrk CPU us per request` lines; build is `current`, `bare` (the bare baseline,
-crates/api/examples/bare.rs) or `baseline` (the build given in
-BENCH_BASELINE). REDIS_BENCHMARK_OUT holds one redis-benchmark summary line
-per round. Ratios against the bare baseline and against the other build are
-taken round by round, between runs made minutes apart, and summarised by
-their median.
+per request|wrk CPU us per request` lines; build is `current`, `bare` (the
+bare baseline, crates/api/examples/bare.rs) or `baseline` (the build given
+in BENCH_BASELINE). REDIS_BENCHMARK_OUT holds one redis-benchmark summary
+line per round. Ratios against the bare baseline and against the other
+build are taken round by round, between runs made minutes apart, and
+summarised by their median.
 """
 import json
 import re
