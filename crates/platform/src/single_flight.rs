@@ -177,17 +177,34 @@ mod tests {
     async fn keys_fly_apart_and_a_finished_flight_is_not_reused() {
         let single_flight = SingleFlight::<String>::default();
         let runs = AtomicUsize::new(0);
-        let work = |key: &'static str| {
+        let release_a = Notify::new();
+        let work = |outcome: &'static str| {
             let runs = &runs;
             move || async move {
                 runs.fetch_add(1, Ordering::SeqCst);
-                key.to_owned()
+                outcome.to_owned()
             }
         };
-        let (a, b) = tokio::join!(
-            single_flight.run("a", work("a")),
-            single_flight.run("b", work("b"))
-        );
+        let a = single_flight.run("a", || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            release_a.notified().await;
+            "a".to_owned()
+        });
+        // A key that shares "a"'s stripe, asked for while "a" is in flight.
+        let b_key = (0..)
+            .map(|i| format!("b{i}"))
+            .find(|key| {
+                crate::hash::stripe_of(key, STRIPES) == crate::hash::stripe_of("a", STRIPES)
+            })
+            .expect("some key shares the stripe");
+        let b = async {
+            let b = single_flight.run(&b_key, work("b")).await;
+            release_a.notify_one();
+            b
+        };
+        let (a, b) = tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(a, b) })
+            .await
+            .expect("neither key waits on the other");
         assert_eq!((a.as_str(), b.as_str()), ("a", "b"));
         assert_eq!(single_flight.run("a", work("again")).await, "again");
         assert_eq!(runs.load(Ordering::SeqCst), 3);
