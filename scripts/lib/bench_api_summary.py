@@ -26,6 +26,7 @@ L1_OFF = "hot GET, L1 off (Redis)"
 MISS = "miss-heavy GET (store)"
 POST = "POST"
 POST_1K = "POST 1 KiB"
+POST_REWRITES = "POST, rewrites"
 POST_PG = "POST (PostgreSQL)"
 
 
@@ -102,19 +103,21 @@ def summary(results, redis_out, open_loop_out):
         print(f"  hot GET, L1 off:   {against_bare(L1_OFF):.0f}% of the bare baseline's hot GET (target >= 85%)")
     print(f"  hot GET, L1 on:    {own(L1_ON, HEALTH):.0f}% of own /health (target >= 95%; "
           f"{l1_ceiling(rounds):.0f}% if an L1 hit cost the api no more than /health)")
+    worst_p99 = lambda name: max(milliseconds(r[name][2]) for r in rounds.values())
     for name in (POST, POST_1K):
-        post_p99 = max(milliseconds(r[name][2]) for r in rounds.values())
         print(f"  {name + ':':<19}{own(name, HEALTH):.0f}% of own /health (target >= 25%), "
-              f"worst p99 {post_p99:.1f} ms (target <= 20 ms)")
+              f"worst p99 {worst_p99(name):.1f} ms (target <= 20 ms)")
+    print(f"  {POST_REWRITES + ':':<19}{own(POST_REWRITES, HEALTH):.0f}% of own /health, "
+          f"worst p99 {worst_p99(POST_REWRITES):.1f} ms (reported; the targets are on new keys)")
     pg_rps = statistics.median(r[POST_PG][0] for r in rounds.values())
-    pg_p99 = max(milliseconds(r[POST_PG][2]) for r in rounds.values())
     print(f"  {POST_PG + ':':<19}{own(POST_PG, HEALTH):.0f}% of own /health, median "
-          f"{pg_rps:,.0f} req/s, worst p99 {pg_p99:.1f} ms (reported, no target)")
+          f"{pg_rps:,.0f} req/s, worst p99 {worst_p99(POST_PG):.1f} ms (reported, no target)")
     miss = statistics.median(100 * rounds[r][MISS][0] / redis_rps
                              for r, redis_rps in zip(sorted(rounds), redis))
     print(f"  miss-heavy GET:    {miss:.0f}% of redis-benchmark GET (target >= 30%)")
     hot_rss = max(max(r[L1_ON][3], r[L1_OFF][3], r[HEALTH][3]) for r in rounds.values())
-    post_rss = max(r[name][3] for r in rounds.values() for name in (POST, POST_1K, POST_PG))
+    posts = (POST, POST_1K, POST_REWRITES, POST_PG)
+    post_rss = max(r[name][3] for r in rounds.values() for name in posts)
     print(f"  peak RSS:          {hot_rss:.1f} MiB under the hot loads (target <= 20), "
           f"{post_rss:.1f} MiB under POST (target <= 64)")
     open_loop_summary(open_loop_out)

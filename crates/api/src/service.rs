@@ -251,10 +251,15 @@ impl DataService {
         ttl: Option<Ttl>,
     ) -> Result<Record, StoreError> {
         let now_ms = self.clock.now_ms();
-        let record = self.store.put(key, value, ttl, now_ms).await?;
-        self.offer(key, &record, CacheWrite::Change).await;
+        let written = self.store.put(key, value, ttl, now_ms).await?;
+        let why = if written.created {
+            CacheWrite::Create
+        } else {
+            CacheWrite::Change
+        };
+        self.offer(key, &written.record, why).await;
         self.l1.invalidate(key.as_str()).await;
-        Ok(record)
+        Ok(written.record)
     }
 
     /// Deletes the live record under `key`; false when there was none.

@@ -237,12 +237,17 @@ mod tests {
             .await
             .unwrap();
         let key = |raw: &str| Key::parse(raw).unwrap();
-        let live = store.put(&key("live"), "1", None, NOW).await.unwrap();
+        let live = store
+            .put(&key("live"), "1", None, NOW)
+            .await
+            .unwrap()
+            .record;
         let ttl = Ttl::from_seconds(10).unwrap();
         let expiring = store
             .put(&key("expiring"), "2", Some(ttl), NOW)
             .await
-            .unwrap();
+            .unwrap()
+            .record;
         store.put(&key("deleted"), "3", None, NOW).await.unwrap();
         store.delete(&key("deleted"), NOW).await.unwrap();
 

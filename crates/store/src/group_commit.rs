@@ -21,7 +21,9 @@ use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::held_connection::HeldConnection;
-use super::records::{RecordWrite, bind_writes, delete_one, upsert_one, upsert_statement};
+use super::records::{
+    RecordWrite, Upserted, bind_writes, delete_one, upsert_one, upsert_statement,
+};
 use super::{Engine, StoreError};
 
 /// Most writes one statement carries: five parameters each, far below
@@ -36,9 +38,9 @@ const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// Writes waiting for the writer; a full queue makes writers wait their turn.
 const QUEUE_DEPTH: usize = 1024;
 
-/// The outcome of a put: the version stored, and the value handed back so
-/// that the caller's record owns it without a copy.
-pub(crate) type PutOutcome = Result<(i64, String), StoreError>;
+/// The outcome of a put: what the statement returned of its row, and the
+/// value handed back so that the caller's record owns it without a copy.
+pub(crate) type PutOutcome = Result<(Upserted, String), StoreError>;
 
 #[derive(Debug)]
 enum Pending {
@@ -188,9 +190,9 @@ async fn put_together(
         .run(async |connection| upsert_rows(connection, &puts).await)
         .await;
     match upserted {
-        Ok(versions) => {
-            for ((write, reply), version) in puts.into_iter().zip(versions) {
-                let _ = reply.send(Ok((version, write.value)));
+        Ok(rows) => {
+            for ((write, reply), upserted) in puts.into_iter().zip(rows) {
+                let _ = reply.send(Ok((upserted, write.value)));
             }
         }
         Err(error) if failed_on_a_row(&error) => {
@@ -230,31 +232,30 @@ async fn put_each(
         let outcome = connection
             .run(async |connection| upsert_one(connection, Engine::Sqlite, &write).await)
             .await;
-        let _ = reply.send(outcome.map(|version| (version, write.value)));
+        let _ = reply.send(outcome.map(|upserted| (upserted, write.value)));
     }
 }
 
-/// The versions `puts` were stored with, in the order of `puts`.
+/// What the statement returned of each of `puts`, in the order of `puts`.
 async fn upsert_rows(
     connection: &mut AnyConnection,
     puts: &[(RecordWrite, oneshot::Sender<PutOutcome>)],
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<Upserted>, StoreError> {
     let statement = upsert_statement(Engine::Sqlite, puts.len());
     let query = bind_writes(sqlx::query(statement), puts.iter().map(|(write, _)| write));
     let returned = query.fetch_all(connection).await?;
     // RETURNING gives rows in no promised order; the keys of a batch are
     // distinct.
-    let mut versions = vec![None; puts.len()];
+    let mut upserted = vec![None; puts.len()];
     for row in returned {
-        let version: i64 = row.try_get(0)?;
-        let key: &str = row.try_get(1)?;
+        let key: &str = row.try_get(2)?;
         if let Some(at) = puts.iter().position(|(write, _)| write.key == key) {
-            versions[at] = Some(version);
+            upserted[at] = Some(Upserted::from_row(&row)?);
         }
     }
-    versions
+    upserted
         .into_iter()
-        .map(|version| version.ok_or(StoreError::Query(sqlx::Error::RowNotFound)))
+        .map(|row| row.ok_or(StoreError::Query(sqlx::Error::RowNotFound)))
         .collect()
 }
 

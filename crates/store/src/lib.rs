@@ -30,6 +30,7 @@ use std::time::Duration;
 use batched_reads::BatchedReads;
 use group_commit::GroupCommit;
 pub use outbox::OutboxEntry;
+pub use records::Written;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions};

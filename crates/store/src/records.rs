@@ -24,8 +24,9 @@ ON CONFLICT (key) DO UPDATE SET
     version = CASE WHEN records.version >= excluded.version
                    THEN records.version + 1 ELSE excluded.version END,
     updated_at_ms = excluded.updated_at_ms,
-    expires_at_ms = excluded.expires_at_ms
-RETURNING version, key";
+    expires_at_ms = excluded.expires_at_ms,
+    write_count = records.write_count + 1
+RETURNING version, write_count, key";
 
 const SELECT_LIVE: &str = "\
 SELECT value, version, updated_at_ms, expires_at_ms FROM records
@@ -40,7 +41,9 @@ WHERE key = $1 AND (expires_at_ms IS NULL OR expires_at_ms > $2)";
 /// job reclaims markers once that tombstone has lapsed
 /// ([`DELETED_MARKER_LIFE_MS`]).
 pub(crate) const DELETE_LIVE: &str = "\
-UPDATE records SET value = '', version = version + 1, updated_at_ms = $2, expires_at_ms = 0
+UPDATE records
+SET value = '', version = version + 1, updated_at_ms = $2, expires_at_ms = 0,
+    write_count = write_count + 1
 WHERE key = $1 AND (expires_at_ms IS NULL OR expires_at_ms > $2)
 RETURNING version";
 
@@ -60,16 +63,16 @@ impl Store {
 
     /// Writes `value` under `key`; the same statement notes the write in the
     /// cache outbox (a trigger, migrations/*/0002_outbox_trigger.sql).
-    /// Returns the record as stored.
-    /// Takes the value by value: it becomes the returned record's without a
-    /// copy (a value can be a mebibyte).
+    /// Returns the record as stored, and whether the write created the key's
+    /// row. Takes the value by value: it becomes the returned record's
+    /// without a copy (a value can be a mebibyte).
     pub async fn put(
         &self,
         key: &Key,
         value: impl Into<String>,
         ttl: Option<Ttl>,
         now_ms: i64,
-    ) -> Result<Record, StoreError> {
+    ) -> Result<Written, StoreError> {
         let expires_at_ms = ttl.map(|ttl| now_ms.saturating_add(ttl.millis()));
         let write = RecordWrite {
             key: key.as_str().to_owned(),
@@ -78,18 +81,22 @@ impl Store {
             updated_at_ms: now_ms,
             expires_at_ms,
         };
-        let (version, value) = match &self.group_commit {
+        let (upserted, value) = match &self.group_commit {
             Some(group_commit) => group_commit.put(write).await?,
             None => (
                 upsert_one(&self.pool, self.engine, &write).await?,
                 write.value,
             ),
         };
-        Ok(Record {
+        let record = Record {
             value,
-            version,
+            version: upserted.version,
             updated_at_ms: now_ms,
             expires_at_ms,
+        };
+        Ok(Written {
+            record,
+            created: upserted.created,
         })
     }
 
@@ -106,6 +113,35 @@ impl Store {
     }
 }
 
+/// What [`Store::put`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub record: Record,
+    /// Whether the write created the key's row: the store held no record of
+    /// the key, live, lapsed or deleted. Redis then most likely holds
+    /// nothing under it either (docs/decisions.md, record 38).
+    pub created: bool,
+}
+
+/// What the upsert returns of one row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Upserted {
+    pub version: i64,
+    pub created: bool,
+}
+
+impl Upserted {
+    /// From a row that starts `version, write_count`, as the upsert's
+    /// `RETURNING` gives it.
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        let write_count: i64 = row.try_get(1)?;
+        Ok(Self {
+            version: row.try_get(0)?,
+            created: write_count == 1,
+        })
+    }
+}
+
 /// One record as a write stores it.
 #[derive(Debug)]
 pub(crate) struct RecordWrite {
@@ -119,7 +155,7 @@ pub(crate) struct RecordWrite {
 }
 
 /// The statement that writes `rows` records and returns each one's
-/// `version, key`. Only placeholders are spliced into it.
+/// `version, write_count, key`. Only placeholders are spliced into it.
 pub(crate) fn upsert_statement(engine: Engine, rows: usize) -> AssertSqlSafe<String> {
     let mut sql = String::with_capacity(UPSERT_INTO.len() + UPSERT_ON_CONFLICT.len() + rows * 24);
     sql.push_str(UPSERT_INTO);
@@ -155,14 +191,14 @@ pub(crate) fn bind_writes<'q>(
     query
 }
 
-/// Writes one record with a statement of its own; returns its version.
+/// Writes one record with a statement of its own.
 pub(crate) async fn upsert_one<'c>(
     executor: impl Executor<'c, Database = Any>,
     engine: Engine,
     write: &RecordWrite,
-) -> Result<i64, StoreError> {
+) -> Result<Upserted, StoreError> {
     let query = bind_writes(sqlx::query(upsert_one_statement(engine)), [write]);
-    Ok(query.fetch_one(executor).await?.try_get(0)?)
+    Upserted::from_row(&query.fetch_one(executor).await?)
 }
 
 /// Reads the live record under `key` with a query of its own.

@@ -1,26 +1,35 @@
--- POST a write of one of 10,000 keys (post:0 .. post:9999), round robin.
--- VALUE_BYTES (optional) pads each value to that many bytes; without it a
--- value is a few bytes.
+-- POST a write of a key never written before (post:<n>), so that every
+-- write creates its record. Each thread takes its own range of PER_THREAD
+-- keys, starting at OFFSET, as miss_get.lua does; scripts/bench gives every
+-- run a range of its own. VALUE_BYTES (optional) pads each value to that
+-- many bytes; without it a value is a few bytes.
 --
--- The requests are formatted once, up front, as in hot_get.lua: formatting
--- each in Lua costs wrk CPU that the server it measures shares the cores
--- with. Each key is written with the same value every time; every write of
--- it still takes a new version.
+-- A request is the formatted request of a placeholder key with the key
+-- spliced in (see miss_get.lua). Keys are numbered from 100,000,000, so
+-- that every one has nine digits and every request the same
+-- Content-Length.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local keys = 10000
-local value_bytes = tonumber(os.getenv("VALUE_BYTES") or "0")
-local requests = {}
-for i = 0, keys - 1 do
-  local value = "value " .. i
-  if #value < value_bytes then
-    value = value .. string.rep("x", value_bytes - #value)
-  end
-  local body = '{"key":"post:' .. i .. '","value":"' .. value .. '","ttl":3600}'
-  requests[i] = wrk.format("POST", "/api/v1/data", nil, body)
+local per_thread = tonumber(os.getenv("PER_THREAD") or "200000")
+local base = 100000000 + tonumber(os.getenv("OFFSET") or "0")
+local threads = 0
+setup = function(thread)
+  thread:set("offset", base + threads * per_thread)
+  threads = threads + 1
 end
+local value_bytes = tonumber(os.getenv("VALUE_BYTES") or "0")
+local value = "value"
+if #value < value_bytes then
+  value = value .. string.rep("x", value_bytes - #value)
+end
+local placeholder = "NNNNNNNNN"
+local body = '{"key":"post:' .. placeholder .. '","value":"' .. value .. '","ttl":3600}'
+local template = wrk.format("POST", "/api/v1/data", nil, body)
+local at = string.find(template, placeholder, 1, true)
+local before = string.sub(template, 1, at - 1)
+local after = string.sub(template, at + #placeholder)
 local n = 0
 request = function()
-  n = (n + 1) % keys
-  return requests[n]
+  n = n + 1
+  return before .. (offset + (n % per_thread)) .. after
 end

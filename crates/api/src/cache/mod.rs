@@ -70,6 +70,12 @@ pub enum CacheWrite {
     /// Redis that refuses connections the try fails at once; against one
     /// that does not answer it waits `REDIS_TIMEOUT_MS`.
     Change,
+    /// A change's write-through of a record whose row the write created
+    /// (`store::Written::created`): sent as a change, but as a `SET NX`
+    /// first, since Redis most likely holds nothing under the key; when it
+    /// held something, the version-checked script follows
+    /// (docs/decisions.md, record 38).
+    Create,
 }
 
 impl CacheWrite {
@@ -77,7 +83,7 @@ impl CacheWrite {
     fn needs(self) -> u8 {
         match self {
             Self::Fill | Self::FillEmpty => WRITES_ONLY,
-            Self::Change => DOWN,
+            Self::Change | Self::Create => DOWN,
         }
     }
 }
@@ -155,7 +161,8 @@ impl RedisCache {
     }
 
     /// Caches `record` unless Redis already holds a newer version of `key`
-    /// (for [`CacheWrite::FillEmpty`], unless it holds anything). Returns
+    /// (for [`CacheWrite::FillEmpty`], unless it holds anything; for
+    /// [`CacheWrite::Create`], with `SET NX` when the key is empty). Returns
     /// whether it was written. Records that have lapsed at `now_ms`
     /// are not cached.
     pub async fn put(
@@ -173,9 +180,19 @@ impl RedisCache {
             return Ok(false);
         }
         let entry = entry::encode_live(record);
-        if why == CacheWrite::FillEmpty {
-            return self.set_if_empty(key, entry, ttl_ms).await;
-        }
+        let entry = match why {
+            CacheWrite::FillEmpty => return self.set_if_empty(why, key, entry, ttl_ms).await,
+            CacheWrite::Create => {
+                if self.set_if_empty(why, key, entry, ttl_ms).await? {
+                    return Ok(true);
+                }
+                // Refused: the key held something when `SET NX` ran. The
+                // script decides now as it would have alone, so the pair
+                // keeps whatever is newer, as the script does.
+                entry::encode_live(record)
+            }
+            CacheWrite::Fill | CacheWrite::Change => entry,
+        };
         self.set_unless_newer(
             CacheOperation::Set,
             why.needs(),
@@ -224,19 +241,23 @@ impl RedisCache {
         .await
     }
 
-    /// The fill of [`CacheWrite::FillEmpty`].
+    /// The `SET NX` of [`CacheWrite::FillEmpty`] and [`CacheWrite::Create`].
     async fn set_if_empty(
         &self,
+        why: CacheWrite,
         key: &Key,
         entry: String,
         ttl_ms: u64,
     ) -> Result<bool, CacheError> {
         let command = scripts::set_if_empty(cache_key(key.as_str()), entry, ttl_ms);
-        let needs = CacheWrite::FillEmpty.needs();
-        self.run(CacheOperation::Set, needs, |mut connection| async move {
-            let written: Option<String> = command.query_async(&mut connection).await?;
-            Ok(written.is_some())
-        })
+        self.run(
+            CacheOperation::Set,
+            why.needs(),
+            |mut connection| async move {
+                let written: Option<String> = command.query_async(&mut connection).await?;
+                Ok(written.is_some())
+            },
+        )
         .await
     }
 

@@ -10,8 +10,9 @@ use std::time::Duration;
 use crate::common::{Engine, Options, TestApp, spawn_app};
 use redis::AsyncCommands;
 use serde_json::Value;
+use store::cache::entry;
 use store::clock::Clock;
-use store::domain::Key;
+use store::domain::{Key, Record};
 
 async fn get_after_post_is_served_from_redis(engine: Engine) {
     let app = spawn_app(Options::new(engine)).await;
@@ -157,10 +158,68 @@ async fn a_fill_of_an_empty_key_runs_no_script(engine: Engine) {
     assert_refilled(&app, "plain", "value").await;
     let after = app.redis_command_calls().await;
     assert_eq!(after.since(&before, "set"), 1, "one SET filled the key");
-    let scripts = after.since(&before, "evalsha") + after.since(&before, "eval");
-    assert_eq!(scripts, 0, "the fill ran a script");
+    assert_eq!(after.scripts_since(&before), 0, "the fill ran a script");
     let ttl_ms: i64 = redis.pttl("cache:plain").await.unwrap();
     assert!((3_590_000..=3_600_000).contains(&ttl_ms), "PTTL {ttl_ms}");
+}
+
+/// The write-through of a write that created its key's row is a plain
+/// `SET NX` too (docs/decisions.md, record 38); a write of a key the store
+/// already held is version-checked.
+async fn a_write_through_of_a_new_key_runs_no_script(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    let before = app.redis_command_calls().await;
+    let first = app.put("fresh", "first", None).await;
+    let after = app.redis_command_calls().await;
+    assert_eq!(after.since(&before, "set"), 1, "one SET wrote it through");
+    assert_eq!(
+        after.scripts_since(&before),
+        0,
+        "the write-through ran a script"
+    );
+    let (_, body) = app.get("fresh").await;
+    assert_eq!(
+        (&body["cached"], &body["version"]),
+        (&true.into(), &first["version"])
+    );
+
+    app.put("fresh", "second", None).await;
+    let again = app.redis_command_calls().await;
+    assert_eq!(
+        again.scripts_since(&after),
+        1,
+        "the second write was not checked"
+    );
+}
+
+/// A key the store never held may still hold something in Redis: an entry
+/// from before the store was restored from an older backup, or a value
+/// this service did not write. The write that creates the key's row
+/// replaces it all the same (`SET NX` refused, the version-checked script
+/// after it).
+async fn a_write_that_creates_a_row_replaces_what_redis_held(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    let mut redis = app.redis_connection().await;
+    let older = Record {
+        value: "from an older store".to_owned(),
+        version: 1,
+        updated_at_ms: 0,
+        expires_at_ms: None,
+    };
+    let () = redis
+        .set("cache:restored", entry::encode_live(&older))
+        .await
+        .unwrap();
+    let () = redis.set("cache:alien", "not an entry").await.unwrap();
+
+    for key in ["restored", "alien"] {
+        let stored = app.put(key, "new", None).await;
+        let (status, body) = app.get(key).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["value"], "new", "{key}");
+        assert_eq!(body["cached"], true, "{key} was not written through");
+        assert_eq!(body["version"], stored["version"]);
+    }
 }
 
 async fn a_record_is_gone_once_its_ttl_lapses(engine: Engine) {
@@ -231,6 +290,8 @@ testkit::on_both_engines!(
     a_missing_redis_entry_is_refilled_from_the_store,
     a_fill_replaces_a_tombstone_or_a_value_this_service_did_not_write,
     a_fill_of_an_empty_key_runs_no_script,
+    a_write_through_of_a_new_key_runs_no_script,
+    a_write_that_creates_a_row_replaces_what_redis_held,
     a_record_is_gone_once_its_ttl_lapses,
     delete_removes_from_store_and_cache,
     every_write_gets_a_higher_version,

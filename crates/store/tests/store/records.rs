@@ -1,7 +1,7 @@
 //! Reading and writing records: versions, expiry and the outbox.
 
-use store::StoreError;
-use store::domain::{Record, Ttl};
+use store::domain::Ttl;
+use store::{StoreError, Written};
 use testkit::Engine;
 
 use crate::{NOW, TestStore, key, open};
@@ -20,8 +20,9 @@ async fn put_then_get_returns_the_record(engine: Engine) {
         .put(&key("a"), "value with 'quotes' and ünïcode", None, NOW)
         .await
         .unwrap();
+    assert!(written.created, "the first write of a key creates its row");
     let read = store.get(&key("a"), NOW + 1).await.unwrap().unwrap();
-    assert_eq!(read, written);
+    assert_eq!(read, written.record);
     assert_eq!(read.updated_at_ms, NOW);
     assert_eq!(read.expires_at_ms, None);
     store.ping().await.unwrap();
@@ -31,23 +32,28 @@ async fn versions_grow_across_writes_and_deletes(engine: Engine) {
     let test = open(engine).await;
     let store = &test.store;
     let k = key("v");
-    let first = store.put(&k, "1", None, NOW).await.unwrap().version;
+    let first = store.put(&k, "1", None, NOW).await.unwrap();
+    assert!(first.created);
     // Same millisecond: still strictly larger.
-    let second = store.put(&k, "2", None, NOW).await.unwrap().version;
-    assert!(second > first);
+    let second = store.put(&k, "2", None, NOW).await.unwrap();
+    assert!(second.record.version > first.record.version);
+    assert!(!second.created, "a second write creates nothing");
     // A clock that went backwards cannot lower the version either.
     let third = store
         .put(&k, "3", None, NOW - 60_000)
         .await
         .unwrap()
+        .record
         .version;
-    assert!(third > second);
+    assert!(third > second.record.version);
 
     let floor = store.delete(&k, NOW).await.unwrap().unwrap();
     assert_eq!(floor, third + 1);
     assert_eq!(store.delete(&k, NOW).await.unwrap(), None);
-    let again = store.put(&k, "4", None, NOW + 1).await.unwrap().version;
-    assert!(again >= floor, "{again} < {floor}");
+    let again = store.put(&k, "4", None, NOW + 1).await.unwrap();
+    let version = again.record.version;
+    assert!(version >= floor, "{version} < {floor}");
+    assert!(!again.created, "the delete's marker row is still there");
 }
 
 /// A replica whose clock is behind deletes nothing it should not, and a key
@@ -64,7 +70,7 @@ async fn a_key_recreated_by_a_clock_behind_gets_a_higher_version(engine: Engine)
         None,
         "deleted for every clock"
     );
-    let again = store.put(&k, "2", None, NOW - 60_000).await.unwrap();
+    let again = store.put(&k, "2", None, NOW - 60_000).await.unwrap().record;
     assert!(again.version >= floor, "{} < {floor}", again.version);
     let read = store.get(&k, NOW - 60_000).await.unwrap().unwrap();
     assert_eq!((read.value.as_str(), read.version), ("2", again.version));
@@ -79,6 +85,8 @@ async fn a_key_recreated_by_a_clock_behind_gets_a_higher_version(engine: Engine)
         store.delete_expired_batch(NOW + 61_000, 100).await.unwrap(),
         1
     );
+    let reborn = store.put(&k, "3", None, NOW + 61_000).await.unwrap();
+    assert!(reborn.created, "the reclaimed row is written anew");
 }
 
 async fn expired_records_are_invisible(engine: Engine) {
@@ -86,14 +94,15 @@ async fn expired_records_are_invisible(engine: Engine) {
     let store = &test.store;
     let k = key("short");
     let ttl = Ttl::from_seconds(10).unwrap();
-    let written = store.put(&k, "x", Some(ttl), NOW).await.unwrap();
+    let written = store.put(&k, "x", Some(ttl), NOW).await.unwrap().record;
     assert_eq!(written.expires_at_ms, Some(NOW + 10_000));
     assert!(store.get(&k, NOW + 9_999).await.unwrap().is_some());
     assert_eq!(store.get(&k, NOW + 10_000).await.unwrap(), None);
     assert_eq!(store.delete(&k, NOW + 10_000).await.unwrap(), None);
     // Writing it again revives it, with a higher version.
     let revived = store.put(&k, "y", None, NOW + 20_000).await.unwrap();
-    assert!(revived.version > written.version);
+    assert!(revived.record.version > written.version);
+    assert!(!revived.created, "a lapsed record's row is still there");
     assert_eq!(
         store.get(&k, NOW + 20_001).await.unwrap().unwrap().value,
         "y"
@@ -103,10 +112,18 @@ async fn expired_records_are_invisible(engine: Engine) {
 async fn every_write_and_delete_lands_in_the_outbox(engine: Engine) {
     let test = open(engine).await;
     let store = &test.store;
-    let a = store.put(&key("a"), "1", None, NOW).await.unwrap();
-    let b = store.put(&key("b"), "1", None, NOW + 5).await.unwrap();
+    let a = store.put(&key("a"), "1", None, NOW).await.unwrap().record;
+    let b = store
+        .put(&key("b"), "1", None, NOW + 5)
+        .await
+        .unwrap()
+        .record;
     let b_floor = store.delete(&key("b"), NOW + 10).await.unwrap().unwrap();
-    let c = store.put(&key("c"), "1", None, NOW + 20).await.unwrap();
+    let c = store
+        .put(&key("c"), "1", None, NOW + 20)
+        .await
+        .unwrap()
+        .record;
 
     let all = store.outbox_page("", i64::MAX, 100).await.unwrap();
     let seen: Vec<_> = all.iter().map(|e| (e.key.as_str(), e.version)).collect();
@@ -162,13 +179,16 @@ async fn concurrent_writers_to_one_key_all_succeed(engine: Engine) {
                 .put(&key("hot"), &i.to_string(), None, NOW)
                 .await
                 .unwrap()
-                .version
         }));
     }
     let mut versions = Vec::new();
+    let mut created = 0;
     for task in tasks {
-        versions.push(task.await.unwrap());
+        let written = task.await.unwrap();
+        versions.push(written.record.version);
+        created += usize::from(written.created);
     }
+    assert_eq!(created, 1, "one of the writes created the row");
     versions.sort_unstable();
     versions.dedup();
     assert_eq!(versions.len(), 16, "every write got its own version");
@@ -184,7 +204,7 @@ async fn put_queued_together(
     test: &TestStore,
     engine: Engine,
     names: Vec<String>,
-) -> Vec<(String, Result<Record, StoreError>)> {
+) -> Vec<(String, Result<Written, StoreError>)> {
     let admin = sqlx::AnyPool::connect(test.database.url()).await.unwrap();
     let mut holder = admin.acquire().await.unwrap();
     let lock = match engine {
@@ -219,9 +239,10 @@ async fn writes_queued_together_each_get_their_own_record(engine: Engine) {
     let test = open(engine).await;
     for (name, outcome) in put_queued_together(&test, engine, names(40)).await {
         let written = outcome.unwrap_or_else(|error| panic!("{name}: {error}"));
-        assert_eq!(written.value, name);
+        assert_eq!(written.record.value, name);
+        assert!(written.created, "{name}");
         let read = test.store.get(&key(&name), NOW + 100).await.unwrap();
-        assert_eq!(read, Some(written), "{name}");
+        assert_eq!(read, Some(written.record), "{name}");
     }
 }
 
@@ -257,7 +278,7 @@ async fn a_refused_write_among_concurrent_ones_fails_alone(engine: Engine) {
         } else {
             let written = outcome.unwrap_or_else(|error| panic!("{name}: {error}"));
             let read = test.store.get(&key(&name), NOW + 100).await.unwrap();
-            assert_eq!(read, Some(written), "{name}");
+            assert_eq!(read, Some(written.record), "{name}");
         }
     }
 }
@@ -327,13 +348,15 @@ async fn concurrent_reads_each_get_their_own_record(engine: Engine) {
                 store
                     .put(&key(&name), name.as_str(), Some(ttl), NOW)
                     .await
-                    .unwrap(),
+                    .unwrap()
+                    .record,
             ),
             _ => Some(
                 store
                     .put(&key(&name), name.as_str(), None, NOW)
                     .await
-                    .unwrap(),
+                    .unwrap()
+                    .record,
             ),
         };
         written.push((name, record));

@@ -83,9 +83,10 @@ async fn a_store_from_before_the_rowid_table_keeps_its_records_and_notes() {
     // them, noted in the outbox; a delete's marker row still lifts the
     // next write.
     let rewritten = store.put(&key("live"), "w", None, 0).await.unwrap();
-    assert_eq!(rewritten.version, 8);
+    assert_eq!(rewritten.record.version, 8);
+    assert!(!rewritten.created, "a row from before counts as written");
     let recreated = store.put(&key("deleted"), "d", None, 0).await.unwrap();
-    assert_eq!(recreated.version, 11);
+    assert_eq!(recreated.record.version, 11);
     let noted = store.outbox_page("", i64::MAX, 10).await.unwrap();
     let versions: Vec<_> = noted.iter().map(|entry| entry.version).collect();
     assert_eq!(versions, [11, 8, 9, 8]);

@@ -353,4 +353,9 @@ impl CommandCalls {
     pub fn since(&self, earlier: &Self, command: &str) -> u64 {
         self.of(command) - earlier.of(command)
     }
+
+    /// Script calls (`EVALSHA` or `EVAL`) between `earlier` and this moment.
+    pub fn scripts_since(&self, earlier: &Self) -> u64 {
+        self.since(earlier, "evalsha") + self.since(earlier, "eval")
+    }
 }

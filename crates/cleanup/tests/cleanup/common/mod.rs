@@ -58,6 +58,7 @@ impl Fixture {
             .put(&Key::parse(key).unwrap(), "value", ttl, written_at_ms)
             .await
             .unwrap()
+            .record
     }
 
     /// The job's configuration against this fixture, for a run in this
