@@ -14,7 +14,9 @@ local per_thread = tonumber(os.getenv("PER_THREAD") or "200000")
 local base = 100000000 + tonumber(os.getenv("OFFSET") or "0")
 local threads = 0
 setup = function(thread)
-  thread:set("offset", base + threads * per_thread)
+  local offset = base + threads * per_thread
+  assert(offset + per_thread < 1000000000, "post.lua: keys past nine digits")
+  thread:set("offset", offset)
   threads = threads + 1
 end
 local value_bytes = tonumber(os.getenv("VALUE_BYTES") or "0")
