@@ -180,19 +180,16 @@ impl RedisCache {
             return Ok(false);
         }
         let entry = entry::encode_live(record);
-        let entry = match why {
-            CacheWrite::FillEmpty => return self.set_if_empty(why, key, entry, ttl_ms).await,
-            CacheWrite::Create => {
-                if self.set_if_empty(why, key, entry, ttl_ms).await? {
-                    return Ok(true);
-                }
-                // Refused: the key held something when `SET NX` ran. The
-                // script decides now as it would have alone, so the pair
-                // keeps whatever is newer, as the script does.
-                entry::encode_live(record)
+        if matches!(why, CacheWrite::FillEmpty | CacheWrite::Create) {
+            let written = self.set_if_empty(why, key, &entry, ttl_ms).await?;
+            // A created key's write-through goes on to the script when
+            // `SET NX` was refused (the key held something then): the script
+            // decides as it would have alone, so the pair keeps whatever is
+            // newer, as the script does.
+            if written || why == CacheWrite::FillEmpty {
+                return Ok(written);
             }
-            CacheWrite::Fill | CacheWrite::Change => entry,
-        };
+        }
         self.set_unless_newer(
             CacheOperation::Set,
             why.needs(),
@@ -246,7 +243,7 @@ impl RedisCache {
         &self,
         why: CacheWrite,
         key: &Key,
-        entry: String,
+        entry: &str,
         ttl_ms: u64,
     ) -> Result<bool, CacheError> {
         let command = scripts::set_if_empty(cache_key(key.as_str()), entry, ttl_ms);

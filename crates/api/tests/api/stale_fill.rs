@@ -61,7 +61,7 @@ async fn fill_as(app: &TestApp, key: &Key, record: &Record, how: Fill) {
             written == 1
         }
         Fill::IfEmpty => {
-            let written: Option<String> = scripts::set_if_empty(cache_key, entry, 60_000)
+            let written: Option<String> = scripts::set_if_empty(cache_key, &entry, 60_000)
                 .query_async(&mut redis)
                 .await
                 .unwrap();

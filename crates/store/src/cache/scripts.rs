@@ -37,7 +37,7 @@ return 1
 /// and it costs Redis no script; a key that holds a tombstone or an older
 /// entry takes [`SET_UNLESS_NEWER`] instead. Replies `OK` when written, nil
 /// when refused.
-pub fn set_if_empty(cache_key: String, entry: String, ttl_ms: u64) -> Cmd {
+pub fn set_if_empty(cache_key: String, entry: &str, ttl_ms: u64) -> Cmd {
     let mut command = redis::cmd("SET");
     command
         .arg(cache_key)
