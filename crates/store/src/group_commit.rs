@@ -20,6 +20,7 @@ use std::sync::Arc;
 use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpointer::Checkpointer;
 use super::held_connection::HeldConnection;
 use super::records::{
     RecordWrite, Upserted, bind_writes, delete_one, upsert_one, upsert_statement,
@@ -78,19 +79,28 @@ pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Pending>,
     /// The writer's own connection.
     pool: AnyPool,
+    /// The connection of the writer's checkpoints.
+    checkpoints: AnyPool,
 }
 
 impl GroupCommit {
-    /// Starts the writer task on `pool`, a pool of one connection.
-    pub fn start(pool: AnyPool) -> Self {
+    /// Starts the writer task on `pool`, and the task of its checkpoints
+    /// on `checkpoints`, pools of one connection each.
+    pub fn start(pool: AnyPool, checkpoints: AnyPool) -> Self {
         let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(write_batches(pool.clone(), pending));
-        Self { queue, pool }
+        let checkpointer = Checkpointer::start(checkpoints.clone());
+        tokio::spawn(write_batches(pool.clone(), pending, checkpointer));
+        Self {
+            queue,
+            pool,
+            checkpoints,
+        }
     }
 
-    /// Closes the writer's connection: writes from now on fail.
+    /// Closes the writer's connections: writes from now on fail.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.checkpoints.close().await;
     }
 
     pub async fn put(&self, write: RecordWrite) -> PutOutcome {
@@ -115,14 +125,20 @@ impl GroupCommit {
 
 /// The writer task: takes what is waiting, writes it, answers, repeats,
 /// on a connection it keeps while writes keep coming.
-async fn write_batches(pool: AnyPool, mut pending: mpsc::Receiver<Pending>) {
+async fn write_batches(
+    pool: AnyPool,
+    mut pending: mpsc::Receiver<Pending>,
+    mut checkpointer: Checkpointer,
+) {
     let mut connection = HeldConnection::new(pool);
     let mut held_back = None;
     while let Some(batch) = connection
         .wait_for(next_batch(&mut pending, &mut held_back))
         .await
     {
+        let (writes, bytes) = (batch.len(), batch.iter().map(Pending::bytes).sum());
         write_batch(&mut connection, batch).await;
+        checkpointer.committed(writes, bytes);
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod batched_reads;
 pub mod cache;
+mod checkpointer;
 pub mod clock;
 pub mod domain;
 mod group_commit;
@@ -163,17 +164,19 @@ impl Store {
         }
         // The writer has a connection of its own: writes never wait for one
         // behind reads, and only that connection keeps the prepared
-        // statements of the batch sizes.
+        // statements of the batch sizes. Its checkpoints have another.
         let group_commit = (engine == Engine::Sqlite).then(|| {
-            let writer = pool_options(
+            let one_connection = pool_options(
                 engine,
                 StoreOptions {
                     max_connections: 1,
                     ..store_options
                 },
+            );
+            GroupCommit::start(
+                one_connection.clone().connect_lazy_with(options.clone()),
+                one_connection.connect_lazy_with(options),
             )
-            .connect_lazy_with(options);
-            GroupCommit::start(writer)
         });
         let batched_reads = (engine == Engine::Sqlite).then(|| {
             // A read from SQLite's page cache keeps a core busy, not a

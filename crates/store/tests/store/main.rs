@@ -7,6 +7,7 @@
 mod cache_scripts;
 mod maintenance;
 mod records;
+mod sqlite_log;
 mod sqlite_schema;
 
 use store::domain::Key;
