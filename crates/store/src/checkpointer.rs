@@ -69,7 +69,8 @@ impl Checkpointer {
     }
 
     /// Notes a commit of `writes` writes of `bytes` bytes of keys and
-    /// values.
+    /// values. A batch that failed is noted too: counted as appended, it
+    /// can only ask for a pass early.
     pub fn committed(&mut self, writes: usize, bytes: usize) {
         self.pages += log_pages(writes, bytes);
         if self.pages >= PAGES_PER_CHECKPOINT {

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpointer::Checkpointer;
@@ -132,11 +132,11 @@ async fn write_batches(
 ) {
     let mut connection = HeldConnection::new(pool);
     let mut held_back = None;
-    while let Some(batch) = connection
+    while let Some((batch, bytes)) = connection
         .wait_for(next_batch(&mut pending, &mut held_back))
         .await
     {
-        let (writes, bytes) = (batch.len(), batch.iter().map(Pending::bytes).sum());
+        let writes = batch.len();
         write_batch(&mut connection, batch).await;
         checkpointer.committed(writes, bytes);
     }
@@ -144,7 +144,8 @@ async fn write_batches(
 
 /// The writes to make with the next statement: the one held back from the
 /// last batch or the next to arrive, and every other write already waiting,
-/// up to the limits; `None` once the queue is closed and empty.
+/// up to the limits; with the bytes of their keys and values. `None` once
+/// the queue is closed and empty.
 ///
 /// A write of a key already in the batch is held back for the next one:
 /// one statement cannot say in which order it wrote two rows of one key,
@@ -152,7 +153,7 @@ async fn write_batches(
 async fn next_batch(
     pending: &mut mpsc::Receiver<Pending>,
     held_back: &mut Option<Pending>,
-) -> Option<Vec<Pending>> {
+) -> Option<(Vec<Pending>, usize)> {
     let first = match held_back.take() {
         Some(write) => write,
         None => pending.recv().await?,
@@ -170,7 +171,7 @@ async fn next_batch(
         bytes += next.bytes();
         batch.push(next);
     }
-    Some(batch)
+    Some((batch, bytes))
 }
 
 async fn write_batch(connection: &mut HeldConnection, batch: Vec<Pending>) {
@@ -264,7 +265,7 @@ async fn upsert_rows(
     // distinct.
     let mut upserted = vec![None; puts.len()];
     for row in returned {
-        let key: &str = row.try_get(2)?;
+        let key = Upserted::key_of(&row)?;
         if let Some(at) = puts.iter().position(|(write, _)| write.key == key) {
             upserted[at] = Some(Upserted::from_row(&row)?);
         }
@@ -310,7 +311,7 @@ mod tests {
         drop(queue);
         let mut held_back = None;
         let mut batches = Vec::new();
-        while let Some(batch) = next_batch(&mut pending, &mut held_back).await {
+        while let Some((batch, _)) = next_batch(&mut pending, &mut held_back).await {
             batches.push(batch.iter().map(|write| write.key().to_owned()).collect());
         }
         batches

@@ -131,14 +131,18 @@ pub(crate) struct Upserted {
 }
 
 impl Upserted {
-    /// From a row that starts `version, write_count`, as the upsert's
-    /// `RETURNING` gives it.
+    /// From a row of the upsert's `RETURNING version, write_count, key`.
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
         let write_count: i64 = row.try_get(1)?;
         Ok(Self {
             version: row.try_get(0)?,
             created: write_count == 1,
         })
+    }
+
+    /// The key of such a row.
+    pub(crate) fn key_of(row: &AnyRow) -> Result<&str, StoreError> {
+        Ok(row.try_get(2)?)
     }
 }
 
