@@ -50,6 +50,10 @@ pub struct Operation {
     pub invoked: Duration,
     pub completed: Duration,
     pub outcome: Outcome,
+    /// What the service said of how it served the operation (the cache
+    /// level a read came from, the version it carried), printed with a
+    /// violation to start the search; never checked.
+    pub detail: Option<String>,
 }
 
 /// A change of a key that may have taken effect.
@@ -61,6 +65,7 @@ struct Change<'a> {
     invoked: Duration,
     /// `None` when it never completed: it may take effect at any time.
     completed: Option<Duration>,
+    detail: Option<&'a str>,
 }
 
 impl Change<'_> {
@@ -153,6 +158,7 @@ fn changes_of<'a>(operations: &[&'a Operation]) -> Vec<Change<'a>> {
                 replica: operation.replica,
                 invoked: operation.invoked,
                 completed,
+                detail: operation.detail.as_deref(),
             })
         })
         .collect()
@@ -168,8 +174,13 @@ fn check_read(
 ) {
     let at = read.invoked;
     let what = || {
+        let detail = read
+            .detail
+            .as_deref()
+            .map(|detail| format!(" ({detail})"))
+            .unwrap_or_default();
         format!(
-            "{key}: read on replica {} during {:?}..{:?} returned {found:?}",
+            "{key}: read on replica {} during {:?}..{:?} returned {found:?}{detail}",
             read.replica, read.invoked, read.completed
         )
     };
@@ -226,8 +237,15 @@ fn check_read(
             .max_by_key(|change| change.completed)
             .map(|change| {
                 format!(
-                    "{:?} by replica {} during {:?}..{:?}",
-                    change.value, change.replica, change.invoked, change.completed
+                    "{:?} by replica {} during {:?}..{:?}{}",
+                    change.value,
+                    change.replica,
+                    change.invoked,
+                    change.completed,
+                    change
+                        .detail
+                        .map(|detail| format!(" ({detail})"))
+                        .unwrap_or_default()
                 )
             });
         report.violations.push(format!(
@@ -288,6 +306,7 @@ mod tests {
             invoked: Duration::from_millis(from),
             completed: Duration::from_millis(to),
             outcome,
+            detail: None,
         }
     }
 

@@ -188,7 +188,7 @@ impl RedisServer {
             .arg("--daemonize")
             .arg("no")
             .arg("--loglevel")
-            .arg("warning")
+            .arg("notice")
             .arg("--logfile")
             .arg(self.log_path())
             .stdin(Stdio::null())
@@ -263,6 +263,12 @@ impl RedisServer {
 
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("redis.log")
+    }
+
+    /// What the server has logged (at `notice` level: roles taken,
+    /// replication links, a Sentinel's events), to explain a failure.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 }
 

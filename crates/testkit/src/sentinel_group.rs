@@ -205,6 +205,18 @@ impl SentinelGroup {
             .collect()
     }
 
+    /// Every node's and Sentinel's log, each under its port: which roles
+    /// each node took when, and what the Sentinels decided, to explain a
+    /// failure.
+    pub fn logs(&self) -> String {
+        let nodes = self.nodes.iter().map(|node| ("node", node));
+        let sentinels = self.sentinels.iter().map(|sentinel| ("Sentinel", sentinel));
+        nodes
+            .chain(sentinels)
+            .map(|(what, server)| format!("--- {what} {} ---\n{}", server.port(), server.log()))
+            .collect()
+    }
+
     /// Every Sentinel sees the other two and both replicas.
     fn is_formed(&self) -> bool {
         self.sentinels.iter().all(|sentinel| {

@@ -62,7 +62,7 @@ pub(crate) async fn client(
         let key = format!("h{}", rng.usize(0..KEYS));
         let url = app.url(&format!("/api/v1/data/{key}"));
         let invoked = started.elapsed();
-        let outcome = match rng.u8(0..100) {
+        let (outcome, detail) = match rng.u8(0..100) {
             0..45 => {
                 sequence += 1;
                 let value = format!("c{id}-{sequence}");
@@ -73,20 +73,26 @@ pub(crate) async fn client(
                     .json(&body)
                     .send()
                     .await;
-                match response.map(|response| response.status().as_u16()) {
-                    Ok(201) => Outcome::Written(value),
-                    _ => Outcome::Unknown { write: Some(value) },
+                match response {
+                    Ok(response) if response.status() == 201 => {
+                        let body = response.json::<serde_json::Value>().await.ok();
+                        (Outcome::Written(value), body.as_ref().map(describe))
+                    }
+                    _ => (Outcome::Unknown { write: Some(value) }, None),
                 }
             }
             45..90 => match app.http.get(&url).send().await {
                 Ok(response) if response.status() == 200 => {
                     match response.json::<serde_json::Value>().await {
-                        Ok(body) => Outcome::Read(body["value"].as_str().unwrap().to_owned()),
-                        Err(_) => Outcome::ReadFailed,
+                        Ok(body) => (
+                            Outcome::Read(body["value"].as_str().unwrap().to_owned()),
+                            Some(describe(&body)),
+                        ),
+                        Err(_) => (Outcome::ReadFailed, None),
                     }
                 }
-                Ok(response) if response.status() == 404 => Outcome::NotFound,
-                _ => Outcome::ReadFailed,
+                Ok(response) if response.status() == 404 => (Outcome::NotFound, None),
+                _ => (Outcome::ReadFailed, None),
             },
             _ => match app
                 .http
@@ -95,9 +101,9 @@ pub(crate) async fn client(
                 .await
                 .map(|r| r.status().as_u16())
             {
-                Ok(204) => Outcome::Deleted,
-                Ok(404) => Outcome::NotFound,
-                _ => Outcome::Unknown { write: None },
+                Ok(204) => (Outcome::Deleted, None),
+                Ok(404) => (Outcome::NotFound, None),
+                _ => (Outcome::Unknown { write: None }, None),
             },
         };
         history.push(Operation {
@@ -106,12 +112,21 @@ pub(crate) async fn client(
             invoked,
             completed: started.elapsed(),
             outcome,
+            detail,
         });
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
     }
     history
+}
+
+/// A record body's version, and for a read the level that served it.
+fn describe(body: &serde_json::Value) -> String {
+    match body["source"].as_str() {
+        Some(source) => format!("version {}, from {source}", body["version"]),
+        None => format!("version {}", body["version"]),
+    }
 }
 
 /// What the store and each replica hold for every key once the run is over

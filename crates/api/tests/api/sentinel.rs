@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use store::clock::{Clock, SystemClock};
 use testkit::SentinelGroup;
 use testkit::history::{self, Outcome};
 
@@ -44,12 +45,54 @@ fn cached_on(port: u16, key: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Kills the primary and returns how long after the kill a write through
-/// each replica had reached the new primary's cache.
-async fn fail_over(group: &mut SentinelGroup, replicas: &[TestApp; 2], round: usize) -> Duration {
+/// When one failover's steps happened, since the start of the run: printed
+/// with a violation, to place it.
+struct Failover {
+    /// The primary's port, and the promoted replica's.
+    ports: (u16, u16),
+    killed: Duration,
+    /// When a Sentinel first named the new primary.
+    promoted: Duration,
+    /// When a write through each replica had reached the new primary.
+    back: Duration,
+    /// When the old primary was in sync again as a replica.
+    rejoined: Duration,
+}
+
+impl Failover {
+    /// One line of the run's timeline.
+    fn describe(&self) -> String {
+        format!(
+            "primary {} killed at {:?}, {} named at {:?}, the API wrote to it by {:?}, \
+             {} back as a replica at {:?}",
+            self.ports.0,
+            self.killed,
+            self.ports.1,
+            self.promoted,
+            self.back,
+            self.ports.0,
+            self.rejoined
+        )
+    }
+
+    /// From the kill until the API wrote to the new primary.
+    fn recovery(&self) -> Duration {
+        self.back - self.killed
+    }
+}
+
+/// Kills the primary, waits until a write through each replica has
+/// reached the new primary's cache, and has the old primary rejoin.
+async fn fail_over(
+    group: &mut SentinelGroup,
+    replicas: &[TestApp; 2],
+    round: usize,
+    started: Instant,
+) -> Failover {
     tokio::task::block_in_place(|| group.wait_until_failover_possible());
-    let killed = Instant::now();
+    let killed = started.elapsed();
     let (old, new) = tokio::task::block_in_place(|| group.fail_over());
+    let promoted = started.elapsed();
     for (at, app) in replicas.iter().enumerate() {
         let key = format!("probe-{round}-{at}");
         testkit::eventually("a write through the API reaches the new primary", || {
@@ -61,9 +104,15 @@ async fn fail_over(group: &mut SentinelGroup, replicas: &[TestApp; 2], round: us
         })
         .await;
     }
-    let back = killed.elapsed();
+    let back = started.elapsed();
     tokio::task::block_in_place(|| group.rejoin(old));
-    back
+    Failover {
+        ports: (old, new),
+        killed,
+        promoted,
+        back,
+        rejoined: started.elapsed(),
+    }
 }
 
 /// `/api/v1/config` names the Sentinels and the group, not a host, and no
@@ -99,6 +148,7 @@ async fn failovers_under_load_fail_no_request_and_leave_no_stale_read() {
     let ticking = tick(&replicas);
 
     let started = Instant::now();
+    let started_at = SystemClock.now_ms();
     let done = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|id| {
@@ -113,11 +163,11 @@ async fn failovers_under_load_fail_no_request_and_leave_no_stale_read() {
             ))
         })
         .collect();
-    let mut recoveries = Vec::new();
+    let mut failovers_done = Vec::new();
     // Under way before the first failover.
     tokio::time::sleep(Duration::from_millis(500)).await;
     for round in 0..failovers() {
-        recoveries.push(fail_over(&mut group, &replicas, round).await);
+        failovers_done.push(fail_over(&mut group, &replicas, round, started).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Every client stops after the operation it is on.
@@ -155,13 +205,26 @@ async fn failovers_under_load_fail_no_request_and_leave_no_stale_read() {
     check_final_states(&replicas, &operations, &mut report).await;
     ticking.abort();
     assert!(report.reads_checked > 0);
+    if !report.violations.is_empty() {
+        // The nodes' and Sentinels' logs carry wall-clock times.
+        eprintln!(
+            "the run started at {}; the group's logs:\n{}",
+            platform::timestamp::rfc3339(started_at),
+            group.logs()
+        );
+    }
     assert!(
         report.violations.is_empty(),
-        "{} violations, the first: {:?}",
+        "{} violations, the first: {:?}; the failovers: {:#?}",
         report.violations.len(),
-        report.violations.iter().take(10).collect::<Vec<_>>()
+        report.violations.iter().take(10).collect::<Vec<_>>(),
+        failovers_done
+            .iter()
+            .map(Failover::describe)
+            .collect::<Vec<_>>()
     );
 
+    let mut recoveries: Vec<_> = failovers_done.iter().map(Failover::recovery).collect();
     recoveries.sort_unstable();
     eprintln!(
         "{} failovers: the API wrote to the new primary after p50 {:?}, max {:?}; \
