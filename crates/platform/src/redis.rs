@@ -6,16 +6,19 @@
 //! returns without restarting. Under Sentinel it also follows a failover: a
 //! reply that says the server may no longer be the primary (a lost
 //! connection, a time-out, `READONLY`) makes the next command ask the
-//! Sentinels again.
+//! Sentinels again, and a connection to a primary is never opened again
+//! once it failed: the server at that address may be a replica by then.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::{
-    Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, ProtocolVersion, RedisConnectionInfo,
-    RedisFuture, ServerErrorKind, Value,
+    AsyncConnectionConfig, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, ProtocolVersion,
+    RedisConnectionInfo, RedisFuture, ServerErrorKind, Value,
 };
 
 use crate::config::{RedisSettings, RedisTarget, Secret};
@@ -61,13 +64,6 @@ fn server_client(
 /// A self-reconnecting connection to the primary that has not connected
 /// yet: the first command (or the caller's health check) opens it.
 pub fn primary_connection(settings: &RedisSettings) -> Result<PrimaryConnection, RedisError> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(settings.timeout))
-        .set_response_timeout(Some(settings.timeout))
-        // Reconnection happens in the background on the next command; one
-        // quick retry keeps a command from waiting through a long backoff.
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(1));
     match &settings.target {
         RedisTarget::Server { host, port } => {
             let client = server_client(
@@ -76,10 +72,21 @@ pub fn primary_connection(settings: &RedisSettings) -> Result<PrimaryConnection,
                 settings.password.as_ref(),
                 ProtocolVersion::RESP2,
             )?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(settings.timeout))
+                .set_response_timeout(Some(settings.timeout))
+                // Reconnection happens in the background on the next
+                // command; one quick retry keeps a command from waiting
+                // through a long backoff.
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_secs(1));
             let manager = ConnectionManager::new_lazy_with_config(client, config)?;
             Ok(PrimaryConnection(Target::Server(manager)))
         }
         RedisTarget::Sentinel(group) => {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(settings.timeout))
+                .set_response_timeout(Some(settings.timeout));
             Ok(PrimaryConnection(Target::Sentinel(Arc::new(Follower {
                 group: group.clone(),
                 password: settings.password.clone(),
@@ -112,6 +119,17 @@ impl PrimaryConnection {
     pub fn follows_sentinel(&self) -> bool {
         matches!(self.0, Target::Sentinel(_))
     }
+
+    /// Which connection commands go to: under Sentinel, a number that grows
+    /// each time the Sentinels are asked for the primary and a new
+    /// connection is opened to the server they name, which may not hold
+    /// what the last one was sent. Always 0 for one configured server.
+    pub fn generation(&self) -> u64 {
+        match &self.0 {
+            Target::Server(_) => 0,
+            Target::Sentinel(follower) => follower.generations.load(Ordering::Acquire),
+        }
+    }
 }
 
 impl std::fmt::Debug for PrimaryConnection {
@@ -127,14 +145,22 @@ impl std::fmt::Debug for PrimaryConnection {
 
 /// The Sentinel side of a [`PrimaryConnection`]: the connection to the
 /// primary found last, replaced once a reply says it may be stale.
+///
+/// The connection is a plain multiplexed one, which never reconnects: once
+/// it fails, every command sent on it fails. A connection that reconnected
+/// by itself to the same address would reach whatever runs there now. When
+/// the Sentinels demote a primary they close its clients' connections, and
+/// the server then copies the new primary's data, which may lack writes
+/// the old one took: commands already holding the connection would read
+/// that without an error to say anything changed.
 struct Follower {
     group: SentinelGroup,
     password: Option<Secret>,
     timeout: Duration,
-    config: ConnectionManagerConfig,
+    config: AsyncConnectionConfig,
     /// The connection to the primary found last, numbered: a failure on an
     /// older one must not drop a newer one.
-    current: Mutex<Option<(u64, ConnectionManager)>>,
+    current: Mutex<Option<(u64, MultiplexedConnection)>>,
     generations: AtomicU64,
     /// Held while the Sentinels are asked: one search at a time, which the
     /// commands waiting meanwhile share.
@@ -142,7 +168,7 @@ struct Follower {
 }
 
 impl Follower {
-    fn current(&self) -> Option<(u64, ConnectionManager)> {
+    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
         self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -151,7 +177,7 @@ impl Follower {
 
     /// The connection to the primary, asking the Sentinels when there is
     /// none.
-    async fn connection(&self) -> Result<(u64, ConnectionManager), RedisError> {
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), RedisError> {
         if let Some(current) = self.current() {
             return Ok(current);
         }
@@ -164,12 +190,18 @@ impl Follower {
             .primary(self.password.as_ref(), ProtocolVersion::RESP2, self.timeout)
             .await?;
         let address = client.get_connection_info().addr().to_string();
-        let manager = ConnectionManager::new_lazy_with_config(client, self.config.clone())?;
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut connection = client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        // The Sentinels' answer was checked on a connection of its own; the
+        // server may have been demoted since, before this one was opened
+        // (after it, the demotion closes this one).
+        confirm_primary(&mut connection, &address).await?;
+        let generation = self.generations.fetch_add(1, Ordering::AcqRel) + 1;
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((generation, manager.clone()));
+            Some((generation, connection.clone()));
         tracing::info!(master = %self.group.master, %address, "found the Redis primary through Sentinel");
-        Ok((generation, manager))
+        Ok((generation, connection))
     }
 
     /// Drops connection `generation` if it is still the current one.
@@ -192,7 +224,7 @@ impl Follower {
     async fn send<T, F, Fut>(&self, send: F) -> Result<T, RedisError>
     where
         T: Reply,
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let (generation, connection) = self.connection().await?;
@@ -213,6 +245,23 @@ impl Follower {
         }
         outcome
     }
+}
+
+/// Fails unless the server on `connection` says it is a primary.
+async fn confirm_primary(
+    connection: &mut MultiplexedConnection,
+    address: &str,
+) -> Result<(), RedisError> {
+    let role: Vec<Value> = redis::cmd("ROLE").query_async(connection).await?;
+    let is_primary = matches!(role.first(), Some(Value::BulkString(role)) if role == b"master");
+    if is_primary {
+        return Ok(());
+    }
+    Err(RedisError::from((
+        redis::ErrorKind::MasterNameNotFoundBySentinel,
+        "the server the Sentinels named is not a primary (any more)",
+        address.to_owned(),
+    )))
 }
 
 /// What a command or a pipeline gets back.
@@ -299,66 +348,4 @@ impl ConnectionLike for PrimaryConnection {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sentinel::parse_addresses;
-
-    const PASSWORD: &str = "data-secret";
-
-    /// A connection that reaches a replica, as one kept to a demoted
-    /// primary would: the write is refused with READONLY (so not made) and
-    /// sent again to the primary the Sentinels name, and does not fail.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_write_refused_as_read_only_is_sent_again_to_the_primary() {
-        let group =
-            tokio::task::spawn_blocking(|| testkit::SentinelGroup::start(Some(PASSWORD), None))
-                .await
-                .unwrap();
-        let password = Secret::new(PASSWORD);
-        let settings = RedisSettings {
-            target: RedisTarget::Sentinel(SentinelGroup {
-                sentinels: parse_addresses(&group.sentinel_addresses()).unwrap(),
-                master: testkit::MASTER_NAME.to_owned(),
-                sentinel_password: None,
-            }),
-            password: Some(password.clone()),
-            timeout: Duration::from_secs(2),
-        };
-        let mut connection = primary_connection(&settings).unwrap();
-        let Target::Sentinel(follower) = &connection.0 else {
-            panic!("a Sentinel target follows the primary");
-        };
-        let [primary, replica, _] = group.node_ports()[..] else {
-            panic!("three data nodes");
-        };
-        let to_replica = server_client(
-            "127.0.0.1",
-            replica,
-            Some(&password),
-            ProtocolVersion::RESP2,
-        )
-        .unwrap();
-        let manager =
-            ConnectionManager::new_lazy_with_config(to_replica, follower.config.clone()).unwrap();
-        *follower.current.lock().unwrap() = Some((0, manager));
-
-        redis::cmd("SET")
-            .arg("written")
-            .arg("v")
-            .query_async::<()>(&mut connection)
-            .await
-            .expect("sent again to the primary");
-        let to_primary = server_client(
-            "127.0.0.1",
-            primary,
-            Some(&password),
-            ProtocolVersion::RESP2,
-        )
-        .unwrap();
-        let written: Option<String> = redis::cmd("GET")
-            .arg("written")
-            .query(&mut to_primary.get_connection().unwrap())
-            .unwrap();
-        assert_eq!(written.as_deref(), Some("v"));
-    }
-}
+mod tests;

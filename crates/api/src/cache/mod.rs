@@ -4,20 +4,25 @@
 //! Redis is an optimisation, never a dependency: every operation here either
 //! answers within `REDIS_TIMEOUT_MS` or fails, and a failure flips the cache
 //! to "unusable" at once, so that later requests skip Redis instead of
-//! waiting on it. The [`supervisor`] decides when Redis may be used again, in
-//! two steps: writes first (fills, write-through, tombstones), then the
-//! writes Redis missed are replayed from the store's outbox, and only then
-//! reads. Every write that skipped Redis committed before writes resumed,
-//! so the replay sees it, and a value written during an outage is never
-//! served stale from Redis afterwards.
+//! waiting on it. So does a reply on another connection than the one the
+//! cache was last repaired on: under Sentinel that is a primary found since,
+//! which may lack writes the old one took. The [`supervisor`] decides when
+//! Redis may be used again, in two steps: writes first (fills,
+//! write-through, tombstones), then the writes Redis missed are replayed
+//! from the store's outbox, and only then reads. Every write that skipped
+//! Redis committed before writes resumed, so the replay sees it, and a
+//! value written during an outage is never served stale from Redis
+//! afterwards.
 
 pub mod l1;
 pub mod supervisor;
+#[cfg(test)]
+mod tests;
 pub mod tracking;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use platform::redis::PrimaryConnection;
@@ -42,6 +47,8 @@ pub enum CacheError {
     Unusable,
     #[error("redis restarted and may hold older data")]
     Restarted,
+    #[error("the Redis primary changed since the cache was repaired, and may hold older data")]
+    PrimaryChanged,
     #[error("cannot apply the cache outbox, so Redis cannot be repaired yet")]
     OutboxUnreadable,
     #[error("redis did not answer within {0:?}")]
@@ -108,6 +115,10 @@ pub struct RedisCache {
     max_ttl: Duration,
     /// One of `DOWN`, `WRITES_ONLY`, `UP`.
     state: AtomicU8,
+    /// The connection generation the last repair replayed the outbox on
+    /// ([`PrimaryConnection::generation`]): a reply from any other may come
+    /// from a server that missed writes, so it takes Redis down.
+    repaired_on: AtomicU64,
     trouble: Notify,
     metrics: Arc<Metrics>,
 }
@@ -127,6 +138,7 @@ impl RedisCache {
             timeout,
             max_ttl,
             state: AtomicU8::new(DOWN),
+            repaired_on: AtomicU64::new(0),
             trouble: Notify::new(),
             metrics,
         }
@@ -291,7 +303,9 @@ impl RedisCache {
 
     /// Runs one command if the state is at least `needs`, within the
     /// timeout, timing it. Any failure marks Redis down until the supervisor
-    /// repairs it.
+    /// repairs it, and so does a reply on another connection than the one
+    /// the last repair was made on: its server may be a primary found since
+    /// (its result is then not used).
     async fn run<T, F, Fut>(
         &self,
         operation: CacheOperation,
@@ -307,7 +321,10 @@ impl RedisCache {
             return Err(CacheError::Unusable);
         }
         let started = Instant::now();
-        let outcome = self.within_timeout(command(self.connection.clone())).await;
+        let outcome = self
+            .within_timeout(command(self.connection.clone()))
+            .await
+            .and_then(|value| self.on_repaired_connection().map(|()| value));
         self.metrics
             .observe_cache_operation(operation, started.elapsed().as_secs_f64());
         match outcome {
@@ -326,6 +343,17 @@ impl RedisCache {
         }
     }
 
+    /// Whether commands still go to the connection the last repair was
+    /// made on. Asked after a command (or a repair's replay): one sent on a
+    /// newer connection finds the generation moved on.
+    fn on_repaired_connection(&self) -> Result<(), CacheError> {
+        if self.connection.generation() == self.repaired_on.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(CacheError::PrimaryChanged)
+        }
+    }
+
     fn mark_unusable(&self, error: &CacheError) {
         if self.state.swap(DOWN, Ordering::AcqRel) == UP {
             tracing::warn!(%error, "redis failed; serving from the store until it is back");
@@ -334,8 +362,10 @@ impl RedisCache {
         self.trouble.notify_one();
     }
 
-    /// First step of a repair: writes reach Redis again.
-    fn resume_writes(&self) {
+    /// First step of a repair, made on the connection of `generation`:
+    /// writes reach Redis again.
+    fn resume_writes(&self, generation: u64) {
+        self.repaired_on.store(generation, Ordering::Release);
         let _ = self
             .state
             .compare_exchange(DOWN, WRITES_ONLY, Ordering::AcqRel, Ordering::Acquire);

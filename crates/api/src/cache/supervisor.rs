@@ -93,14 +93,21 @@ impl Supervisor {
 
     /// Writes first, then the replay of everything Redis may have missed,
     /// then reads: a write that skipped Redis committed before writes
-    /// resumed, so the replay sees its outbox entry.
+    /// resumed, so the replay sees its outbox entry. All on one connection:
+    /// a replay that ended on another (the primary moved meanwhile) may
+    /// have left part of the outbox on the server before.
     async fn repair(&self, known_run_id: &mut Option<String>) -> Result<(), CacheError> {
         let run_id = self.run_id().await?;
+        let generation = self.cache.connection.generation();
         // A restarted Redis has no scripts; load the one every request uses
         // now rather than on a request's first (failed) call.
         self.cache.load_scripts().await?;
-        self.cache.resume_writes();
-        if let Err(error) = self.replay(Replay::All).await {
+        self.cache.resume_writes(generation);
+        let replayed = self
+            .replay(Replay::All)
+            .await
+            .and_then(|()| self.cache.on_repaired_connection());
+        if let Err(error) = replayed {
             self.cache.stop_writes();
             return Err(error);
         }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cache_scripts;
+mod history;
 mod maintenance;
 mod records;
 mod sqlite_log;
