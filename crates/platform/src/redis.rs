@@ -252,9 +252,8 @@ async fn confirm_primary(
     connection: &mut MultiplexedConnection,
     address: &str,
 ) -> Result<(), RedisError> {
-    let role: Vec<Value> = redis::cmd("ROLE").query_async(connection).await?;
-    let is_primary = matches!(role.first(), Some(Value::BulkString(role)) if role == b"master");
-    if is_primary {
+    let role: redis::Role = redis::cmd("ROLE").query_async(connection).await?;
+    if matches!(role, redis::Role::Primary { .. }) {
         return Ok(());
     }
     Err(RedisError::from((

@@ -174,14 +174,12 @@ fn check_read(
 ) {
     let at = read.invoked;
     let what = || {
-        let detail = read
-            .detail
-            .as_deref()
-            .map(|detail| format!(" ({detail})"))
-            .unwrap_or_default();
         format!(
-            "{key}: read on replica {} during {:?}..{:?} returned {found:?}{detail}",
-            read.replica, read.invoked, read.completed
+            "{key}: read on replica {} during {:?}..{:?} returned {found:?}{}",
+            read.replica,
+            read.invoked,
+            read.completed,
+            in_parentheses(read.detail.as_deref())
         )
     };
     // The changes the read may have seen: for a value, its write; for a
@@ -242,10 +240,7 @@ fn check_read(
                     change.replica,
                     change.invoked,
                     change.completed,
-                    change
-                        .detail
-                        .map(|detail| format!(" ({detail})"))
-                        .unwrap_or_default()
+                    in_parentheses(change.detail)
                 )
             });
         report.violations.push(format!(
@@ -264,6 +259,13 @@ fn check_read(
             .unwrap_or_default();
         report.cross_replica_windows.push(at.saturating_sub(newest));
     }
+}
+
+/// An operation's detail as a violation names it, after a space.
+fn in_parentheses(detail: Option<&str>) -> String {
+    detail
+        .map(|detail| format!(" ({detail})"))
+        .unwrap_or_default()
 }
 
 /// Checks the final state after the run: `stored` is what the store (or a

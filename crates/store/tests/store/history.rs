@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use store::{Store, StoreOptions};
+use testkit::Engine;
 use testkit::history::{self, Operation, Outcome};
-use testkit::{EmptyDatabase, Engine};
 
-use crate::{NOW, key};
+use crate::{NOW, TestStore, key, open};
 
 const KEYS: usize = 4;
 const CLIENTS: usize = 32;
@@ -88,9 +88,11 @@ async fn client(
 /// Runs the clients over two stores on a fresh database of `engine` and
 /// checks what they saw.
 async fn check_two_stores(engine: Engine) {
-    let database = EmptyDatabase::create(engine).await;
-    let open = || Store::connect(database.url(), StoreOptions::point_reads(5));
-    let stores = Arc::new([open().await.unwrap(), open().await.unwrap()]);
+    let TestStore { store, database } = open(engine).await;
+    let other = Store::connect(database.url(), StoreOptions::point_reads(4))
+        .await
+        .unwrap();
+    let stores = Arc::new([store, other]);
     let started = Instant::now();
     let done = Arc::new(AtomicUsize::new(0));
     let total = operations();

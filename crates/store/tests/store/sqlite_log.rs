@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use sqlx::ConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use store::{Store, StoreOptions};
 use testkit::{EmptyDatabase, Engine};
 
-use crate::{NOW, key};
+use crate::{NOW, TestStore, key, open};
 
 /// Records in the database file itself: an immutable connection reads the
 /// file alone, not the log beside it. `None` while a checkpoint is still
@@ -41,10 +40,7 @@ fn log_pages(database: &EmptyDatabase) -> u64 {
 /// file only if the store checkpoints of its own accord.
 #[tokio::test]
 async fn commits_reach_the_database_file_before_the_log_is_full() {
-    let database = EmptyDatabase::create(Engine::Sqlite).await;
-    let store = Store::connect(database.url(), StoreOptions::point_reads(2))
-        .await
-        .unwrap();
+    let TestStore { store, database } = open(Engine::Sqlite).await;
     // One at a time: each write is a commit of its own, of a few pages.
     let writes = 120;
     for i in 0..writes {

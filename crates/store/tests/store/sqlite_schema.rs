@@ -8,7 +8,7 @@ use sqlx::sqlite::SqlitePool;
 use store::{Store, StoreOptions};
 use testkit::{EmptyDatabase, Engine};
 
-use crate::{NOW, key};
+use crate::{NOW, TestStore, key, open};
 
 /// The SQLite migrations of this repository, as the store applies them.
 async fn sqlite_migrations() -> Migrator {
@@ -98,10 +98,7 @@ async fn a_store_from_before_the_rowid_table_keeps_its_records_and_notes() {
 /// spill into an overflow page of its own, four times the value's size.
 #[tokio::test]
 async fn records_of_a_kibibyte_take_about_their_size_in_the_file() {
-    let database = EmptyDatabase::create(Engine::Sqlite).await;
-    let store = Store::connect(database.url(), StoreOptions::point_reads(2))
-        .await
-        .unwrap();
+    let TestStore { store, database } = open(Engine::Sqlite).await;
     let records = 256;
     let value = "v".repeat(1024);
     for i in 0..records {
