@@ -1,14 +1,16 @@
 """Results of `scripts/bench api`.
 
 Usage:
-  bench_api_summary.py open-loop OHA_JSON ROUND BUILD RATE OUT
-      one open-loop run (oha's JSON output): prints it and appends
-      `round|build|rate|p50|p99|p99.9|req/s` (latencies in ms) to OUT
+  bench_api_summary.py open-loop OHA_JSON ROUND TURN BUILD RATE OUT
+      one turn of an open-loop run (oha's JSON output): prints it and
+      appends `round|turn|build|rate|p50|p99|p99.9|req/s` (latencies in ms)
+      to OUT
   bench_api_summary.py summary RESULTS REDIS_BENCHMARK_OUT OPEN_LOOP
       every round's ratios, the best round of each scenario, the targets
 
 RESULTS holds `round|build|scenario|req/s|p50|p99|peak RSS MiB|api CPU us
-per request|wrk CPU us per request` lines; build is `current`, `bare` (the
+per request|wrk CPU us per request` lines, one for each run (a scenario
+that runs in turns has a line for each turn); build is `current`, `bare` (the
 bare baseline, crates/api/examples/bare.rs) or `baseline` (the build given
 in BENCH_BASELINE). REDIS_BENCHMARK_OUT holds one redis-benchmark summary
 line per round. Ratios against the bare baseline and against the other
@@ -34,7 +36,7 @@ def percent(values):
     return ", ".join(f"{value:.0f}%" for value in values)
 
 
-def open_loop(oha_json, round_, build, rate, out):
+def open_loop(oha_json, round_, turn, build, rate, out):
     with open(oha_json) as source:
         report = json.load(source)
     percentiles = report["latencyPercentiles"]
@@ -47,19 +49,36 @@ def open_loop(oha_json, round_, build, rate, out):
     failed += sum(count for error, count in report["errorDistribution"].items()
                   if "deadline" not in error)
     with open(out, "a") as lines:
-        print(f"{round_}|{build}|{rate}|{p50:.3f}|{p99:.3f}|{p999:.3f}|{achieved:.0f}", file=lines)
-    print(f"  {build:<8} open loop at {int(rate):,} req/s: p50 {p50:.2f} ms   p99 {p99:.2f} ms   "
-          f"p99.9 {p999:.2f} ms   ({achieved:,.0f} req/s, {failed} not answered 200)")
+        print(f"{round_}|{turn}|{build}|{rate}|{p50:.3f}|{p99:.3f}|{p999:.3f}|{achieved:.0f}",
+              file=lines)
+    print(f"  {build:<8} open loop at {int(rate):,} req/s, turn {turn}: p50 {p50:.2f} ms   "
+          f"p99 {p99:.2f} ms   p99.9 {p999:.2f} ms   ({achieved:,.0f} req/s, {failed} not answered 200)")
 
 
 def read_results(path):
-    builds = {}
+    runs = {}
     with open(path) as lines:
         for line in lines:
             round_, build, name, rps, p50, p99, rss, cpu_us, wrk_us = line.rstrip("\n").split("|")
             row = (float(rps), p50, p99, float(rss), float(cpu_us), float(wrk_us))
-            builds.setdefault(build, {}).setdefault(int(round_), {})[name] = row
-    return builds
+            runs.setdefault(build, {}).setdefault(int(round_), {}).setdefault(name, []).append(row)
+    return {build: {round_: {name: combined(turns) for name, turns in rows.items()}
+                    for round_, rows in rounds.items()}
+            for build, rounds in runs.items()}
+
+
+def combined(turns):
+    """One row for a scenario run in turns of equal length: the mean
+    throughput, the turns' worst p50 and p99, the peak RSS, and the CPU per
+    request over all the requests (each turn weighted by its throughput,
+    which is its requests over the same time)."""
+    if len(turns) == 1:
+        return turns[0]
+    requests = sum(turn[0] for turn in turns)
+    per_request = lambda field: sum(turn[0] * turn[field] for turn in turns) / requests
+    worst = lambda field: max((turn[field] for turn in turns), key=milliseconds)
+    return (requests / len(turns), worst(1), worst(2), max(turn[3] for turn in turns),
+            per_request(4), per_request(5))
 
 
 def milliseconds(text):
@@ -137,16 +156,27 @@ def l1_ceiling(rounds):
 
 
 def open_loop_summary(path):
+    """Each round's median turn of each server, and the api's p99 over the
+    bare baseline's: a stall of the machine lands in one turn of one
+    server, and the median turn leaves it out."""
     try:
         with open(path) as lines:
             runs = [line.rstrip("\n").split("|") for line in lines]
     except FileNotFoundError:
         return
     p99 = {}
-    for round_, build, rate, p50, p99_ms, p999, achieved in runs:
-        p99.setdefault(int(round_), {})[build] = float(p99_ms)
-    ratios = [latency["current"] / latency["bare"] for latency in p99.values()
-              if "current" in latency and "bare" in latency]
+    for round_, turn, build, rate, p50, p99_ms, p999, achieved in runs:
+        p99.setdefault(int(round_), {}).setdefault(build, []).append(float(p99_ms))
+    ratios = []
+    for round_, latency in sorted(p99.items()):
+        if "current" not in latency or "bare" not in latency:
+            continue
+        median = {build: statistics.median(turns) for build, turns in latency.items()}
+        ratios.append(median["current"] / median["bare"])
+        turns = lambda build: ", ".join(f"{ms:.1f}" for ms in latency[build])
+        print(f"  open loop, round {round_}: p99 by turn (ms): api {turns('current')}; "
+              f"bare {turns('bare')}; medians {median['current']:.2f} / {median['bare']:.2f} "
+              f"= {ratios[-1]:.2f}x")
     if ratios:
         print(f"  open loop, L1 off: api p99 {', '.join(f'{ratio:.2f}x' for ratio in ratios)} the bare "
               f"baseline's at the same rate (median {statistics.median(ratios):.2f}x; target <= 1.5x)")

@@ -118,6 +118,15 @@ impl DataService {
             }
             self.metrics.level_miss(CacheLevel::L1);
         }
+        // Boxed: reading Redis and loading from the store make a large
+        // future, which every request's future would otherwise carry inline
+        // and move at each layer it passes (the router's box, the time
+        // limit, the spans), though an L1 hit never runs it.
+        Box::pin(self.lookup_below_l1(key)).await
+    }
+
+    /// Redis, then the store, filling the levels above.
+    async fn lookup_below_l1(&self, key: &Key) -> Result<Option<Served>, StoreError> {
         // Taken before Redis is read: an invalidation after this point keeps
         // what the read returns out of L1.
         let snapshot = self.l1.snapshot(key.as_str());
@@ -146,8 +155,8 @@ impl DataService {
             let found_in = loaded.found_in;
             return Ok(Some(Served::new(Arc::new(loaded), found_in)));
         }
-        // Boxed: the load's future is large, and every request's future
-        // would carry (and move) it inline, though only Redis misses run it.
+        // Boxed: the load's future is large, and a Redis hit would carry
+        // it too, though only Redis misses run it.
         let load = Box::pin(
             self.l1
                 .get_or_load(key.as_str(), snapshot, || self.load(key, snapshot, fill)),

@@ -134,7 +134,10 @@ where
             None => return shed(request, admission).await,
         },
     };
-    match tokio::time::timeout(admission.timeout, answer(inner, request)).await {
+    // Pinned where it stands: the time limit then holds a pointer to the
+    // answer's future instead of moving the whole future into itself.
+    let answer = std::pin::pin!(answer(inner, request));
+    match tokio::time::timeout(admission.timeout, answer).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout(admission.timeout).into_response(),
     }
