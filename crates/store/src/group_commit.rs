@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::checkpointer::Checkpointer;
 use super::held_connection::HeldConnection;
+use super::outbox::remove_outbox_entries;
 use super::records::{
     RecordWrite, Upserted, bind_writes, delete_one, upsert_one, upsert_statement,
 };
@@ -54,13 +55,20 @@ enum Pending {
         now_ms: i64,
         reply: oneshot::Sender<Result<Option<i64>, StoreError>>,
     },
+    /// Cache outbox entries the cache layer has applied to Redis.
+    RemoveOutboxEntries {
+        ids: Vec<i64>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 impl Pending {
-    fn key(&self) -> &str {
+    /// The record this writes, if it writes one.
+    fn key(&self) -> Option<&str> {
         match self {
-            Self::Put { write, .. } => &write.key,
-            Self::Delete { key, .. } => key,
+            Self::Put { write, .. } => Some(&write.key),
+            Self::Delete { key, .. } => Some(key),
+            Self::RemoveOutboxEntries { .. } => None,
         }
     }
 
@@ -68,6 +76,7 @@ impl Pending {
         match self {
             Self::Put { write, .. } => write.key.len() + write.value.len(),
             Self::Delete { key, .. } => key.len(),
+            Self::RemoveOutboxEntries { ids, .. } => ids.len() * size_of::<i64>(),
         }
     }
 }
@@ -104,19 +113,29 @@ impl GroupCommit {
     }
 
     pub async fn put(&self, write: RecordWrite) -> PutOutcome {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Pending::Put { write, reply })
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        answer.await.map_err(|_| StoreError::WriterStopped)?
+        self.ask(|reply| Pending::Put { write, reply }).await
     }
 
     pub async fn delete(&self, key: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
-        let (reply, answer) = oneshot::channel();
         let key = key.to_owned();
+        self.ask(|reply| Pending::Delete { key, now_ms, reply })
+            .await
+    }
+
+    pub async fn remove_outbox_entries(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.ask(|reply| Pending::RemoveOutboxEntries { ids, reply })
+            .await
+    }
+
+    /// Queues the work `pending` makes of a reply channel, and waits for
+    /// the writer's answer.
+    async fn ask<T>(
+        &self,
+        pending: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Pending,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Pending::Delete { key, now_ms, reply })
+            .send(pending(reply))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
@@ -164,7 +183,7 @@ async fn next_batch(
         let Ok(next) = pending.try_recv() else {
             break;
         };
-        if batch.iter().any(|write| write.key() == next.key()) {
+        if next.key().is_some() && batch.iter().any(|write| write.key() == next.key()) {
             *held_back = Some(next);
             break;
         }
@@ -185,6 +204,14 @@ async fn write_batch(connection: &mut HeldConnection, batch: Vec<Pending>) {
                     .run(async |connection| delete_one(connection, &key, now_ms).await)
                     .await;
                 let _ = reply.send(deleted);
+            }
+            Pending::RemoveOutboxEntries { ids, reply } => {
+                let removed = connection
+                    .run(async |connection| {
+                        remove_outbox_entries(connection, Engine::Sqlite, &ids).await
+                    })
+                    .await;
+                let _ = reply.send(removed);
             }
         }
     }
@@ -312,7 +339,12 @@ mod tests {
         let mut held_back = None;
         let mut batches = Vec::new();
         while let Some((batch, _)) = next_batch(&mut pending, &mut held_back).await {
-            batches.push(batch.iter().map(|write| write.key().to_owned()).collect());
+            batches.push(
+                batch
+                    .iter()
+                    .filter_map(|write| write.key().map(str::to_owned))
+                    .collect(),
+            );
         }
         batches
     }

@@ -1,52 +1,55 @@
-//! The cache outbox: which keys were written recently, at which version.
+//! The cache outbox: which keys were written recently, at which version,
+//! in the order they were written.
 //!
-//! A row is written by the statement that writes the record (a trigger on
-//! `records`, migrations/*/0002_outbox_trigger.sql). The cache layer
-//! replays rows against Redis (making sure Redis holds nothing older than the
-//! noted version) after Redis was unreachable, and drops them once they are
-//! older than a retention window, by which time any Redis restart that could
-//! bring back older data would have been noticed.
+//! An entry is appended by the statement that writes the record (a trigger
+//! on `records`, migrations/*/0002_outbox_trigger.sql; a log in write order
+//! since sqlite/0005 and postgres/0004). The cache layer replays entries
+//! against Redis (making sure Redis holds nothing older than the noted
+//! version) after Redis was unreachable, and drops them once they are older
+//! than a retention window, by which time any Redis restart that could bring
+//! back older data would have been noticed.
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{Any, AssertSqlSafe, Executor, Row};
 
-use super::{Store, StoreError};
+use super::{Engine, Placeholders, Store, StoreError};
 
 const PAGE_AFTER: &str = "\
-SELECT key, version, written_at_ms FROM cache_outbox
-WHERE key > $1 AND written_at_ms < $2 ORDER BY key LIMIT $3";
+SELECT id, key, version, written_at_ms FROM cache_outbox
+WHERE id > $1 ORDER BY id LIMIT $2";
 
 const COUNT_BEFORE: &str = "SELECT COUNT(*) FROM cache_outbox WHERE written_at_ms < $1";
 
 /// One key the cache must not hold below `version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
+    /// Grows with every entry appended, and is never reused.
+    pub id: i64,
     pub key: String,
     pub version: i64,
     pub written_at_ms: i64,
 }
 
 impl Store {
-    /// Up to `limit` outbox entries written before `written_before_ms`,
-    /// with keys after `after`, in key order; start with `""` and continue
-    /// from the last key returned.
+    /// Up to `limit` outbox entries with ids above `after_id`, in id order
+    /// (the order they were written); start with 0 and continue from the
+    /// last id returned.
     pub async fn outbox_page(
         &self,
-        after: &str,
-        written_before_ms: i64,
+        after_id: i64,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = sqlx::query(PAGE_AFTER)
-            .bind(after)
-            .bind(written_before_ms)
+            .bind(after_id)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
             .map(|row| {
                 Ok(OutboxEntry {
-                    key: row.try_get(0)?,
-                    version: row.try_get(1)?,
-                    written_at_ms: row.try_get(2)?,
+                    id: row.try_get(0)?,
+                    key: row.try_get(1)?,
+                    version: row.try_get(2)?,
+                    written_at_ms: row.try_get(3)?,
                 })
             })
             .collect()
@@ -57,32 +60,40 @@ impl Store {
         self.count(COUNT_BEFORE, &[written_before_ms]).await
     }
 
-    /// Removes each of `entries` that was written before `cutoff_ms` and
-    /// that no newer write of its key has replaced since it was read, in one
-    /// statement. Callers pass a bounded page (two parameters per entry).
-    pub async fn outbox_remove(
-        &self,
-        entries: &[OutboxEntry],
-        cutoff_ms: i64,
-    ) -> Result<(), StoreError> {
-        if entries.is_empty() {
+    /// Removes the entries with these ids, in one statement. Callers pass a
+    /// bounded page (one parameter per id). On SQLite the statement queues
+    /// to the writer with the record writes: taking SQLite's write lock
+    /// from beside it would make the writer's next batch wait for it in the
+    /// busy handler, which sleeps.
+    pub async fn outbox_remove(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
             return Ok(());
         }
-        // One statement for a page instead of one per entry: single-row
-        // deletes were most of a large replay's time (docs/defects.md).
-        let mut sql = String::with_capacity(96 + entries.len() * 16);
-        sql.push_str("DELETE FROM cache_outbox WHERE (key, version) IN (VALUES ");
-        let mut placeholders = self.placeholders();
-        placeholders.push_rows(&mut sql, entries.len(), 2);
-        sql.push_str(") AND written_at_ms < ");
-        placeholders.push_next(&mut sql);
-        // Only placeholders are generated; every value is bound, in the
-        // order the placeholders appear.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for entry in entries {
-            query = query.bind(entry.key.as_str()).bind(entry.version);
+        match &self.group_commit {
+            Some(group_commit) => group_commit.remove_outbox_entries(ids.to_vec()).await,
+            None => remove_outbox_entries(&self.pool, self.engine, ids).await,
         }
-        query.bind(cutoff_ms).execute(&self.pool).await?;
-        Ok(())
     }
+}
+
+/// Removes the outbox entries with these ids, in one statement.
+pub(crate) async fn remove_outbox_entries<'c>(
+    executor: impl Executor<'c, Database = Any>,
+    engine: Engine,
+    ids: &[i64],
+) -> Result<(), StoreError> {
+    // One statement for a page instead of one per entry: single-row deletes
+    // were most of a large replay's time (docs/defects.md). The ids are
+    // listed rather than given as a range: on PostgreSQL an entry can commit
+    // inside a range after the replay read it.
+    let mut sql = String::with_capacity(48 + ids.len() * 6);
+    sql.push_str("DELETE FROM cache_outbox WHERE id IN ");
+    Placeholders::new(engine).push_rows(&mut sql, 1, ids.len());
+    // Only placeholders are generated; every id is bound, in order.
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.execute(executor).await?;
+    Ok(())
 }

@@ -23,10 +23,11 @@ pub enum ReplayError {
 /// Which entries a replay applies, and which it then removes.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplayWindow {
-    /// Apply entries written before this (Unix ms; `i64::MAX` for all).
+    /// Apply the entries written before this, in write order up to the
+    /// first that was not (Unix ms; `i64::MAX` for all).
     pub written_before_ms: i64,
-    /// Then remove the applied entries written before this, unless a newer
-    /// write of their key replaced them meanwhile.
+    /// Then remove the applied entries written before this. An entry of a
+    /// key that was written again since stays in the outbox as a later one.
     pub remove_before_ms: i64,
 }
 
@@ -45,32 +46,39 @@ pub async fn replay_outbox<C, S>(
 where
     C: redis::aio::ConnectionLike + Send,
 {
-    let mut after = String::new();
+    let mut after_id = 0;
     loop {
         if let Some(reason) = stop() {
             return Ok(Some(reason));
         }
-        let page = store
-            .outbox_page(&after, window.written_before_ms, PAGE_SIZE)
-            .await?;
+        let page = store.outbox_page(after_id, PAGE_SIZE).await?;
         let Some(last) = page.last() else {
             return Ok(None);
         };
-        after.clone_from(&last.key);
-        match tokio::time::timeout(page_timeout, raise_floors(connection, &page)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(ReplayError::Timeout(page_timeout)),
+        after_id = last.id;
+        // Entries come in the order they were written, so the first one
+        // written after the window ends the replay: those after it are
+        // younger still. (An entry dated ahead of the ones after it, by a
+        // clock ahead of the others, holds them until a later replay.)
+        let in_window = page
+            .iter()
+            .position(|entry| entry.written_at_ms >= window.written_before_ms)
+            .unwrap_or(page.len());
+        let applying = &page[..in_window];
+        if !applying.is_empty() {
+            match tokio::time::timeout(page_timeout, raise_floors(connection, applying)).await {
+                Ok(result) => result?,
+                Err(_) => return Err(ReplayError::Timeout(page_timeout)),
+            }
         }
-        // The statement checks the age again; leaving the young entries out
-        // keeps their parameters out of it.
-        let aged: Vec<OutboxEntry> = page
+        let aged: Vec<i64> = applying
             .iter()
             .filter(|entry| entry.written_at_ms < window.remove_before_ms)
-            .cloned()
+            .map(|entry| entry.id)
             .collect();
-        store.outbox_remove(&aged, window.remove_before_ms).await?;
-        *applied += page.len() as u64;
-        if page.len() < PAGE_SIZE as usize {
+        store.outbox_remove(&aged).await?;
+        *applied += applying.len() as u64;
+        if in_window < page.len() || page.len() < PAGE_SIZE as usize {
             return Ok(None);
         }
     }

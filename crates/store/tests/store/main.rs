@@ -7,10 +7,14 @@
 mod cache_scripts;
 mod history;
 mod maintenance;
+mod outbox_replay;
 mod records;
 mod sqlite_log;
 mod sqlite_schema;
 
+use std::path::Path;
+
+use sqlx::migrate::Migrator;
 use store::domain::Key;
 use store::{Store, StoreOptions};
 use testkit::{EmptyDatabase, Engine};
@@ -30,6 +34,44 @@ async fn open(engine: Engine) -> TestStore {
         .await
         .unwrap();
     TestStore { store, database }
+}
+
+/// The migrations of `engine` in this repository up to `last_version`, as
+/// the store would have applied them before the later ones existed.
+async fn migrations_up_to(engine: Engine, last_version: i64) -> Migrator {
+    let directory = match engine {
+        Engine::Sqlite => "sqlite",
+        Engine::Postgres => "postgres",
+    };
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../migrations")
+        .join(directory);
+    let mut migrator = Migrator::new(directory).await.unwrap();
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|migration| migration.version <= last_version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    migrator
+}
+
+/// What the cache outbox holds, in order: each entry's key and version.
+async fn outbox_notes(store: &Store) -> Vec<(String, i64)> {
+    let entries = store.outbox_page(0, 100).await.unwrap();
+    entries
+        .into_iter()
+        .map(|entry| (entry.key, entry.version))
+        .collect()
+}
+
+/// `notes` as [`outbox_notes`] gives them.
+fn notes(notes: &[(&str, i64)]) -> Vec<(String, i64)> {
+    let owned = notes
+        .iter()
+        .map(|(key, version)| ((*key).to_owned(), *version));
+    owned.collect()
 }
 
 fn key(raw: &str) -> Key {

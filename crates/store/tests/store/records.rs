@@ -4,7 +4,7 @@ use store::domain::Ttl;
 use store::{StoreError, Written};
 use testkit::Engine;
 
-use crate::{NOW, TestStore, key, open};
+use crate::{NOW, TestStore, key, notes, open, outbox_notes};
 
 async fn put_then_get_returns_the_record(engine: Engine) {
     let test = open(engine).await;
@@ -125,47 +125,38 @@ async fn every_write_and_delete_lands_in_the_outbox(engine: Engine) {
         .unwrap()
         .record;
 
-    let all = store.outbox_page("", i64::MAX, 100).await.unwrap();
+    let all = store.outbox_page(0, 100).await.unwrap();
     let seen: Vec<_> = all.iter().map(|e| (e.key.as_str(), e.version)).collect();
-    assert_eq!(seen, [("a", a.version), ("b", b_floor), ("c", c.version)]);
+    assert_eq!(
+        seen,
+        [
+            ("a", a.version),
+            ("b", b.version),
+            ("b", b_floor),
+            ("c", c.version)
+        ],
+        "one entry per write, in write order"
+    );
     assert!(b_floor > b.version);
+    assert!(all.windows(2).all(|pair| pair[0].id < pair[1].id));
+    let written_at: Vec<_> = all.iter().map(|e| e.written_at_ms).collect();
+    assert_eq!(written_at, [NOW, NOW + 5, NOW + 10, NOW + 20]);
 
-    // Paging by key, and by age.
-    let page = store.outbox_page("a", i64::MAX, 1).await.unwrap();
-    assert_eq!(page[0].key, "b");
-    let aged = store.outbox_page("", NOW + 10, 100).await.unwrap();
-    assert_eq!(aged.len(), 1, "only a was written before NOW + 10");
+    // Paging by id.
+    let page = store.outbox_page(all[0].id, 2).await.unwrap();
+    assert_eq!(page, all[1..3]);
 
-    // Removal needs the same version and an old enough entry.
-    let entry_a = all[0].clone();
-    store
-        .outbox_remove(std::slice::from_ref(&entry_a), NOW)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.outbox_page("", i64::MAX, 100).await.unwrap().len(),
-        3,
-        "not older than the cutoff"
-    );
-    store.put(&key("a"), "2", None, NOW + 30).await.unwrap();
-    store.outbox_remove(&[entry_a], NOW + 1_000).await.unwrap();
-    assert_eq!(
-        store.outbox_page("", i64::MAX, 100).await.unwrap().len(),
-        3,
-        "a newer write replaced it"
-    );
-    // One call removes the entries that qualify and keeps the rest: `a` was
-    // replaced, `b` and `c` go.
-    store.outbox_remove(&all, NOW + 1_000).await.unwrap();
-    let left: Vec<_> = store
-        .outbox_page("", i64::MAX, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
-    assert_eq!(left, ["a"]);
-    store.outbox_remove(&[], NOW + 1_000).await.unwrap();
+    // Removal by id, of those listed only; a later write of a removed key
+    // is a new entry.
+    store.outbox_remove(&[all[0].id, all[2].id]).await.unwrap();
+    let a_again = store.put(&key("a"), "2", None, NOW + 30).await.unwrap();
+    let expected = [
+        ("b", b.version),
+        ("c", c.version),
+        ("a", a_again.record.version),
+    ];
+    assert_eq!(outbox_notes(store).await, notes(&expected));
+    store.outbox_remove(&[]).await.unwrap();
 }
 
 async fn concurrent_writers_to_one_key_all_succeed(engine: Engine) {

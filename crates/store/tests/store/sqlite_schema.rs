@@ -1,20 +1,11 @@
 //! SQLite's schema: what its migrations keep, and how much room a record
 //! takes.
 
-use std::path::Path;
-
-use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePool;
 use store::{Store, StoreOptions};
 use testkit::{EmptyDatabase, Engine};
 
-use crate::{NOW, TestStore, key, open};
-
-/// The SQLite migrations of this repository, as the store applies them.
-async fn sqlite_migrations() -> Migrator {
-    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/sqlite");
-    Migrator::new(directory).await.unwrap()
-}
+use crate::{NOW, TestStore, key, migrations_up_to, notes, open, outbox_notes};
 
 /// A connection of the test's own to the store's file, beside the store.
 async fn open_file(database: &EmptyDatabase) -> SqlitePool {
@@ -30,20 +21,13 @@ async fn open_file(database: &EmptyDatabase) -> SqlitePool {
 async fn a_store_from_before_the_rowid_table_keeps_its_records_and_notes() {
     let database = EmptyDatabase::create(Engine::Sqlite).await;
     let file = open_file(&database).await;
-    let mut before_rowids = sqlite_migrations().await;
-    before_rowids.migrations = before_rowids
-        .migrations
-        .iter()
-        .filter(|migration| migration.version <= 2)
-        .cloned()
-        .collect::<Vec<_>>()
-        .into();
+    let before_rowids = migrations_up_to(Engine::Sqlite, 2).await;
     before_rowids.run(&file).await.unwrap();
     let large = "x".repeat(4096);
     sqlx::query(
         "INSERT INTO records (key, value, version, updated_at_ms, expires_at_ms) VALUES \
-         ('live', 'v', 7, $1, NULL), ('expiring', 'e', 8, $1, $1 + 1000), \
-         ('large', $2, 9, $1, NULL), ('deleted', '', 10, $1, 0)",
+         ('live', 'v', 7, $1, NULL), ('expiring', 'e', 8, $1 + 1, $1 + 1000), \
+         ('large', $2, 9, $1 + 2, NULL), ('deleted', '', 10, $1 + 3, 0)",
     )
     .bind(NOW)
     .bind(&large)
@@ -68,16 +52,12 @@ async fn a_store_from_before_the_rowid_table_keeps_its_records_and_notes() {
     );
     assert_eq!(read("large").await.unwrap().value, large);
     assert_eq!(read("deleted").await, None);
-    let noted: Vec<_> = store
-        .outbox_page("", i64::MAX, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|entry| (entry.key, entry.version))
-        .collect();
-    let written_before = [("deleted", 10), ("expiring", 8), ("large", 9), ("live", 7)]
-        .map(|(name, version)| (name.to_owned(), version));
-    assert_eq!(noted, written_before, "the outbox notes as they were");
+    let written_before = [("live", 7), ("expiring", 8), ("large", 9), ("deleted", 10)];
+    assert_eq!(
+        outbox_notes(&store).await,
+        notes(&written_before),
+        "the outbox notes as they were, in the order they were written"
+    );
 
     // Written again with a clock behind the stored versions: one above
     // them, noted in the outbox; a delete's marker row still lifts the
@@ -87,9 +67,9 @@ async fn a_store_from_before_the_rowid_table_keeps_its_records_and_notes() {
     assert!(!rewritten.created, "a row from before counts as written");
     let recreated = store.put(&key("deleted"), "d", None, 0).await.unwrap();
     assert_eq!(recreated.record.version, 11);
-    let noted = store.outbox_page("", i64::MAX, 10).await.unwrap();
-    let versions: Vec<_> = noted.iter().map(|entry| entry.version).collect();
-    assert_eq!(versions, [11, 8, 9, 8]);
+    let noted = outbox_notes(&store).await;
+    let versions: Vec<_> = noted.iter().map(|(_, version)| *version).collect();
+    assert_eq!(versions, [7, 8, 9, 10, 8, 11], "later writes come after");
     store.close().await;
 }
 
