@@ -65,13 +65,13 @@ impl Store {
     /// to the writer with the record writes: taking SQLite's write lock
     /// from beside it would make the writer's next batch wait for it in the
     /// busy handler, which sleeps.
-    pub async fn outbox_remove(&self, ids: &[i64]) -> Result<(), StoreError> {
+    pub async fn outbox_remove(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
         match &self.group_commit {
-            Some(group_commit) => group_commit.remove_outbox_entries(ids.to_vec()).await,
-            None => remove_outbox_entries(&self.pool, self.engine, ids).await,
+            Some(group_commit) => group_commit.remove_outbox_entries(ids).await,
+            None => remove_outbox_entries(&self.pool, self.engine, &ids).await,
         }
     }
 }

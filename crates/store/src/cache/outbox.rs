@@ -76,7 +76,7 @@ where
             .filter(|entry| entry.written_at_ms < window.remove_before_ms)
             .map(|entry| entry.id)
             .collect();
-        store.outbox_remove(&aged).await?;
+        store.outbox_remove(aged).await?;
         *applied += applying.len() as u64;
         if in_window < page.len() || page.len() < PAGE_SIZE as usize {
             return Ok(None);

@@ -30,10 +30,15 @@ struct TestStore {
 
 async fn open(engine: Engine) -> TestStore {
     let database = EmptyDatabase::create(engine).await;
-    let store = Store::connect(database.url(), StoreOptions::point_reads(4))
-        .await
-        .unwrap();
+    let store = connect(&database).await;
     TestStore { store, database }
+}
+
+/// A store over `database`, as it is: its migrations still to apply.
+async fn connect(database: &EmptyDatabase) -> Store {
+    Store::connect(database.url(), StoreOptions::point_reads(4))
+        .await
+        .unwrap()
 }
 
 /// The migrations of `engine` in this repository up to `last_version`, as

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use store::Store;
 use store::cache::entry::{self, RedisEntry};
 use store::cache::{ReplayWindow, cache_key, replay_outbox};
-use store::{Store, StoreOptions};
 use testkit::{EmptyDatabase, Engine, RedisServer};
 
-use crate::{NOW, key, migrations_up_to, notes, open, outbox_notes};
+use crate::{NOW, connect, key, migrations_up_to, notes, open, outbox_notes};
 
 /// Replays `window` to the end, and returns how many entries it applied.
 async fn replay(store: &Store, redis: &mut MultiplexedConnection, window: ReplayWindow) -> u64 {
@@ -141,9 +141,7 @@ testkit::on_both_engines!(
 #[tokio::test]
 async fn an_entry_committed_behind_a_finished_replay_is_applied_by_the_next() {
     let database = EmptyDatabase::create(Engine::Postgres).await;
-    let store = Store::connect(database.url(), StoreOptions::point_reads(2))
-        .await
-        .unwrap();
+    let store = connect(&database).await;
     let redis_server = RedisServer::start();
     let mut redis = redis_server.connection().await;
     let other = sqlx::PgPool::connect(database.url()).await.unwrap();
@@ -189,9 +187,7 @@ async fn a_postgres_outbox_from_before_the_log_moves_in_write_order() {
     .unwrap();
     file.close().await;
 
-    let store = Store::connect(database.url(), StoreOptions::point_reads(2))
-        .await
-        .unwrap();
+    let store = connect(&database).await;
     let rewritten = store.put(&key("b"), "w", None, NOW + 2).await.unwrap();
     let expected = [("b", 7), ("a", 8), ("b", rewritten.record.version)];
     assert_eq!(outbox_notes(&store).await, notes(&expected));

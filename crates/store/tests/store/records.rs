@@ -148,7 +148,10 @@ async fn every_write_and_delete_lands_in_the_outbox(engine: Engine) {
 
     // Removal by id, of those listed only; a later write of a removed key
     // is a new entry.
-    store.outbox_remove(&[all[0].id, all[2].id]).await.unwrap();
+    store
+        .outbox_remove(vec![all[0].id, all[2].id])
+        .await
+        .unwrap();
     let a_again = store.put(&key("a"), "2", None, NOW + 30).await.unwrap();
     let expected = [
         ("b", b.version),
@@ -156,7 +159,7 @@ async fn every_write_and_delete_lands_in_the_outbox(engine: Engine) {
         ("a", a_again.record.version),
     ];
     assert_eq!(outbox_notes(store).await, notes(&expected));
-    store.outbox_remove(&[]).await.unwrap();
+    store.outbox_remove(Vec::new()).await.unwrap();
 }
 
 async fn concurrent_writers_to_one_key_all_succeed(engine: Engine) {

@@ -2,10 +2,9 @@
 //! takes.
 
 use sqlx::sqlite::SqlitePool;
-use store::{Store, StoreOptions};
 use testkit::{EmptyDatabase, Engine};
 
-use crate::{NOW, TestStore, key, migrations_up_to, notes, open, outbox_notes};
+use crate::{NOW, TestStore, connect, key, migrations_up_to, notes, open, outbox_notes};
 
 /// A connection of the test's own to the store's file, beside the store.
 async fn open_file(database: &EmptyDatabase) -> SqlitePool {
@@ -36,9 +35,7 @@ async fn a_store_from_before_the_rowid_table_keeps_its_records_and_notes() {
     .unwrap();
     file.close().await;
 
-    let store = Store::connect(database.url(), StoreOptions::point_reads(2))
-        .await
-        .unwrap();
+    let store = connect(&database).await;
     let read = |name: &'static str| {
         let store = store.clone();
         async move { store.get(&key(name), NOW).await.unwrap() }
