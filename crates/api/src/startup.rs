@@ -77,6 +77,7 @@ impl Application {
                     connection,
                     settings.timeout,
                     Duration::from_secs(config.cache_ttl_seconds),
+                    Duration::from_secs(config.cache_outbox_retention_seconds),
                     metrics.clone(),
                 ));
                 let supervisor = Supervisor::new(

@@ -67,6 +67,7 @@ pub async fn apply_outbox_leftovers(
         connection,
         window,
         page_timeout,
+        |_| false,
         || budget.exhausted(),
         &mut tally.outbox_applied,
     )

@@ -52,6 +52,7 @@ async fn main() {
             &mut connection,
             window,
             std::time::Duration::from_secs(30),
+            |_| false,
             || None::<()>,
             &mut applied,
         )

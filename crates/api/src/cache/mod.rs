@@ -19,6 +19,7 @@ pub mod supervisor;
 #[cfg(test)]
 mod tests;
 pub mod tracking;
+mod written_through;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use tokio::sync::Notify;
 pub use store::cache::RedisEntry;
 use store::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
 
+use self::written_through::WrittenThrough;
 use crate::metrics::{CacheOperation, Metrics};
 
 /// Redis is not used at all (failed, or not yet repaired).
@@ -120,16 +122,20 @@ pub struct RedisCache {
     /// from a server that missed writes, so it takes Redis down.
     repaired_on: AtomicU64,
     trouble: Notify,
+    /// Changes Redis took, which the routine replay need not send again.
+    written_through: WrittenThrough,
     metrics: Arc<Metrics>,
 }
 
 impl RedisCache {
     /// A cache over `connection`; unusable until the supervisor has seen
-    /// Redis answer.
+    /// Redis answer. `outbox_retention` is how long the store's outbox
+    /// keeps an entry before the supervisor replays it.
     pub fn new(
         connection: PrimaryConnection,
         timeout: Duration,
         max_ttl: Duration,
+        outbox_retention: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         metrics.set_redis_connected(false);
@@ -140,6 +146,7 @@ impl RedisCache {
             state: AtomicU8::new(DOWN),
             repaired_on: AtomicU64::new(0),
             trouble: Notify::new(),
+            written_through: WrittenThrough::new(outbox_retention),
             metrics,
         }
     }
@@ -198,34 +205,48 @@ impl RedisCache {
             // `SET NX` was refused (the key held something then): the script
             // decides as it would have alone, so the pair keeps whatever is
             // newer, as the script does.
-            if written || why == CacheWrite::FillEmpty {
+            if why == CacheWrite::FillEmpty {
                 return Ok(written);
             }
+            if written {
+                self.written_through.note(key.as_str(), record.version);
+                return Ok(true);
+            }
         }
-        self.set_unless_newer(
-            CacheOperation::Set,
-            why.needs(),
-            key,
-            record.version,
-            entry,
-            ttl_ms,
-        )
-        .await
+        let written = self
+            .set_unless_newer(
+                CacheOperation::Set,
+                why.needs(),
+                key,
+                record.version,
+                entry,
+                ttl_ms,
+            )
+            .await?;
+        if why != CacheWrite::Fill {
+            // Written or refused, Redis now holds this version or a newer
+            // one.
+            self.written_through.note(key.as_str(), record.version);
+        }
+        Ok(written)
     }
 
     /// After a delete: refuse every version below `floor` for a while, so
     /// that a slow reader cannot put the deleted value back.
     pub async fn bury(&self, key: &Key, floor: i64) -> Result<bool, CacheError> {
         let entry = entry::encode_tombstone(floor);
-        self.set_unless_newer(
-            CacheOperation::Del,
-            CacheWrite::Change.needs(),
-            key,
-            floor,
-            entry,
-            millis(TOMBSTONE_TTL),
-        )
-        .await
+        let written = self
+            .set_unless_newer(
+                CacheOperation::Del,
+                CacheWrite::Change.needs(),
+                key,
+                floor,
+                entry,
+                millis(TOMBSTONE_TTL),
+            )
+            .await?;
+        self.written_through.note(key.as_str(), floor);
+        Ok(written)
     }
 
     async fn set_unless_newer(

@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::Store;
 use store::cache::{ReplayError, ReplayWindow, replay_outbox};
 use store::clock::Clock;
+use store::{OutboxEntry, Store};
 
 use super::{CacheError, RedisCache};
 
@@ -148,6 +148,11 @@ impl Supervisor {
         let mut connection = self.cache.connection.clone();
         // A page is a few hundred commands: allow it more than one command.
         let page_timeout = self.cache.timeout * 10;
+        // After an outage every entry is sent: Redis may have lost what it
+        // answered before.
+        let known_applied = |entry: &OutboxEntry| {
+            which == Replay::Aged && self.cache.written_through.holds(&entry.key, entry.version)
+        };
         let no_stop = || None::<()>;
         let mut applied = 0;
         match replay_outbox(
@@ -155,6 +160,7 @@ impl Supervisor {
             &mut connection,
             window,
             page_timeout,
+            known_applied,
             no_stop,
             &mut applied,
         )

@@ -37,6 +37,7 @@ async fn a_reply_on_a_connection_newer_than_the_repair_takes_redis_down() {
         connection.clone(),
         Duration::from_secs(2),
         Duration::from_secs(60),
+        Duration::from_secs(10),
         metrics,
     );
     cache.ping().await.unwrap();

@@ -10,6 +10,7 @@ mod common;
 mod history;
 mod keys_and_values;
 mod limits;
+mod outbox_replay;
 mod process;
 mod readiness;
 mod redis_outage;

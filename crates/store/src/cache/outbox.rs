@@ -32,14 +32,17 @@ pub struct ReplayWindow {
 }
 
 /// Applies the outbox entries in `window` to Redis a page at a time: Redis
-/// ends up holding nothing older than each entry's version. `stop` is asked
-/// before each page and ends the replay early with its reason. `applied`
-/// counts the entries applied so far, also when an error ends the replay.
+/// ends up holding nothing older than each entry's version. Entries
+/// `known_applied` says Redis already holds at their version or newer are
+/// not sent, and count as applied. `stop` is asked before each page and
+/// ends the replay early with its reason. `applied` counts the entries
+/// applied so far, also when an error ends the replay.
 pub async fn replay_outbox<C, S>(
     store: &Store,
     connection: &mut C,
     window: ReplayWindow,
     page_timeout: Duration,
+    mut known_applied: impl FnMut(&OutboxEntry) -> bool,
     mut stop: impl FnMut() -> Option<S>,
     applied: &mut u64,
 ) -> Result<Option<S>, ReplayError>
@@ -65,8 +68,12 @@ where
             .position(|entry| entry.written_at_ms >= window.written_before_ms)
             .unwrap_or(page.len());
         let applying = &page[..in_window];
-        if !applying.is_empty() {
-            match tokio::time::timeout(page_timeout, raise_floors(connection, applying)).await {
+        let raising: Vec<&OutboxEntry> = applying
+            .iter()
+            .filter(|entry| !known_applied(entry))
+            .collect();
+        if !raising.is_empty() {
+            match tokio::time::timeout(page_timeout, raise_floors(connection, &raising)).await {
                 Ok(result) => result?,
                 Err(_) => return Err(ReplayError::Timeout(page_timeout)),
             }
@@ -85,27 +92,20 @@ where
 }
 
 /// Makes sure Redis holds nothing older than each entry's version under
-/// its cache key (older entries become tombstones of that version): one
-/// `SCRIPT LOAD` and one pipelined round trip.
-async fn raise_floors<C>(connection: &mut C, entries: &[OutboxEntry]) -> redis::RedisResult<()>
+/// its cache key (older entries become tombstones of that version). One
+/// script call for the page: a call per entry cost Redis the fixed work of
+/// a call for every entry (docs/decisions.md, record 43).
+async fn raise_floors<C>(connection: &mut C, entries: &[&OutboxEntry]) -> redis::RedisResult<()>
 where
     C: redis::aio::ConnectionLike + Send,
 {
-    let hash = scripts::RAISE_FLOOR
-        .prepare_invoke()
-        .load_async(connection)
-        .await?;
-    let mut pipeline = redis::pipe();
+    let mut invocation = scripts::RAISE_FLOORS.prepare_invoke();
+    invocation.arg(millis(TOMBSTONE_TTL));
     for outboxed in entries {
-        pipeline
-            .cmd("EVALSHA")
-            .arg(&hash)
-            .arg(1)
-            .arg(cache_key(&outboxed.key))
+        invocation
+            .key(cache_key(&outboxed.key))
             .arg(outboxed.version)
-            .arg(entry::encode_tombstone(outboxed.version))
-            .arg(millis(TOMBSTONE_TTL))
-            .ignore();
+            .arg(entry::encode_tombstone(outboxed.version));
     }
-    pipeline.query_async::<()>(connection).await
+    invocation.invoke_async::<i64>(connection).await.map(drop)
 }

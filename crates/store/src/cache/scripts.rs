@@ -48,19 +48,25 @@ pub fn set_if_empty(cache_key: String, entry: &str, ttl_ms: u64) -> Cmd {
     command
 }
 
-/// Makes sure the key holds nothing older than a version: anything older (or
-/// unreadable, or nothing) is replaced by a tombstone of that version, which
-/// in turn refuses fills older than it.
-/// KEYS[1] cache key; ARGV[1] version; ARGV[2] tombstone; ARGV[3] TTL in ms.
-/// Returns 1 when a tombstone was written, 0 when the key was up to date.
-pub static RAISE_FLOOR: LazyLock<Script> = LazyLock::new(|| {
+/// Makes sure each key holds nothing older than its version: anything
+/// older (or unreadable, or nothing) is replaced by a tombstone of that
+/// version, which in turn refuses fills older than it.
+/// KEYS the cache keys; ARGV[1] TTL in ms, then per key its version and its
+/// tombstone. Returns how many tombstones were written.
+pub static RAISE_FLOORS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local head = redis.call('GETRANGE', KEYS[1], 0, 19)
-local held = tonumber(string.match(head, '^%d+'))
-if held and held >= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
+local raised = 0
+for i, key in ipairs(KEYS) do
+  local version = tonumber(ARGV[2 * i])
+  local head = redis.call('GETRANGE', key, 0, 19)
+  local held = tonumber(string.match(head, '^%d+'))
+  if not (held and held >= version) then
+    redis.call('SET', key, ARGV[2 * i + 1], 'PX', ARGV[1])
+    raised = raised + 1
+  end
+end
+return raised
 ",
     )
 });

@@ -4,15 +4,26 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use store::Store;
 use store::cache::entry::{self, RedisEntry};
 use store::cache::{ReplayWindow, cache_key, replay_outbox};
+use store::{OutboxEntry, Store};
 use testkit::{EmptyDatabase, Engine, RedisServer};
 
 use crate::{NOW, connect, key, migrations_up_to, notes, open, outbox_notes};
 
 /// Replays `window` to the end, and returns how many entries it applied.
 async fn replay(store: &Store, redis: &mut MultiplexedConnection, window: ReplayWindow) -> u64 {
+    replay_passing_over(store, redis, window, |_| false).await
+}
+
+/// Replays `window` to the end, passing over the entries `known_applied`
+/// names, and returns how many entries it applied.
+async fn replay_passing_over(
+    store: &Store,
+    redis: &mut MultiplexedConnection,
+    window: ReplayWindow,
+    known_applied: impl FnMut(&OutboxEntry) -> bool,
+) -> u64 {
     let mut applied = 0;
     let no_stop = || None::<()>;
     replay_outbox(
@@ -20,6 +31,7 @@ async fn replay(store: &Store, redis: &mut MultiplexedConnection, window: Replay
         redis,
         window,
         Duration::from_secs(5),
+        known_applied,
         no_stop,
         &mut applied,
     )
@@ -129,9 +141,33 @@ async fn a_replay_goes_through_every_page(engine: Engine) {
     );
 }
 
+/// Entries the caller knows Redis holds are not sent, yet count as applied
+/// and leave the outbox with the others.
+async fn entries_known_applied_are_not_sent(engine: Engine) {
+    let test = open(engine).await;
+    let store = &test.store;
+    let redis_server = RedisServer::start();
+    let mut redis = redis_server.connection().await;
+    let mut versions = Vec::new();
+    for name in ["a", "b", "c"] {
+        let written = store.put(&key(name), "v", None, NOW).await.unwrap();
+        versions.push(written.record.version);
+    }
+
+    let known_b = |entry: &OutboxEntry| entry.key == "b" && entry.version == versions[1];
+    let applied = replay_passing_over(store, &mut redis, aged_before(NOW + 1), known_b).await;
+    assert_eq!(applied, 3);
+    assert_eq!(
+        versions_in_redis(&mut redis, &["a", "b", "c"]).await,
+        [Some(versions[0]), None, Some(versions[2])]
+    );
+    assert!(outbox_keys(store).await.is_empty());
+}
+
 testkit::on_both_engines!(
     a_replay_applies_entries_in_write_order_up_to_the_first_young_one,
     a_replay_goes_through_every_page,
+    entries_known_applied_are_not_sent,
 );
 
 /// PostgreSQL gives an entry its id when its transaction inserts it, and

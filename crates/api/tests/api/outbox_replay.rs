@@ -1,0 +1,96 @@
+//! The supervisor's replays of the cache outbox, through a running app on
+//! real Redis: once a change has outlived the outbox's retention, Redis is
+//! made to hold nothing older than it, unless this replica wrote it through
+//! and Redis answered; after Redis restarts, every change is sent again.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use store::cache::entry::{self, RedisEntry};
+use store::clock::Clock;
+use store::domain::Key;
+use testkit::Persistence;
+
+use crate::common::{Engine, Options, TestApp, spawn_app};
+
+/// The version Redis holds under `key`'s cache key, live or tombstone.
+async fn version_in_redis(app: &TestApp, key: &str) -> Option<i64> {
+    let mut redis = app.redis_connection().await;
+    let raw: Option<String> = redis.get(format!("cache:{key}")).await.unwrap();
+    raw.map(|raw| match entry::decode(&raw).unwrap() {
+        RedisEntry::Live(record) => record.version,
+        RedisEntry::Tombstone { version } => version,
+    })
+}
+
+/// Puts a tombstone one version below `version` under `key`'s cache key,
+/// behind the app's back: Redis now holds less than the change.
+async fn move_redis_behind(app: &TestApp, key: &str, version: i64) {
+    let mut redis = app.redis_connection().await;
+    let () = redis
+        .set(format!("cache:{key}"), entry::encode_tombstone(version - 1))
+        .await
+        .unwrap();
+}
+
+async fn version_of(app: &TestApp, key: &str, value: &str) -> i64 {
+    app.put(key, value, None).await["version"].as_i64().unwrap()
+}
+
+/// A change committed without its write-through (as by a replica that died
+/// in between) is put right by the routine replay. A change Redis answered
+/// is not sent again: moved behind in Redis, it stays there.
+async fn the_routine_replay_sends_what_redis_did_not_take(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    app.wait_for_redis(true).await;
+    let taken = version_of(&app, "taken", "a").await;
+    let cached = version_of(&app, "lost", "1").await;
+    let lost = app
+        .store
+        .put(&Key::parse("lost").unwrap(), "2", None, app.clock.now_ms())
+        .await
+        .unwrap()
+        .record
+        .version;
+    assert!(lost > cached);
+    assert_eq!(version_in_redis(&app, "lost").await, Some(cached));
+    move_redis_behind(&app, "taken", taken).await;
+
+    // Past the retention (10 s in the tests' config), by the app's clock.
+    app.clock.advance(Duration::from_secs(11));
+    testkit::eventually("the routine replay empties the outbox", || async {
+        app.store.outbox_count(i64::MAX).await.unwrap() == 0
+    })
+    .await;
+    assert_eq!(version_in_redis(&app, "lost").await, Some(lost));
+    assert_eq!(
+        version_in_redis(&app, "taken").await,
+        Some(taken - 1),
+        "a change Redis answered is passed over"
+    );
+    let (status, body) = app.get("lost").await;
+    assert_eq!((status, body["value"].as_str()), (200, Some("2")));
+}
+
+/// After Redis restarts, every change in the outbox is sent again, those
+/// it answered before included: it may have come back without them.
+async fn after_redis_restarts_every_change_is_sent_again(engine: Engine) {
+    let mut options = Options::new(engine);
+    options.redis = Some(Persistence::AppendOnlyAlways);
+    let mut app = spawn_app(options).await;
+    app.wait_for_redis(true).await;
+    let taken = version_of(&app, "taken", "a").await;
+    move_redis_behind(&app, "taken", taken).await;
+
+    app.redis_mut().restart();
+    testkit::eventually("the repair sends the change again", || async {
+        version_in_redis(&app, "taken").await == Some(taken)
+    })
+    .await;
+    app.wait_for_redis(true).await;
+}
+
+testkit::on_both_engines!(
+    the_routine_replay_sends_what_redis_did_not_take,
+    after_redis_restarts_every_change_is_sent_again,
+);
