@@ -209,7 +209,7 @@ impl RedisCache {
                 return Ok(written);
             }
             if written {
-                self.written_through.note(key.as_str(), record.version);
+                self.note_written_through(key, record.version, ttl_ms);
                 return Ok(true);
             }
         }
@@ -226,7 +226,7 @@ impl RedisCache {
         if why != CacheWrite::Fill {
             // Written or refused, Redis now holds this version or a newer
             // one.
-            self.written_through.note(key.as_str(), record.version);
+            self.note_written_through(key, record.version, ttl_ms);
         }
         Ok(written)
     }
@@ -245,8 +245,15 @@ impl RedisCache {
                 millis(TOMBSTONE_TTL),
             )
             .await?;
-        self.written_through.note(key.as_str(), floor);
+        self.note_written_through(key, floor, millis(TOMBSTONE_TTL));
         Ok(written)
+    }
+
+    /// Remembers a change Redis took with an entry of `ttl_ms`, so that
+    /// the routine replay need not send it again.
+    fn note_written_through(&self, key: &Key, version: i64, ttl_ms: u64) {
+        self.written_through
+            .note(key.as_str(), version, Duration::from_millis(ttl_ms));
     }
 
     async fn set_unless_newer(

@@ -5,10 +5,11 @@
 //! once the entry has outlived its retention: it covers changes whose
 //! write-through was lost, such as those of a replica that died between its
 //! commit and its write to Redis. A change whose write-through Redis
-//! answered needs no such cover, so the replay passes over the ones
-//! remembered here. Every other change, another replica's included, is
-//! still replayed. After Redis failed or restarted, the repair replays the
-//! whole outbox and asks nothing of this.
+//! answered, and whose entry Redis keeps until that replay, needs no such
+//! cover, so the replay passes over the ones remembered here. Every other
+//! change, another replica's included, is still replayed. After Redis
+//! failed or restarted, the repair replays the whole outbox and asks
+//! nothing of this.
 //!
 //! A change is remembered by a 64-bit fingerprint of its key and version,
 //! keyed at random per process. Two changes share a fingerprint with odds
@@ -33,8 +34,8 @@ const GRACE: Duration = Duration::from_secs(5);
 pub struct WrittenThrough {
     fingerprints: RandomState,
     started: Instant,
-    /// Whole seconds since `started` a change is kept for.
-    keep_seconds: u64,
+    /// How long a change is remembered.
+    keep: Duration,
     remembered: Mutex<Seconds>,
 }
 
@@ -53,20 +54,27 @@ impl WrittenThrough {
         Self {
             fingerprints: RandomState::new(),
             started: Instant::now(),
-            keep_seconds: (retention + GRACE).as_secs(),
+            keep: retention + GRACE,
             remembered: Mutex::new(Seconds::new(MOST_REMEMBERED)),
         }
     }
 
-    /// Notes that Redis answered the write-through of `key` at `version`:
-    /// from then on it held that version or a newer one.
-    pub fn note(&self, key: &str, version: i64) {
+    /// Notes that Redis answered the write-through of `key` at `version`
+    /// with an entry that `lasts` that long: from then on it held that
+    /// version or a newer one. An entry that lapses before the replay
+    /// would pass over it is not remembered: once the key is empty, a
+    /// reader's fill can bring back an older version, which the replay
+    /// then puts right.
+    pub fn note(&self, key: &str, version: i64, lasts: Duration) {
+        if lasts < self.keep {
+            return;
+        }
         let fingerprint = self.fingerprints.hash_one((key, version));
         let second = self.started.elapsed().as_secs();
         let Ok(mut remembered) = self.remembered.lock() else {
             return;
         };
-        remembered.forget_before(second.saturating_sub(self.keep_seconds));
+        remembered.forget_before(second.saturating_sub(self.keep.as_secs()));
         remembered.insert(second, fingerprint);
     }
 
@@ -127,16 +135,27 @@ impl Seconds {
 mod tests {
     use super::*;
 
+    const AN_HOUR: Duration = Duration::from_secs(3600);
+
     #[test]
     fn holds_what_was_noted_and_nothing_else() {
         let written = WrittenThrough::new(Duration::from_secs(10));
-        written.note("a", 1);
-        written.note("b", 7);
+        written.note("a", 1, AN_HOUR);
+        written.note("b", 7, AN_HOUR);
         assert!(written.holds("a", 1));
         assert!(written.holds("b", 7));
         assert!(!written.holds("a", 2), "another version");
         assert!(!written.holds("b", 1), "another key's version");
         assert!(!written.holds("c", 7));
+    }
+
+    #[test]
+    fn an_entry_that_lapses_before_the_replay_is_not_remembered() {
+        let written = WrittenThrough::new(Duration::from_secs(10));
+        written.note("short", 1, Duration::from_secs(14));
+        written.note("long", 1, Duration::from_secs(15));
+        assert!(!written.holds("short", 1));
+        assert!(written.holds("long", 1));
     }
 
     #[test]

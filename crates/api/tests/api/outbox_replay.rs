@@ -33,18 +33,23 @@ async fn move_redis_behind(app: &TestApp, key: &str, version: i64) {
         .unwrap();
 }
 
-async fn version_of(app: &TestApp, key: &str, value: &str) -> i64 {
-    app.put(key, value, None).await["version"].as_i64().unwrap()
+async fn version_of(app: &TestApp, key: &str, value: &str, ttl: Option<u64>) -> i64 {
+    app.put(key, value, ttl).await["version"].as_i64().unwrap()
 }
 
 /// A change committed without its write-through (as by a replica that died
 /// in between) is put right by the routine replay. A change Redis answered
-/// is not sent again: moved behind in Redis, it stays there.
+/// is not sent again: moved behind in Redis, it stays there; unless its
+/// entry would have lapsed in Redis before the replay.
 async fn the_routine_replay_sends_what_redis_did_not_take(engine: Engine) {
     let app = spawn_app(Options::new(engine)).await;
     app.wait_for_redis(true).await;
-    let taken = version_of(&app, "taken", "a").await;
-    let cached = version_of(&app, "lost", "1").await;
+    let taken = version_of(&app, "taken", "a", None).await;
+    // Its record, and so its entry in Redis, lives 12 s: the entry would
+    // lapse before the replay (past the retention of 10 s, and a few
+    // seconds of grace).
+    let short = version_of(&app, "short", "s", Some(12)).await;
+    let cached = version_of(&app, "lost", "1", None).await;
     let lost = app
         .store
         .put(&Key::parse("lost").unwrap(), "2", None, app.clock.now_ms())
@@ -55,6 +60,7 @@ async fn the_routine_replay_sends_what_redis_did_not_take(engine: Engine) {
     assert!(lost > cached);
     assert_eq!(version_in_redis(&app, "lost").await, Some(cached));
     move_redis_behind(&app, "taken", taken).await;
+    move_redis_behind(&app, "short", short).await;
 
     // Past the retention (10 s in the tests' config), by the app's clock.
     app.clock.advance(Duration::from_secs(11));
@@ -63,6 +69,7 @@ async fn the_routine_replay_sends_what_redis_did_not_take(engine: Engine) {
     })
     .await;
     assert_eq!(version_in_redis(&app, "lost").await, Some(lost));
+    assert_eq!(version_in_redis(&app, "short").await, Some(short));
     assert_eq!(
         version_in_redis(&app, "taken").await,
         Some(taken - 1),
@@ -79,7 +86,7 @@ async fn after_redis_restarts_every_change_is_sent_again(engine: Engine) {
     options.redis = Some(Persistence::AppendOnlyAlways);
     let mut app = spawn_app(options).await;
     app.wait_for_redis(true).await;
-    let taken = version_of(&app, "taken", "a").await;
+    let taken = version_of(&app, "taken", "a", None).await;
     move_redis_behind(&app, "taken", taken).await;
 
     app.redis_mut().restart();
