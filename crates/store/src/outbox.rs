@@ -17,7 +17,13 @@ const PAGE_AFTER: &str = "\
 SELECT id, key, version, written_at_ms FROM cache_outbox
 WHERE id > $1 ORDER BY id LIMIT $2";
 
-const COUNT_BEFORE: &str = "SELECT COUNT(*) FROM cache_outbox WHERE written_at_ms < $1";
+/// The entries before the first one written at or after $1: a replay
+/// stops at that one (see `cache::replay_outbox`).
+const COUNT_REPLAYED_BEFORE: &str = "\
+SELECT COUNT(*) FROM cache_outbox
+WHERE id < COALESCE(
+    (SELECT MIN(id) FROM cache_outbox WHERE written_at_ms >= $1),
+    9223372036854775807)";
 
 /// One key the cache must not hold below `version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +61,12 @@ impl Store {
             .collect()
     }
 
-    /// How many entries were written before `written_before_ms`.
+    /// How many entries a replay of those written before
+    /// `written_before_ms` applies: in write order, up to the first one
+    /// written after (`i64::MAX` counts them all).
     pub async fn outbox_count(&self, written_before_ms: i64) -> Result<u64, StoreError> {
-        self.count(COUNT_BEFORE, &[written_before_ms]).await
+        self.count(COUNT_REPLAYED_BEFORE, &[written_before_ms])
+            .await
     }
 
     /// Removes the entries with these ids, in one statement. Callers pass a

@@ -210,8 +210,27 @@ async fn outbox_leftovers_are_applied_and_cleared(engine: Engine) {
     assert_eq!(fixture.store.outbox_count(i64::MAX).await.unwrap(), 0);
 }
 
+/// A run applies the outbox in write order up to the first entry younger
+/// than its cutoff, and a dry run counts the same: an old entry behind a
+/// young one (written by a clock behind) waits, in both.
+async fn a_dry_run_counts_the_outbox_entries_a_run_applies(engine: Engine) {
+    let fixture = Fixture::new(engine).await;
+    let now_ms = SystemClock.now_ms();
+    fixture.record("user:old", None, now_ms - 600_000).await;
+    fixture.record("user:young", None, now_ms).await;
+    fixture.record("user:behind", None, now_ms - 600_000).await;
+
+    let dry = fixture.run(&[("CLEANUP_DRY_RUN", "1")]);
+    let run = fixture.run(&[]);
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert_eq!(dry.count("outbox_applied"), 1, "{}", dry.output);
+    assert_eq!(run.count("outbox_applied"), 1, "{}", run.output);
+    assert_eq!(fixture.store.outbox_count(i64::MAX).await.unwrap(), 2);
+}
+
 testkit::on_both_engines!(
     outbox_leftovers_are_applied_and_cleared,
+    a_dry_run_counts_the_outbox_entries_a_run_applies,
     exactly_the_right_keys_go_and_a_second_run_deletes_nothing,
     the_same_keys_go_when_the_store_is_asked_batch_by_batch,
     a_dry_run_deletes_nothing_and_counts_what_a_real_run_deletes,
