@@ -146,7 +146,8 @@ impl Supervisor {
             remove_before_ms: cutoff_ms,
         };
         let mut connection = self.cache.connection.clone();
-        // A page is a few hundred commands: allow it more than one command.
+        // A page is one script over a few hundred keys: allow it more
+        // than one command's time.
         let page_timeout = self.cache.timeout * 10;
         // After an outage every entry is sent: Redis may have lost what it
         // answered before.
