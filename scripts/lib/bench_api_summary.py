@@ -115,18 +115,22 @@ def summary(results, redis_out, open_loop_out):
     # One decimal: a ratio a few tenths under its target must not print as
     # the target.
     print("targets (median over the rounds of each round's ratio):")
-    own = lambda a, b: statistics.median(100 * r[a][0] / r[b][0] for r in rounds.values())
+    own_by_round = lambda a, b: [100 * r[a][0] / r[b][0] for _, r in sorted(rounds.items())]
+    own = lambda a, b: statistics.median(own_by_round(a, b))
+    by_round = lambda a, b: "/".join(f"{ratio:.1f}" for ratio in own_by_round(a, b))
     if "bare" in builds:
         bare = builds["bare"]
         against_bare = lambda name: statistics.median(
             100 * rounds[r][name][0] / bare[r][name][0] for r in rounds if r in bare)
         print(f"  GET /health:       {against_bare(HEALTH):.1f}% of the bare baseline's (target >= 90%)")
         print(f"  hot GET, L1 off:   {against_bare(L1_OFF):.1f}% of the bare baseline's hot GET (target >= 85%)")
-    print(f"  hot GET, L1 on:    {own(L1_ON, HEALTH):.1f}% of own /health (target >= 95%; "
+    print(f"  hot GET, L1 on:    {own(L1_ON, HEALTH):.1f}% of own /health (rounds "
+          f"{by_round(L1_ON, HEALTH)}; target >= 95%; "
           f"{l1_ceiling(rounds):.0f}% if an L1 hit cost the api no more than /health)")
     worst_p99 = lambda name: max(milliseconds(r[name][2]) for r in rounds.values())
     for name in (POST, POST_1K):
-        print(f"  {name + ':':<19}{own(name, HEALTH):.1f}% of own /health (target >= 25%), "
+        print(f"  {name + ':':<19}{own(name, HEALTH):.1f}% of own /health (rounds "
+              f"{by_round(name, HEALTH)}; target >= 25%), "
               f"worst p99 {worst_p99(name):.1f} ms (target <= 20 ms)")
     print(f"  {POST_REWRITES + ':':<19}{own(POST_REWRITES, HEALTH):.0f}% of own /health, "
           f"worst p99 {worst_p99(POST_REWRITES):.1f} ms (reported; the targets are on new keys)")
