@@ -199,34 +199,35 @@ impl RedisCache {
             return Ok(false);
         }
         let entry = entry::encode_live(record);
+        let mut written = false;
         if matches!(why, CacheWrite::FillEmpty | CacheWrite::Create) {
-            let written = self.set_if_empty(why, key, &entry, ttl_ms).await?;
-            // A created key's write-through goes on to the script when
-            // `SET NX` was refused (the key held something then): the script
-            // decides as it would have alone, so the pair keeps whatever is
-            // newer, as the script does.
+            written = self.set_if_empty(why, key, &entry, ttl_ms).await?;
             if why == CacheWrite::FillEmpty {
                 return Ok(written);
             }
-            if written {
-                self.note_written_through(key, record.version, ttl_ms);
-                return Ok(true);
-            }
         }
-        let written = self
-            .set_unless_newer(
-                CacheOperation::Set,
-                why.needs(),
-                key,
-                record.version,
-                entry,
-                ttl_ms,
-            )
-            .await?;
-        if why != CacheWrite::Fill {
+        // A created key's write-through goes on to the script when `SET NX`
+        // was refused (the key held something then): the script decides as
+        // it would have alone, so the pair keeps whatever is newer, as the
+        // script does.
+        if !written {
+            written = self
+                .set_unless_newer(
+                    CacheOperation::Set,
+                    why.needs(),
+                    key,
+                    record.version,
+                    entry,
+                    ttl_ms,
+                )
+                .await?;
+        }
+        if matches!(why, CacheWrite::Change | CacheWrite::Create) {
             // Written or refused, Redis now holds this version or a newer
             // one.
-            self.note_written_through(key, record.version, ttl_ms);
+            let lasts = Duration::from_millis(ttl_ms);
+            self.written_through
+                .note(key.as_str(), record.version, lasts);
         }
         Ok(written)
     }
@@ -245,15 +246,9 @@ impl RedisCache {
                 millis(TOMBSTONE_TTL),
             )
             .await?;
-        self.note_written_through(key, floor, millis(TOMBSTONE_TTL));
-        Ok(written)
-    }
-
-    /// Remembers a change Redis took with an entry of `ttl_ms`, so that
-    /// the routine replay need not send it again.
-    fn note_written_through(&self, key: &Key, version: i64, ttl_ms: u64) {
         self.written_through
-            .note(key.as_str(), version, Duration::from_millis(ttl_ms));
+            .note(key.as_str(), floor, TOMBSTONE_TTL);
+        Ok(written)
     }
 
     async fn set_unless_newer(

@@ -12,9 +12,10 @@
 //! nothing of this.
 //!
 //! A change is remembered by a 64-bit fingerprint of its key and version,
-//! keyed at random per process. Two changes share a fingerprint with odds
-//! of about one in 2^64 per change passed over; the one passed over by
-//! mistake would only lose the cover of a write-through that was lost.
+//! keyed at random per process. An entry the replay asks about shares a
+//! fingerprint with one of the changes remembered with odds of at most
+//! their number (below 2^20) in 2^64; one passed over by mistake would
+//! only lose the cover of a write-through that was lost.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};

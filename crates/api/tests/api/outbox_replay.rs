@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use store::cache::entry::{self, RedisEntry};
+use store::cache::entry;
 use store::clock::Clock;
 use store::domain::Key;
 use testkit::Persistence;
@@ -17,10 +17,7 @@ use crate::common::{Engine, Options, TestApp, spawn_app};
 async fn version_in_redis(app: &TestApp, key: &str) -> Option<i64> {
     let mut redis = app.redis_connection().await;
     let raw: Option<String> = redis.get(format!("cache:{key}")).await.unwrap();
-    raw.map(|raw| match entry::decode(&raw).unwrap() {
-        RedisEntry::Live(record) => record.version,
-        RedisEntry::Tombstone { version } => version,
-    })
+    raw.map(|raw| entry::decode(&raw).unwrap().version())
 }
 
 /// Puts a tombstone one version below `version` under `key`'s cache key,

@@ -14,6 +14,16 @@ pub enum RedisEntry {
     Tombstone { version: i64 },
 }
 
+impl RedisEntry {
+    /// The version the entry holds Redis at: a value's, or a tombstone's.
+    pub fn version(&self) -> i64 {
+        match self {
+            Self::Live(record) => record.version,
+            Self::Tombstone { version } => *version,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed cache entry")]
 pub struct MalformedEntry;

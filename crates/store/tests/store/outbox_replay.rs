@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use store::cache::entry::{self, RedisEntry};
+use store::cache::entry;
 use store::cache::{ReplayWindow, cache_key, replay_outbox};
 use store::{OutboxEntry, Store};
 use testkit::{EmptyDatabase, Engine, RedisServer};
@@ -56,10 +56,7 @@ async fn versions_in_redis(redis: &mut MultiplexedConnection, names: &[&str]) ->
             .query_async(redis)
             .await
             .unwrap();
-        versions.push(raw.map(|raw| match entry::decode(&raw).unwrap() {
-            RedisEntry::Live(record) => record.version,
-            RedisEntry::Tombstone { version } => version,
-        }));
+        versions.push(raw.map(|raw| entry::decode(&raw).unwrap().version()));
     }
     versions
 }
