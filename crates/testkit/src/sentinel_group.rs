@@ -187,22 +187,35 @@ impl SentinelGroup {
     /// The node's `ROLE` reply, its strings in order (anything else as an
     /// empty string): for a replica `slave`, the primary's host and port,
     /// the link's state (`connected` once in sync) and offset.
+    ///
+    /// A node the Sentinels turn into a replica drops its clients, and a
+    /// connection can be reset as it opens: such a failure is asked again,
+    /// for a few seconds.
     fn role(&self, port: u16) -> Vec<String> {
-        let mut connection = self.nodes[self.index_of(port)]
-            .client()
-            .get_connection()
-            .unwrap_or_else(|error| panic!("cannot connect to the node on {port}: {error}"));
-        let role: Vec<redis::Value> = redis::cmd("ROLE")
-            .query(&mut connection)
-            .unwrap_or_else(|error| panic!("ROLE on {port}: {error}"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.try_role(port) {
+                Ok(role) => return role,
+                Err(error) if error.is_io_error() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(error) => panic!("ROLE on the node on {port}: {error}"),
+            }
+        }
+    }
+
+    fn try_role(&self, port: u16) -> redis::RedisResult<Vec<String>> {
+        let mut connection = self.nodes[self.index_of(port)].client().get_connection()?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut connection)?;
         assert!(!role.is_empty(), "an empty ROLE reply from {port}");
-        role.iter()
+        Ok(role
+            .iter()
             .map(|value| match value {
                 redis::Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
                 redis::Value::SimpleString(text) => text.clone(),
                 _ => String::new(),
             })
-            .collect()
+            .collect())
     }
 
     /// Every node's and Sentinel's log, each under its port: which roles
