@@ -2,7 +2,7 @@
 //! `{"error":{"code":"...","message":"..."}}`.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -127,11 +127,5 @@ impl From<JsonRejection> for ApiError {
             status: rejection.status(),
             message,
         }
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> Self {
-        Self::InvalidPath(rejection.body_text())
     }
 }

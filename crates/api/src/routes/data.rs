@@ -11,7 +11,7 @@ use store::domain::{Key, Ttl, TtlError, Value};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::extract::{JsonBody, Object, PathParam};
+use super::extract::{JsonBody, Object, RecordKey};
 use super::record_json::{ReadRecord, StoredRecord, json_response};
 use crate::cache::l1::Source;
 use crate::error::{ApiError, ErrorBody};
@@ -88,9 +88,8 @@ fn ttl_seconds(number: &serde_json::Number) -> Result<Ttl, TtlError> {
     ))]
 pub async fn read(
     State(state): State<Arc<AppState>>,
-    PathParam(raw): PathParam<String>,
+    RecordKey(key): RecordKey,
 ) -> Result<Response, ApiError> {
-    let key = Key::parse(raw)?;
     let served = state
         .service
         .get(&key)
@@ -142,9 +141,8 @@ fn render_read(key: &Key, served: &Served) -> Bytes {
     ))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
-    PathParam(raw): PathParam<String>,
+    RecordKey(key): RecordKey,
 ) -> Result<StatusCode, ApiError> {
-    let key = Key::parse(raw)?;
     if state.service.delete(&key).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -4,10 +4,13 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Path};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::request::Parts;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use store::domain::Key;
 
+use super::paths;
 use crate::error::ApiError;
 
 /// `axum::Json`, with [`ApiError`] as its rejection.
@@ -15,10 +18,31 @@ use crate::error::ApiError;
 #[from_request(via(Json), rejection(ApiError))]
 pub struct JsonBody<T>(pub T);
 
-/// `axum::extract::Path`, with [`ApiError`] as its rejection.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(Path), rejection(ApiError))]
-pub struct PathParam<T>(pub T);
+/// The key of a record route (`/api/v1/data/{key}`), percent-decoded and
+/// parsed.
+///
+/// Read from the path itself rather than through `axum::extract::Path`:
+/// the record routes do not go through axum's router (see
+/// [`dispatch`](super::dispatch)), and a key needs no copy but the one
+/// [`Key`] keeps.
+#[derive(Debug)]
+pub struct RecordKey(pub Key);
+
+impl<S: Sync> FromRequestParts<S> for RecordKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let path = parts.uri.path();
+        let encoded =
+            paths::encoded_key(path).ok_or_else(|| ApiError::RouteNotFound(path.to_owned()))?;
+        let decoded = percent_encoding::percent_decode_str(encoded)
+            .decode_utf8()
+            .map_err(|_| {
+                ApiError::InvalidPath("the key in the path does not decode to UTF-8".into())
+            })?;
+        Ok(Self(Key::parse(decoded)?))
+    }
+}
 
 /// A `T` that must be written as a JSON object.
 ///

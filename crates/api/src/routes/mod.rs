@@ -2,6 +2,7 @@
 
 mod admission;
 mod data;
+mod dispatch;
 mod docs;
 mod envelope;
 mod extract;
@@ -21,6 +22,7 @@ use axum::routing::get;
 use tower::Service;
 
 use admission::Admission;
+use dispatch::Dispatch;
 use envelope::Envelope;
 
 use crate::config::{RequestLimits, body_limit};
@@ -61,11 +63,15 @@ pub(crate) mod paths {
             DATA => Some(DATA),
             "/openapi.json" => Some(DOCS),
             _ if path.starts_with("/docs") => Some(DOCS),
-            _ => path
-                .strip_prefix("/api/v1/data/")
-                .filter(|key| !key.is_empty() && !key.contains('/'))
-                .map(|_| DATA_KEY),
+            _ => encoded_key(path).map(|_| DATA_KEY),
         }
+    }
+
+    /// The key segment of a record path (`/api/v1/data/{key}`), still
+    /// percent-encoded: one non-empty segment, as the router would match it.
+    pub fn encoded_key(path: &str) -> Option<&str> {
+        path.strip_prefix("/api/v1/data/")
+            .filter(|key| !key.is_empty() && !key.contains('/'))
     }
 }
 
@@ -93,7 +99,8 @@ pub struct AppState {
 }
 
 /// The whole application: the routes, inside what every request goes
-/// through ([`envelope`]).
+/// through ([`envelope`]). The record routes are answered before axum's
+/// router ([`dispatch`]).
 ///
 /// The envelope wraps the router as one service rather than each route
 /// (`Router::layer`): axum boxes a route once per layer, and cloning a
@@ -109,6 +116,7 @@ pub fn app(
 + 'static {
     let body_limit = body_limit(state.config.max_value_bytes);
     let metrics = state.metrics.clone();
+    let state = Arc::new(state);
     let api = Router::new()
         .route(paths::HEALTH, get(health::health))
         .route(paths::READY, get(health::ready))
@@ -121,17 +129,16 @@ pub fn app(
             paths::DATA,
             axum::routing::post(data::create).layer(DefaultBodyLimit::max(body_limit)),
         )
-        .route(paths::DATA_KEY, get(data::read).delete(data::remove))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // One reference count per request instead of one per field.
-        .with_state(Arc::new(state));
+        .with_state(state.clone());
     let routes = Router::new().merge(docs::swagger_ui()).merge(api);
     let shared = envelope::Shared {
         metrics,
         admission: Admission::new(limits, body_limit),
     };
-    Envelope::new(routes, shared)
+    Envelope::new(Dispatch::new(state, routes), shared)
 }
 
 async fn route_not_found(uri: Uri) -> ApiError {

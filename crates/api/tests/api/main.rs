@@ -13,6 +13,7 @@ mod limits;
 mod outbox_replay;
 mod process;
 mod readiness;
+mod record_routes;
 mod redis_outage;
 mod replicas;
 mod request_ids;
