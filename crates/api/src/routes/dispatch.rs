@@ -35,6 +35,7 @@ use crate::error::ApiError;
 /// The methods the record routes answer, as the `Allow` header lists them.
 const RECORD_METHODS: HeaderValue = HeaderValue::from_static("GET,HEAD,DELETE");
 
+/// A record handler's answer, as axum's `Handler::call` gives it.
 type Answer = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// The record routes' handlers, and the router for every other route.

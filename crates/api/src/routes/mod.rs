@@ -49,10 +49,10 @@ pub(crate) mod paths {
         HEALTH, READY, METRICS, CACHE_TEST, CONFIG, DATA, DATA_KEY, DOCS,
     ];
 
-    /// The template of the route `path` is served by, as the router matches
-    /// it (a key is one non-empty segment); `None` for the fallback. Known
-    /// from the path alone, so that requests answered before they reach the
-    /// router (time-outs, shed load) are counted under their route too.
+    /// The template of the route `path` is served by, as the router and
+    /// [`dispatch`](super::dispatch) match it; `None` for the fallback.
+    /// Known from the path alone, so that requests answered before they
+    /// reach a route (time-outs, shed load) are counted under it too.
     pub fn template_of(path: &str) -> Option<&'static str> {
         match path {
             HEALTH => Some(HEALTH),
@@ -68,10 +68,38 @@ pub(crate) mod paths {
     }
 
     /// The key segment of a record path (`/api/v1/data/{key}`), still
-    /// percent-encoded: one non-empty segment, as the router would match it.
+    /// percent-encoded; `None` unless the path is one. A key is one
+    /// non-empty segment, as axum's router matched `{key}`.
     pub fn encoded_key(path: &str) -> Option<&str> {
         path.strip_prefix("/api/v1/data/")
             .filter(|key| !key.is_empty() && !key.contains('/'))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_record_path_is_the_prefix_and_one_non_empty_segment() {
+            for (path, key) in [
+                ("/api/v1/data/k", Some("k")),
+                ("/api/v1/data/a%2Fb", Some("a%2Fb")),
+                ("/api/v1/data/", None),
+                ("/api/v1/data", None),
+                ("/api/v1/data/a/b", None),
+                ("/api/v1/data/k/", None),
+                ("/api/v1/datak", None),
+                ("/api/v2/data/k", None),
+            ] {
+                assert_eq!(encoded_key(path), key, "{path}");
+                let template = key.map(|_| DATA_KEY);
+                assert_eq!(
+                    template_of(path).filter(|t| *t == DATA_KEY),
+                    template,
+                    "{path}"
+                );
+            }
+        }
     }
 }
 
