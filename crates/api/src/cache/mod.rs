@@ -199,20 +199,15 @@ impl RedisCache {
             return Ok(false);
         }
         let entry = entry::encode_live(record);
-        let mut written = false;
-        if matches!(why, CacheWrite::FillEmpty | CacheWrite::Create) {
-            written = self.set_if_empty(why, key, &entry, ttl_ms).await?;
-            if why == CacheWrite::FillEmpty {
-                return Ok(written);
-            }
-        }
         // A created key's write-through goes on to the script when `SET NX`
         // was refused (the key held something then): the script decides as
         // it would have alone, so the pair keeps whatever is newer, as the
         // script does.
-        if !written {
-            written = self
-                .set_unless_newer(
+        let written = match why {
+            CacheWrite::FillEmpty => return self.set_if_empty(why, key, &entry, ttl_ms).await,
+            CacheWrite::Create if self.set_if_empty(why, key, &entry, ttl_ms).await? => true,
+            CacheWrite::Fill | CacheWrite::Create | CacheWrite::Change => {
+                self.set_unless_newer(
                     CacheOperation::Set,
                     why.needs(),
                     key,
@@ -220,8 +215,9 @@ impl RedisCache {
                     entry,
                     ttl_ms,
                 )
-                .await?;
-        }
+                .await?
+            }
+        };
         if matches!(why, CacheWrite::Change | CacheWrite::Create) {
             // Written or refused, Redis now holds this version or a newer
             // one.
