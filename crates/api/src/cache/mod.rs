@@ -19,6 +19,7 @@ pub mod supervisor;
 #[cfg(test)]
 mod tests;
 pub mod tracking;
+mod write_queue;
 mod written_through;
 
 use std::future::Future;
@@ -27,12 +28,14 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use platform::redis::PrimaryConnection;
+use redis::{ErrorKind, FromRedisValue, ServerErrorKind};
 use store::domain::{Key, Record};
 use tokio::sync::Notify;
 
 pub use store::cache::RedisEntry;
 use store::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
 
+use self::write_queue::WriteQueue;
 use self::written_through::WrittenThrough;
 use crate::metrics::{CacheOperation, Metrics};
 
@@ -122,6 +125,9 @@ pub struct RedisCache {
     /// from a server that missed writes, so it takes Redis down.
     repaired_on: AtomicU64,
     trouble: Notify,
+    /// Where cache writes queue to go out as one pipeline with the others
+    /// ready at the same moment.
+    writes: WriteQueue,
     /// Changes Redis took, which the routine replay need not send again.
     written_through: WrittenThrough,
     metrics: Arc<Metrics>,
@@ -140,6 +146,7 @@ impl RedisCache {
     ) -> Self {
         metrics.set_redis_connected(false);
         Self {
+            writes: WriteQueue::start(connection.clone()),
             connection,
             timeout,
             max_ttl,
@@ -258,13 +265,19 @@ impl RedisCache {
     ) -> Result<bool, CacheError> {
         let cache_key = cache_key(key.as_str());
         self.run(operation, needs, |mut connection| async move {
-            scripts::SET_UNLESS_NEWER
-                .key(cache_key)
-                .arg(version)
-                .arg(entry)
-                .arg(ttl_ms)
-                .invoke_async(&mut connection)
-                .await
+            let command = scripts::set_unless_newer(&cache_key, version, &entry, ttl_ms);
+            match self.writes.send(command).await {
+                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    scripts::SET_UNLESS_NEWER
+                        .key(cache_key)
+                        .arg(version)
+                        .arg(entry)
+                        .arg(ttl_ms)
+                        .invoke_async(&mut connection)
+                        .await
+                }
+                reply => Ok(bool::from_redis_value(reply?)?),
+            }
         })
         .await
     }
@@ -278,14 +291,10 @@ impl RedisCache {
         ttl_ms: u64,
     ) -> Result<bool, CacheError> {
         let command = scripts::set_if_empty(cache_key(key.as_str()), entry, ttl_ms);
-        self.run(
-            CacheOperation::Set,
-            why.needs(),
-            |mut connection| async move {
-                let written: Option<String> = command.query_async(&mut connection).await?;
-                Ok(written.is_some())
-            },
-        )
+        self.run(CacheOperation::Set, why.needs(), |_| async move {
+            let written = Option::<String>::from_redis_value(self.writes.send(command).await?)?;
+            Ok(written.is_some())
+        })
         .await
     }
 

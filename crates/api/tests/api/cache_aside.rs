@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::common::{Engine, Options, TestApp, spawn_app};
 use redis::AsyncCommands;
 use serde_json::Value;
-use store::cache::entry;
+use store::cache::{RedisEntry, entry};
 use store::clock::Clock;
 use store::domain::{Key, Record};
 
@@ -222,6 +222,31 @@ async fn a_write_that_creates_a_row_replaces_what_redis_held(engine: Engine) {
     }
 }
 
+/// Redis forgets its scripts when it restarts or is told to (`SCRIPT
+/// FLUSH`). A version-checked write-through, sent in a pipeline as
+/// `EVALSHA`, then loads the script and writes, before the write is
+/// answered.
+async fn a_write_through_loads_its_script_when_redis_forgot_it(engine: Engine) {
+    let app = spawn_app(Options::new(engine)).await;
+    app.put("remembered", "first", None).await;
+    let mut redis = app.redis_connection().await;
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let second = app.put("remembered", "second", None).await;
+    let held: String = redis.get("cache:remembered").await.unwrap();
+    match entry::decode(&held).unwrap() {
+        RedisEntry::Live(record) => {
+            assert_eq!(record.value, "second");
+            assert_eq!(Some(record.version), second["version"].as_i64());
+        }
+        tombstone => panic!("Redis holds {tombstone:?}"),
+    }
+}
+
 async fn a_record_is_gone_once_its_ttl_lapses(engine: Engine) {
     let app = spawn_app(Options::new(engine)).await;
     app.put("session:1", "short-lived", Some(30)).await;
@@ -292,6 +317,7 @@ testkit::on_both_engines!(
     a_fill_of_an_empty_key_runs_no_script,
     a_write_through_of_a_new_key_runs_no_script,
     a_write_that_creates_a_row_replaces_what_redis_held,
+    a_write_through_loads_its_script_when_redis_forgot_it,
     a_record_is_gone_once_its_ttl_lapses,
     delete_removes_from_store_and_cache,
     every_write_gets_a_higher_version,

@@ -31,6 +31,22 @@ return 1
     )
 });
 
+/// [`SET_UNLESS_NEWER`] as one `EVALSHA` command, to send in a pipeline.
+/// Redis answers `NOSCRIPT` when its script cache lacks the script (after a
+/// restart or a `SCRIPT FLUSH`); the caller then invokes the script, which
+/// loads it.
+pub fn set_unless_newer(cache_key: &str, version: i64, entry: &str, ttl_ms: u64) -> Cmd {
+    let mut command = redis::cmd("EVALSHA");
+    command
+        .arg(SET_UNLESS_NEWER.get_hash())
+        .arg(1)
+        .arg(cache_key)
+        .arg(version)
+        .arg(entry)
+        .arg(ttl_ms);
+    command
+}
+
 /// Sets the entry only if the key holds nothing: the fill of a reader whose
 /// own GET found the key empty (docs/decisions.md, record 32). It never
 /// replaces anything, so it cannot put an older version over a newer one,
