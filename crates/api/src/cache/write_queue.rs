@@ -129,7 +129,11 @@ mod tests {
 
     use super::*;
 
-    async fn queue_on(server: &testkit::RedisServer) -> Arc<WriteQueue> {
+    /// A Redis server of the test's own, and a queue sending to it.
+    async fn started() -> (testkit::RedisServer, Arc<WriteQueue>) {
+        let server = tokio::task::spawn_blocking(testkit::RedisServer::start)
+            .await
+            .unwrap();
         let settings = RedisSettings {
             target: RedisTarget::Server {
                 host: "127.0.0.1".to_owned(),
@@ -139,7 +143,7 @@ mod tests {
             timeout: Duration::from_secs(5),
         };
         let connection = platform::redis::primary_connection(&settings).unwrap();
-        Arc::new(WriteQueue::start(connection))
+        (server, Arc::new(WriteQueue::start(connection)))
     }
 
     /// How many reads of client sockets the server has made.
@@ -188,10 +192,7 @@ mod tests {
     // other on it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn commands_made_ready_together_reach_redis_in_one_read() {
-        let server = tokio::task::spawn_blocking(testkit::RedisServer::start)
-            .await
-            .unwrap();
-        let queue = queue_on(&server).await;
+        let (server, queue) = started().await;
         // The queue's connection opens on its first command.
         queue.send(set("warm", "up")).await.unwrap();
         let mut control = server.connection().await;
@@ -215,10 +216,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_refused_command_fails_only_its_own_caller() {
-        let server = tokio::task::spawn_blocking(testkit::RedisServer::start)
-            .await
-            .unwrap();
-        let queue = queue_on(&server).await;
+        // Bound to the end: dropping it stops the server.
+        let (_server, queue) = started().await;
         queue.send(set("text", "not a number")).await.unwrap();
 
         let mut increment = redis::cmd("INCR");
@@ -233,10 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_command_fails_when_redis_does_not_answer() {
-        let mut server = tokio::task::spawn_blocking(testkit::RedisServer::start)
-            .await
-            .unwrap();
-        let queue = queue_on(&server).await;
+        let (mut server, queue) = started().await;
         server.kill();
         assert!(queue.send(set("key", "value")).await.is_err());
     }
