@@ -85,23 +85,24 @@ async fn send_pipeline(mut connection: PrimaryConnection, batch: Vec<Queued>) {
         pipeline.add_command(command);
         replies.push(reply);
     }
-    match pipeline
+    let answered = pipeline
         .query_async::<Vec<RedisResult<Value>>>(&mut connection)
         .await
-    {
-        Ok(results) if results.len() == replies.len() => {
+        .and_then(|results| {
+            if results.len() == replies.len() {
+                Ok(results)
+            } else {
+                Err(RedisError::from((
+                    redis::ErrorKind::Client,
+                    "a pipeline answered with another number of replies than it sent commands",
+                    format!("{} commands, {} replies", replies.len(), results.len()),
+                )))
+            }
+        });
+    match answered {
+        Ok(results) => {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
-            }
-        }
-        Ok(results) => {
-            let error = RedisError::from((
-                redis::ErrorKind::Client,
-                "a pipeline answered with another number of replies than it sent commands",
-                format!("{} commands, {} replies", replies.len(), results.len()),
-            ));
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
             }
         }
         Err(error) => {
