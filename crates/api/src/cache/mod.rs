@@ -265,19 +265,18 @@ impl RedisCache {
     ) -> Result<bool, CacheError> {
         let cache_key = cache_key(key.as_str());
         self.run(operation, needs, |mut connection| async move {
-            let command = scripts::set_unless_newer(&cache_key, version, &entry, ttl_ms);
-            match self.writes.send(command).await {
+            let command = || scripts::set_unless_newer(&cache_key, version, &entry, ttl_ms);
+            let reply = match self.writes.send(command()).await {
                 Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    scripts::SET_UNLESS_NEWER
-                        .key(cache_key)
-                        .arg(version)
-                        .arg(entry)
-                        .arg(ttl_ms)
-                        .invoke_async(&mut connection)
-                        .await
+                    // Redis forgot the script (a restart, `SCRIPT FLUSH`):
+                    // load it and send the same command again.
+                    let script = scripts::SET_UNLESS_NEWER.prepare_invoke();
+                    script.load_async(&mut connection).await?;
+                    self.writes.send(command()).await
                 }
-                reply => Ok(bool::from_redis_value(reply?)?),
-            }
+                reply => reply,
+            };
+            Ok(bool::from_redis_value(reply?)?)
         })
         .await
     }

@@ -85,21 +85,11 @@ async fn send_pipeline(mut connection: PrimaryConnection, batch: Vec<Queued>) {
         pipeline.add_command(command);
         replies.push(reply);
     }
-    let answered = pipeline
+    // redis-rs reads one reply per command of the pipeline.
+    match pipeline
         .query_async::<Vec<RedisResult<Value>>>(&mut connection)
         .await
-        .and_then(|results| {
-            if results.len() == replies.len() {
-                Ok(results)
-            } else {
-                Err(RedisError::from((
-                    redis::ErrorKind::Client,
-                    "a pipeline answered with another number of replies than it sent commands",
-                    format!("{} commands, {} replies", replies.len(), results.len()),
-                )))
-            }
-        });
-    match answered {
+    {
         Ok(results) => {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);

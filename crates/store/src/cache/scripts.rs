@@ -33,8 +33,8 @@ return 1
 
 /// [`SET_UNLESS_NEWER`] as one `EVALSHA` command, to send in a pipeline.
 /// Redis answers `NOSCRIPT` when its script cache lacks the script (after a
-/// restart or a `SCRIPT FLUSH`); the caller then invokes the script, which
-/// loads it.
+/// restart or a `SCRIPT FLUSH`); the caller then loads the script and
+/// sends the command again.
 pub fn set_unless_newer(cache_key: &str, version: i64, entry: &str, ttl_ms: u64) -> Cmd {
     let mut command = redis::cmd("EVALSHA");
     command
