@@ -52,10 +52,10 @@ async fn file_grows_past(database: &EmptyDatabase, bytes: u64, patience: Duratio
 
 /// The records reach the file before the log reaches SQLite's own mark
 /// only if the store checkpoints of its own accord. A pass that meets a
-/// commit may copy part of the log, or nothing at all when it finds the
-/// log's header being written (it never waits for a lock): the next pass
-/// the writer asks for copies the rest, so the test writes a second round
-/// before it gives up.
+/// commit may copy part of the log, or nothing at all (a passive
+/// checkpoint reports itself busy rather than wait for a lock): the next
+/// pass the writer asks for copies the rest, so the test writes a second
+/// round before it gives up.
 #[tokio::test]
 async fn commits_reach_the_database_file_before_the_log_is_full() {
     let TestStore { store, database } = open(Engine::Sqlite).await;
