@@ -25,7 +25,7 @@ import statistics
 import sys
 
 HEALTH = "GET /health"
-# /health in turns with the SQLite POST loads, in their process.
+# /health before, between and after the SQLite POST loads, in their process.
 HEALTH_BESIDE_POST = "GET /health, POST process"
 L1_ON = "hot GET, L1 on"
 L1_OFF = "hot GET, L1 off (Redis)"
@@ -132,7 +132,7 @@ def summary(results, redis_out, open_loop_out):
           f"{by_round(L1_ON, HEALTH)}; target >= 95%; "
           f"{l1_ceiling(rounds):.0f}% if an L1 hit cost the api no more than /health)")
     worst_p99 = lambda name: max(milliseconds(r[name][2]) for r in rounds.values())
-    # The POSTs' /health is the one run in turns with them.
+    # The POSTs' /health is the one run beside them, in their process.
     for name in (POST, POST_1K):
         print(f"  {name + ':':<19}{own(name, HEALTH_BESIDE_POST):.1f}% of own /health (rounds "
               f"{by_round(name, HEALTH_BESIDE_POST)}; target >= 25%), "

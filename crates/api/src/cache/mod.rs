@@ -270,8 +270,7 @@ impl RedisCache {
                 Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     // Redis forgot the script (a restart, `SCRIPT FLUSH`):
                     // load it and send the same command again.
-                    let script = scripts::SET_UNLESS_NEWER.prepare_invoke();
-                    script.load_async(&mut connection).await?;
+                    load_set_unless_newer(&mut connection).await?;
                     self.writes.send(command()).await
                 }
                 reply => reply,
@@ -301,9 +300,8 @@ impl RedisCache {
     /// of keys not found empty) into Redis' script cache.
     pub(crate) async fn load_scripts(&self) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
-        let invocation = scripts::SET_UNLESS_NEWER.prepare_invoke();
-        let load = invocation.load_async(&mut connection);
-        self.within_timeout(load).await.map(drop)
+        self.within_timeout(load_set_unless_newer(&mut connection))
+            .await
     }
 
     /// One PING, whatever the health state: a real round trip.
@@ -419,4 +417,11 @@ impl RedisCache {
     fn max_ttl_ms(&self) -> u64 {
         millis(self.max_ttl)
     }
+}
+
+/// Puts the version-checked script into Redis' script cache, where the
+/// write queue's `EVALSHA` finds it.
+async fn load_set_unless_newer(connection: &mut PrimaryConnection) -> redis::RedisResult<()> {
+    let invocation = scripts::SET_UNLESS_NEWER.prepare_invoke();
+    invocation.load_async(connection).await.map(drop)
 }

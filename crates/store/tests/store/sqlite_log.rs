@@ -72,7 +72,8 @@ async fn commits_reach_the_database_file_before_the_log_is_full() {
         assert!(
             logged < SQLITES_OWN_MARK,
             "the log reached SQLite's own mark after {written} commits \
-             ({logged} pages) and the database file still has {before} bytes"
+             ({logged} pages); the database file has {} bytes, {before} before them",
+            file_bytes(&database)
         );
         if file_grows_past(&database, before, Duration::from_secs(30)).await {
             break;
