@@ -6,11 +6,11 @@
 //! takes a few microseconds, so under load the hand-offs, not SQLite, are
 //! what a read costs. Reads queue to one task instead, which sends every
 //! read waiting at that moment as one `key IN (...)` query. Nothing waits
-//! to fill a batch: a few queries are in flight at once (one per two cores,
-//! at most one per connection of the pool), and a batch is whatever queued
-//! while they ran, so a lone read goes straight through (docs/decisions.md,
-//! record 28). Each of those query slots keeps its connection while reads
-//! keep coming (see [`super::held_connection`]).
+//! to fill a batch: a few queries are in flight at once (one per connection
+//! of the reader's pool, which has one per two cores), and a batch is
+//! whatever queued while they ran, so a lone read goes straight through
+//! (docs/decisions.md, record 28). Each of those query slots keeps its
+//! connection while reads keep coming (see [`super::held_connection`]).
 //!
 //! A batch's query starts after every read in it was asked for, and each
 //! read is answered once it ends, so a read still sees every write that
@@ -19,7 +19,8 @@
 
 use std::sync::{Arc, LazyLock};
 
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
+use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::held_connection::HeldConnection;
@@ -50,16 +51,24 @@ struct PendingRead {
 #[derive(Debug, Clone)]
 pub(crate) struct BatchedReads {
     queue: mpsc::Sender<PendingRead>,
+    /// The query slots' connections.
+    pool: SqlitePool,
 }
 
 impl BatchedReads {
-    /// Starts the reader task, which keeps up to `in_flight` queries on
-    /// `pool` at once; reads that arrive while they run wait for the next
-    /// batch.
-    pub fn start(pool: AnyPool, in_flight: usize) -> Self {
+    /// Starts the reader task, which keeps a query in flight on each
+    /// connection of `pool` at once; reads that arrive while they run wait
+    /// for the next batch.
+    pub fn start(pool: SqlitePool) -> Self {
         let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(read_batches(pool, pending, in_flight.max(1)));
-        Self { queue }
+        let in_flight = usize::try_from(pool.options().get_max_connections()).unwrap_or(1);
+        tokio::spawn(read_batches(pool.clone(), pending, in_flight.max(1)));
+        Self { queue, pool }
+    }
+
+    /// Closes the reader's connections: reads from now on fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// The live record under `key` at `now_ms`, if any.
@@ -81,7 +90,11 @@ impl BatchedReads {
 /// The reader task: waits for a read and a free query slot, takes every
 /// read waiting by then, and hands them to the slot as one batch, to run
 /// beside the others in flight. The slots stop with it.
-async fn read_batches(pool: AnyPool, mut pending: mpsc::Receiver<PendingRead>, in_flight: usize) {
+async fn read_batches(
+    pool: SqlitePool,
+    mut pending: mpsc::Receiver<PendingRead>,
+    in_flight: usize,
+) {
     let (free, mut free_slots) = mpsc::channel(in_flight);
     for _ in 0..in_flight {
         tokio::spawn(query_slot(HeldConnection::new(pool.clone()), free.clone()));
@@ -106,7 +119,7 @@ async fn read_batches(pool: AnyPool, mut pending: mpsc::Receiver<PendingRead>, i
 
 /// One query in flight at a time: offers itself to the reader, runs the
 /// batch it is handed, and again, on a connection it keeps between them.
-async fn query_slot(mut connection: HeldConnection, free: mpsc::Sender<SlotHand>) {
+async fn query_slot(mut connection: HeldConnection<Sqlite>, free: mpsc::Sender<SlotHand>) {
     loop {
         let (hand, batch) = oneshot::channel();
         if free.send(hand).await.is_err() {
@@ -119,7 +132,7 @@ async fn query_slot(mut connection: HeldConnection, free: mpsc::Sender<SlotHand>
     }
 }
 
-async fn read_batch(connection: &mut HeldConnection, mut batch: Vec<PendingRead>) {
+async fn read_batch(connection: &mut HeldConnection<Sqlite>, mut batch: Vec<PendingRead>) {
     if batch.len() == 1 {
         let read = batch.swap_remove(0);
         let outcome = connection
@@ -154,7 +167,7 @@ async fn read_batch(connection: &mut HeldConnection, mut batch: Vec<PendingRead>
 
 /// The rows of `batch`'s keys, live or not, as `(key, record)`.
 async fn select_many(
-    connection: &mut AnyConnection,
+    connection: &mut SqliteConnection,
     batch: &[PendingRead],
 ) -> Result<Vec<(String, Record)>, StoreError> {
     let statement = select_many_statement(batch.len());
@@ -167,7 +180,7 @@ async fn select_many(
     }
     let rows = query.fetch_all(connection).await?;
     rows.iter()
-        .map(|row| Ok((row.try_get(0)?, record_from_row(row, 1)?)))
+        .map(|row| Ok((row.try_get(0)?, record_from_row::<Sqlite>(row, 1)?)))
         .collect()
 }
 
@@ -206,8 +219,9 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000_000;
 
-    /// Reads `batch` (key, clock) as one batch; each read's outcome in order.
-    async fn read_together(store: &Store, batch: &[(&str, i64)]) -> Vec<Option<Record>> {
+    /// Reads `batch` (key, clock) as one batch from the store at `url`;
+    /// each read's outcome in order.
+    async fn read_together(url: &str, batch: &[(&str, i64)]) -> Vec<Option<Record>> {
         let mut answers = Vec::new();
         let pending = batch
             .iter()
@@ -221,7 +235,8 @@ mod tests {
                 }
             })
             .collect();
-        read_batch(&mut HeldConnection::new(store.pool.clone()), pending).await;
+        let pool = SqlitePool::connect(url).await.unwrap();
+        read_batch(&mut HeldConnection::new(pool), pending).await;
         let mut outcomes = Vec::new();
         for answer in answers {
             outcomes.push(answer.await.unwrap().unwrap());
@@ -252,7 +267,7 @@ mod tests {
         store.delete(&key("deleted"), NOW).await.unwrap();
 
         let outcomes = read_together(
-            &store,
+            &url,
             &[
                 ("expiring", NOW + 10_000),
                 ("live", NOW),

@@ -20,7 +20,7 @@
 //! bounds the log should this task fall behind. It now finds most pages
 //! copied already (docs/decisions.md, record 39).
 
-use sqlx::AnyPool;
+use sqlx::SqlitePool;
 use tokio::sync::mpsc;
 
 /// Pages of log between two checkpoints asked for, by [`log_pages`]'s
@@ -56,7 +56,7 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the task on `pool`, a pool of one connection.
-    pub fn start(pool: AnyPool) -> Self {
+    pub fn start(pool: SqlitePool) -> Self {
         // One request waiting is enough: it checkpoints everything
         // committed before the pass starts.
         let (wake, requests) = mpsc::channel(1);
@@ -81,7 +81,7 @@ impl Checkpointer {
     }
 }
 
-async fn run_checkpoints(pool: AnyPool, mut requests: mpsc::Receiver<()>) {
+async fn run_checkpoints(pool: SqlitePool, mut requests: mpsc::Receiver<()>) {
     let mut failing = false;
     while requests.recv().await.is_some() {
         // The row says whether another checkpoint held the lock, how many

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpointer::Checkpointer;
@@ -87,15 +87,15 @@ impl Pending {
 pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Pending>,
     /// The writer's own connection.
-    pool: AnyPool,
+    pool: SqlitePool,
     /// The connection of the writer's checkpoints.
-    checkpoints: AnyPool,
+    checkpoints: SqlitePool,
 }
 
 impl GroupCommit {
     /// Starts the writer task on `pool`, and the task of its checkpoints
     /// on `checkpoints`, pools of one connection each.
-    pub fn start(pool: AnyPool, checkpoints: AnyPool) -> Self {
+    pub fn start(pool: SqlitePool, checkpoints: SqlitePool) -> Self {
         let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
         let checkpointer = Checkpointer::start(checkpoints.clone());
         tokio::spawn(write_batches(pool.clone(), pending, checkpointer));
@@ -145,7 +145,7 @@ impl GroupCommit {
 /// The writer task: takes what is waiting, writes it, answers, repeats,
 /// on a connection it keeps while writes keep coming.
 async fn write_batches(
-    pool: AnyPool,
+    pool: SqlitePool,
     mut pending: mpsc::Receiver<Pending>,
     mut checkpointer: Checkpointer,
 ) {
@@ -193,7 +193,7 @@ async fn next_batch(
     Some((batch, bytes))
 }
 
-async fn write_batch(connection: &mut HeldConnection, batch: Vec<Pending>) {
+async fn write_batch(connection: &mut HeldConnection<Sqlite>, batch: Vec<Pending>) {
     let mut puts = Vec::with_capacity(batch.len());
     for write in batch {
         match write {
@@ -227,7 +227,7 @@ async fn write_batch(connection: &mut HeldConnection, batch: Vec<Pending>) {
 /// own outcome (the failed statement wrote nothing: a statement is atomic);
 /// any other failure is every write's.
 async fn put_together(
-    connection: &mut HeldConnection,
+    connection: &mut HeldConnection<Sqlite>,
     puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>,
 ) {
     let upserted = connection
@@ -269,7 +269,7 @@ fn failed_on_a_row(error: &StoreError) -> bool {
 }
 
 async fn put_each(
-    connection: &mut HeldConnection,
+    connection: &mut HeldConnection<Sqlite>,
     puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>,
 ) {
     for (write, reply) in puts {
@@ -282,19 +282,19 @@ async fn put_each(
 
 /// What the statement returned of each of `puts`, in the order of `puts`.
 async fn upsert_rows(
-    connection: &mut AnyConnection,
+    connection: &mut SqliteConnection,
     puts: &[(RecordWrite, oneshot::Sender<PutOutcome>)],
 ) -> Result<Vec<Upserted>, StoreError> {
     let statement = upsert_statement(Engine::Sqlite, puts.len());
-    let query = bind_writes(sqlx::query(statement), puts.iter().map(|(write, _)| write));
+    let query = bind_writes::<Sqlite>(sqlx::query(statement), puts.iter().map(|(write, _)| write));
     let returned = query.fetch_all(connection).await?;
     // RETURNING gives rows in no promised order; the keys of a batch are
     // distinct.
     let mut upserted = vec![None; puts.len()];
     for row in returned {
-        let key = Upserted::key_of(&row)?;
+        let key = Upserted::key_of::<Sqlite>(&row)?;
         if let Some(at) = puts.iter().position(|(write, _)| write.key == key) {
-            upserted[at] = Some(Upserted::from_row(&row)?);
+            upserted[at] = Some(Upserted::from_row::<Sqlite>(&row)?);
         }
     }
     upserted

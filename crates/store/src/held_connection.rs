@@ -8,16 +8,16 @@
 //! connection it writes with (docs/decisions.md, record 33). The writer and
 //! the reader's query slots run query after query under load, so each keeps
 //! its connection between them. It goes back to the pool, tested as usual,
-//! after a failure; once held for [`HOLD_FOR`], so that the store's other
-//! queries on the same pool (the outbox, counts) get their turn however busy
-//! the slots are; and once its task has waited that long for work, because
-//! closing the pool waits for every connection to come back.
+//! after a failure; once held for [`HOLD_FOR`], so that other users of its
+//! pool get their turn however busy the holder is; and once its task has
+//! waited that long for work, because closing the pool waits for every
+//! connection to come back.
 
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool};
+use sqlx::{Database, Pool};
 
 use crate::StoreError;
 
@@ -28,14 +28,14 @@ use crate::StoreError;
 const HOLD_FOR: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
-pub(crate) struct HeldConnection {
-    pool: AnyPool,
+pub(crate) struct HeldConnection<DB: Database> {
+    pool: Pool<DB>,
     /// The connection, and when it was taken from the pool.
-    held: Option<(PoolConnection<Any>, Instant)>,
+    held: Option<(PoolConnection<DB>, Instant)>,
 }
 
-impl HeldConnection {
-    pub fn new(pool: AnyPool) -> Self {
+impl<DB: Database> HeldConnection<DB> {
+    pub fn new(pool: Pool<DB>) -> Self {
         Self { pool, held: None }
     }
 
@@ -44,7 +44,7 @@ impl HeldConnection {
     /// pool to test.
     pub async fn run<T>(
         &mut self,
-        query: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+        query: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         if let Some((_, since)) = &self.held
             && (since.elapsed() >= HOLD_FOR || self.pool.is_closed())
@@ -86,26 +86,25 @@ impl HeldConnection {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::any::AnyPoolOptions;
+    use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool, SqlitePoolOptions};
 
     use super::*;
 
-    async fn pool_of_one() -> AnyPool {
-        sqlx::any::install_default_drivers();
-        AnyPoolOptions::new()
+    async fn pool_of_one() -> SqlitePool {
+        SqlitePoolOptions::new()
             .max_connections(1)
             .connect("sqlite::memory:")
             .await
             .unwrap()
     }
 
-    async fn select_one(connection: &mut AnyConnection) -> Result<i64, StoreError> {
+    async fn select_one(connection: &mut SqliteConnection) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT 1").fetch_one(connection).await?)
     }
 
     /// Waits (at most 5 s) until the pool has its connection idle again:
     /// a connection given back reaches the pool through a task of sqlx's.
-    async fn until_idle(pool: &AnyPool) {
+    async fn until_idle(pool: &SqlitePool) {
         for _ in 0..500 {
             if pool.num_idle() == 1 {
                 return;
@@ -146,8 +145,8 @@ mod tests {
     /// A task that holds `pool`'s connection (it has run a query) and then
     /// goes on with `then`; returns once the connection is held.
     async fn spawn_holder<F>(
-        pool: &AnyPool,
-        then: impl FnOnce(HeldConnection) -> F + Send + 'static,
+        pool: &SqlitePool,
+        then: impl FnOnce(HeldConnection<Sqlite>) -> F + Send + 'static,
     ) -> tokio::task::JoinHandle<()>
     where
         F: Future<Output = ()> + Send + 'static,

@@ -6,7 +6,9 @@
 //!
 //! One code path serves SQLite (the embedded default) and PostgreSQL (the
 //! cluster) through sqlx's `Any` driver: the SQL below is portable, and each
-//! engine has its own migrations under `migrations/`.
+//! engine has its own migrations under `migrations/`. SQLite's writer and
+//! reader run the same statements on SQLite's own driver (`driver.rs` says
+//! why).
 //!
 //! Besides the records, the store keeps a cache outbox: the statement of
 //! every write also records `(key, version)`, so that the cache can be
@@ -18,13 +20,13 @@ pub mod cache;
 mod checkpointer;
 pub mod clock;
 pub mod domain;
+mod driver;
 mod group_commit;
 mod held_connection;
 mod maintenance;
 mod outbox;
 mod records;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +36,9 @@ pub use outbox::OutboxEntry;
 pub use records::Written;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions};
+use sqlx::pool::PoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Database, Executor};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -144,51 +148,56 @@ impl Store {
     pub async fn connect(url: &str, store_options: StoreOptions) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let engine = engine_of(url)?;
-        let options = AnyConnectOptions::from_str(&with_create_mode(url, engine))
-            .map_err(StoreError::Connect)?
-            // Statement logging at INFO would log every request's queries.
-            .log_statements(log::LevelFilter::Debug)
-            .log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(500));
+        let options: AnyConnectOptions = connect_options(url, engine)?;
         let probe = AnyPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
             .test_before_acquire(false)
             .connect_lazy_with(options.clone());
         let pool = pool_options(engine, store_options)
-            .connect_with(options.clone())
+            .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;
         match engine {
             Engine::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Engine::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        // The writer has a connection of its own: writes never wait for one
-        // behind reads, and only that connection keeps the prepared
-        // statements of the batch sizes. Its checkpoints have another.
-        let group_commit = (engine == Engine::Sqlite).then(|| {
-            let one_connection = pool_options(
-                engine,
-                StoreOptions {
-                    max_connections: 1,
-                    ..store_options
-                },
-            );
-            GroupCommit::start(
-                one_connection.clone().connect_lazy_with(options.clone()),
-                one_connection.connect_lazy_with(options),
-            )
-        });
-        let batched_reads = (engine == Engine::Sqlite).then(|| {
-            // A read from SQLite's page cache keeps a core busy, not a
-            // connection waiting, and the hand-offs to a query's thread and
-            // back cost more than its lookups: more queries in flight only
-            // split the reads waiting into smaller batches, each paying the
-            // hand-offs. One per two cores leaves the others to the
-            // runtime's workers (docs/decisions.md, records 28 and 35).
-            let cores = std::thread::available_parallelism().map_or(1, usize::from);
-            let connections = usize::try_from(store_options.max_connections).unwrap_or(1);
-            BatchedReads::start(pool.clone(), (cores / 2).min(connections))
-        });
+        let (group_commit, batched_reads) = match engine {
+            Engine::Sqlite => {
+                // SQLite's own tasks run on SQLite's own driver, not `Any`'s
+                // (see `driver.rs`), each on a pool of its own.
+                let options: SqliteConnectOptions = connect_options(url, engine)?;
+                let pool_of = |max_connections| {
+                    pool_options(
+                        engine,
+                        StoreOptions {
+                            max_connections,
+                            ..store_options
+                        },
+                    )
+                    .connect_lazy_with(options.clone())
+                };
+                // The writer has a connection of its own: writes never wait
+                // for one behind reads, and only that connection keeps the
+                // prepared statements of the batch sizes. Its checkpoints
+                // have another.
+                let group_commit = GroupCommit::start(pool_of(1), pool_of(1));
+                // A read from SQLite's page cache keeps a core busy, not a
+                // connection waiting, and the hand-offs to a query's thread
+                // and back cost more than its lookups: more queries in flight
+                // only split the reads waiting into smaller batches, each
+                // paying the hand-offs. One per two cores leaves the others
+                // to the runtime's workers (docs/decisions.md, records 28 and
+                // 35).
+                let cores = std::thread::available_parallelism().map_or(1, usize::from);
+                let in_flight = u32::try_from(cores / 2)
+                    .unwrap_or(u32::MAX)
+                    .clamp(1, store_options.max_connections.max(1));
+                let batched_reads = BatchedReads::start(pool_of(in_flight));
+                (Some(group_commit), Some(batched_reads))
+            }
+            Engine::Postgres => (None, None),
+        };
         Ok(Self {
             pool,
             probe,
@@ -230,15 +239,30 @@ impl Store {
         if let Some(group_commit) = &self.group_commit {
             group_commit.close().await;
         }
+        if let Some(batched_reads) = &self.batched_reads {
+            batched_reads.close().await;
+        }
         self.pool.close().await;
     }
 }
 
+/// How a connection to `url` opens, with the driver `O` is of.
+fn connect_options<O: ConnectOptions>(url: &str, engine: Engine) -> Result<O, StoreError> {
+    Ok(O::from_str(&with_create_mode(url, engine))
+        .map_err(StoreError::Connect)?
+        // Statement logging at INFO would log every request's queries.
+        .log_statements(log::LevelFilter::Debug)
+        .log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(500)))
+}
+
 /// A pool of up to `store_options.max_connections` connections, each set up
 /// for `engine` as it opens.
-fn pool_options(engine: Engine, store_options: StoreOptions) -> AnyPoolOptions {
+fn pool_options<DB: Database>(engine: Engine, store_options: StoreOptions) -> PoolOptions<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
     let mmap_bytes = store_options.sqlite_mmap_bytes;
-    AnyPoolOptions::new()
+    PoolOptions::new()
         .max_connections(store_options.max_connections)
         .acquire_timeout(Duration::from_secs(5))
         // sqlx pings every connection before handing it out. Against
@@ -352,5 +376,25 @@ mod tests {
             assert_eq!(mapped, expected, "{store_options:?}");
             store.close().await;
         }
+    }
+
+    #[tokio::test]
+    async fn closing_a_sqlite_store_closes_every_connection_to_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = Store::connect(&url, StoreOptions::point_reads(2))
+            .await
+            .unwrap();
+        // A write and a read: the writer's and the reader's connections.
+        let key = domain::Key::parse("closing").unwrap();
+        store.put(&key, "value", None, 1).await.unwrap();
+        assert!(store.get(&key, 1).await.unwrap().is_some());
+        store.close().await;
+        // SQLite removes the write-ahead log once the last connection to
+        // the file has closed.
+        assert!(
+            !dir.path().join("store.db-wal").exists(),
+            "a connection to the file outlived the store's close"
+        );
     }
 }

@@ -9,8 +9,9 @@
 //! than a retention window, by which time any Redis restart that could bring
 //! back older data would have been noticed.
 
-use sqlx::{Any, AssertSqlSafe, Executor, Row};
+use sqlx::{AssertSqlSafe, Executor, Row};
 
+use super::driver::Driver;
 use super::{Engine, Placeholders, Store, StoreError};
 
 const PAGE_AFTER: &str = "\
@@ -86,8 +87,8 @@ impl Store {
 }
 
 /// Removes the outbox entries with these ids, in one statement.
-pub(crate) async fn remove_outbox_entries<'c>(
-    executor: impl Executor<'c, Database = Any>,
+pub(crate) async fn remove_outbox_entries<'c, DB: Driver>(
+    executor: impl Executor<'c, Database = DB>,
     engine: Engine,
     ids: &[i64],
 ) -> Result<(), StoreError> {
@@ -101,7 +102,7 @@ pub(crate) async fn remove_outbox_entries<'c>(
     // Only placeholders are generated; every id is bound, in order.
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for id in ids {
-        query = query.bind(*id);
+        query = DB::bind_integer(query, *id);
     }
     query.execute(executor).await?;
     Ok(())

@@ -2,9 +2,9 @@
 
 use std::sync::LazyLock;
 
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{Any, AssertSqlSafe, Executor, Row};
+use sqlx::{AssertSqlSafe, Executor};
 
+use super::driver::{Driver, StatementOf};
 use super::{Engine, Placeholders, Store, StoreError};
 use crate::cache::TOMBSTONE_TTL;
 use crate::domain::{Key, Record, Ttl};
@@ -132,17 +132,16 @@ pub(crate) struct Upserted {
 
 impl Upserted {
     /// From a row of the upsert's `RETURNING version, write_count, key`.
-    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
-        let write_count: i64 = row.try_get(1)?;
+    pub(crate) fn from_row<DB: Driver>(row: &DB::Row) -> Result<Self, StoreError> {
         Ok(Self {
-            version: row.try_get(0)?,
-            created: write_count == 1,
+            version: DB::integer(row, 0)?,
+            created: DB::integer(row, 1)? == 1,
         })
     }
 
     /// The key of such a row.
-    pub(crate) fn key_of(row: &AnyRow) -> Result<&str, StoreError> {
-        Ok(row.try_get(2)?)
+    pub(crate) fn key_of<DB: Driver>(row: &DB::Row) -> Result<&str, StoreError> {
+        Ok(DB::text(row, 2)?)
     }
 }
 
@@ -180,43 +179,39 @@ fn upsert_one_statement(engine: Engine) -> AssertSqlSafe<&'static str> {
 }
 
 /// Binds `writes` to `statement`, in the order of its placeholders.
-pub(crate) fn bind_writes<'q>(
-    mut query: sqlx::query::Query<'q, Any, AnyArguments>,
-    writes: impl IntoIterator<Item = &'q RecordWrite>,
-) -> sqlx::query::Query<'q, Any, AnyArguments> {
+pub(crate) fn bind_writes<'q, 'w, DB: Driver>(
+    mut query: StatementOf<'q, DB>,
+    writes: impl IntoIterator<Item = &'w RecordWrite>,
+) -> StatementOf<'q, DB> {
     for write in writes {
-        query = query
-            .bind(write.key.as_str())
-            .bind(write.value.as_str())
-            .bind(write.proposed_version)
-            .bind(write.updated_at_ms)
-            .bind(write.expires_at_ms);
+        query = DB::bind_text(query, &write.key);
+        query = DB::bind_text(query, &write.value);
+        query = DB::bind_integer(query, write.proposed_version);
+        query = DB::bind_integer(query, write.updated_at_ms);
+        query = DB::bind_integer(query, write.expires_at_ms);
     }
     query
 }
 
 /// Writes one record with a statement of its own.
-pub(crate) async fn upsert_one<'c>(
-    executor: impl Executor<'c, Database = Any>,
+pub(crate) async fn upsert_one<'c, DB: Driver>(
+    executor: impl Executor<'c, Database = DB>,
     engine: Engine,
     write: &RecordWrite,
 ) -> Result<Upserted, StoreError> {
-    let query = bind_writes(sqlx::query(upsert_one_statement(engine)), [write]);
-    Upserted::from_row(&query.fetch_one(executor).await?)
+    let query = bind_writes::<DB>(sqlx::query(upsert_one_statement(engine)), [write]);
+    Upserted::from_row::<DB>(&query.fetch_one(executor).await?)
 }
 
 /// Reads the live record under `key` with a query of its own.
-pub(crate) async fn select_live<'c>(
-    executor: impl Executor<'c, Database = Any>,
+pub(crate) async fn select_live<'c, DB: Driver>(
+    executor: impl Executor<'c, Database = DB>,
     key: &str,
     now_ms: i64,
 ) -> Result<Option<Record>, StoreError> {
-    let row = sqlx::query(SELECT_LIVE)
-        .bind(key)
-        .bind(now_ms)
-        .fetch_optional(executor)
-        .await?;
-    row.map(|row| record_from_row(&row, 0)).transpose()
+    let query = DB::bind_integer(DB::bind_text(sqlx::query(SELECT_LIVE), key), now_ms);
+    let row = query.fetch_optional(executor).await?;
+    row.map(|row| record_from_row::<DB>(&row, 0)).transpose()
 }
 
 /// The rows of a list of keys, live or not, each its key and then the
@@ -227,23 +222,24 @@ pub(crate) const SELECT_BY_KEYS: &str =
 
 /// The record in `row`'s columns from `first` on: value, version,
 /// updated_at_ms, expires_at_ms.
-pub(crate) fn record_from_row(row: &AnyRow, first: usize) -> Result<Record, StoreError> {
+pub(crate) fn record_from_row<DB: Driver>(
+    row: &DB::Row,
+    first: usize,
+) -> Result<Record, StoreError> {
     Ok(Record {
-        value: row.try_get(first)?,
-        version: row.try_get(first + 1)?,
-        updated_at_ms: row.try_get(first + 2)?,
-        expires_at_ms: row.try_get(first + 3)?,
+        value: DB::text(row, first)?.to_owned(),
+        version: DB::integer(row, first + 1)?,
+        updated_at_ms: DB::integer(row, first + 2)?,
+        expires_at_ms: DB::optional_integer(row, first + 3)?,
     })
 }
 
-pub(crate) async fn delete_one<'c>(
-    executor: impl Executor<'c, Database = Any>,
+pub(crate) async fn delete_one<'c, DB: Driver>(
+    executor: impl Executor<'c, Database = DB>,
     key: &str,
     now_ms: i64,
 ) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(DELETE_LIVE)
-        .bind(key)
-        .bind(now_ms)
-        .fetch_optional(executor)
-        .await?)
+    let query = DB::bind_integer(DB::bind_text(sqlx::query(DELETE_LIVE), key), now_ms);
+    let row = query.fetch_optional(executor).await?;
+    Ok(row.map(|row| DB::integer(&row, 0)).transpose()?)
 }
