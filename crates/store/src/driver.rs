@@ -19,11 +19,11 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, IntoArguments, Row, Type};
 /// A driver the record and outbox statements run on.
 pub(crate) trait Driver: Database<Arguments: IntoArguments<Self> + 'static> {
     /// Binds a text parameter.
-    fn bind_text<'q>(query: Query<'q, Self, Self::Arguments>, text: &str) -> StatementOf<'q, Self>;
+    fn bind_text<'q>(query: StatementOf<'q, Self>, text: &str) -> StatementOf<'q, Self>;
 
     /// Binds an integer parameter; `None` binds `NULL`.
     fn bind_integer<'q>(
-        query: Query<'q, Self, Self::Arguments>,
+        query: StatementOf<'q, Self>,
         integer: impl Into<Option<i64>>,
     ) -> StatementOf<'q, Self>;
 
@@ -48,12 +48,12 @@ where
     for<'a> Option<i64>: Encode<'a, DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    fn bind_text<'q>(query: Query<'q, DB, DB::Arguments>, text: &str) -> StatementOf<'q, DB> {
+    fn bind_text<'q>(query: StatementOf<'q, DB>, text: &str) -> StatementOf<'q, DB> {
         query.bind(text)
     }
 
     fn bind_integer<'q>(
-        query: Query<'q, DB, DB::Arguments>,
+        query: StatementOf<'q, DB>,
         integer: impl Into<Option<i64>>,
     ) -> StatementOf<'q, DB> {
         query.bind(integer.into())
