@@ -377,24 +377,4 @@ mod tests {
             store.close().await;
         }
     }
-
-    #[tokio::test]
-    async fn closing_a_sqlite_store_closes_every_connection_to_its_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        let store = Store::connect(&url, StoreOptions::point_reads(2))
-            .await
-            .unwrap();
-        // A write and a read: the writer's and the reader's connections.
-        let key = domain::Key::parse("closing").unwrap();
-        store.put(&key, "value", None, 1).await.unwrap();
-        assert!(store.get(&key, 1).await.unwrap().is_some());
-        store.close().await;
-        // SQLite removes the write-ahead log once the last connection to
-        // the file has closed.
-        assert!(
-            !dir.path().join("store.db-wal").exists(),
-            "a connection to the file outlived the store's close"
-        );
-    }
 }

@@ -1,5 +1,6 @@
 //! SQLite's write-ahead log: the writer's commits reach the database file
-//! through checkpoints run beside the writer.
+//! through checkpoints run beside the writer, and the log goes once the
+//! store has closed.
 
 use std::time::Duration;
 
@@ -26,13 +27,16 @@ fn file_bytes(database: &EmptyDatabase) -> u64 {
     std::fs::metadata(database_path(database)).unwrap().len()
 }
 
+/// The store's write-ahead log file, beside the database file.
+fn log_path(database: &EmptyDatabase) -> String {
+    format!("{}-wal", database_path(database))
+}
+
 /// Pages in the store's write-ahead log file: its header, then a header
 /// and a page for each frame. The file only grows until SQLite truncates
 /// it, which the store never asks for.
 fn log_pages(database: &EmptyDatabase) -> u64 {
-    let bytes = std::fs::metadata(format!("{}-wal", database_path(database)))
-        .unwrap()
-        .len();
+    let bytes = std::fs::metadata(log_path(database)).unwrap().len();
     bytes.saturating_sub(32) / (24 + 4096)
 }
 
@@ -85,4 +89,20 @@ async fn commits_reach_the_database_file_before_the_log_is_full() {
         assert!(store.get(&key(&name), NOW).await.unwrap().is_some());
     }
     store.close().await;
+}
+
+/// SQLite removes the write-ahead log once the last connection to the file
+/// has closed: closing the store closes every one of its connections, the
+/// writer's and the reader's with the rest.
+#[tokio::test]
+async fn closing_the_store_closes_every_connection_to_its_file() {
+    let TestStore { store, database } = open(Engine::Sqlite).await;
+    // A write and a read: the writer's and the reader's connections.
+    store.put(&key("closing"), "v", None, NOW).await.unwrap();
+    assert!(store.get(&key("closing"), NOW).await.unwrap().is_some());
+    store.close().await;
+    assert!(
+        !std::path::Path::new(&log_path(&database)).exists(),
+        "a connection to the file outlived the store's close"
+    );
 }
