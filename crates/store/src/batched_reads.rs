@@ -6,10 +6,11 @@
 //! takes a few microseconds, so under load the hand-offs, not SQLite, are
 //! what a read costs. Reads queue to one task instead, which sends every
 //! read waiting at that moment as one `key IN (...)` query. Nothing waits
-//! to fill a batch: a few queries are in flight at once (one per connection
-//! of the reader's pool, which has one per two cores), and a batch is
-//! whatever queued while they ran, so a lone read goes straight through
-//! (docs/decisions.md, record 28). Each of those query slots keeps its
+//! on a timer to fill a batch: a few queries are in flight at once (one per
+//! connection of the reader's pool, which has one per two cores), and a
+//! batch is whatever queued while they ran and before the reader's next
+//! turn, so a lone read goes straight through (docs/decisions.md, records
+//! 28 and 47). Each of those query slots keeps its
 //! connection while reads keep coming (see [`super::held_connection`]).
 //!
 //! A batch's query starts after every read in it was asked for, and each
@@ -87,9 +88,9 @@ impl BatchedReads {
     }
 }
 
-/// The reader task: waits for a read and a free query slot, takes every
-/// read waiting by then, and hands them to the slot as one batch, to run
-/// beside the others in flight. The slots stop with it.
+/// The reader task: waits for a read and a free query slot, takes the
+/// reads waiting by then ([`take_batch`]), and hands them to the slot as
+/// one batch, to run beside the others in flight. The slots stop with it.
 async fn read_batches(
     pool: SqlitePool,
     mut pending: mpsc::Receiver<PendingRead>,
@@ -104,17 +105,31 @@ async fn read_batches(
         let Some(slot) = free_slots.recv().await else {
             break;
         };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_KEYS {
-            let Ok(next) = pending.try_recv() else {
-                break;
-            };
-            batch.push(next);
-        }
+        let batch = take_batch(first, &mut pending).await;
         // A slot that is gone drops the batch, and its reads answer that
         // the reader stopped.
         let _ = slot.send(batch);
     }
+}
+
+/// `first` and the reads waiting once the tasks ready to run have had
+/// their turn, up to [`MAX_BATCH_KEYS`]. Under load those tasks are
+/// requests read from the network, which would otherwise wait for the
+/// next query; when none is ready, the turn is one look at the network
+/// (docs/decisions.md, record 47).
+async fn take_batch(
+    first: PendingRead,
+    pending: &mut mpsc::Receiver<PendingRead>,
+) -> Vec<PendingRead> {
+    tokio::task::yield_now().await;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH_KEYS {
+        let Ok(next) = pending.try_recv() else {
+            break;
+        };
+        batch.push(next);
+    }
+    batch
 }
 
 /// One query in flight at a time: offers itself to the reader, runs the
@@ -283,6 +298,33 @@ mod tests {
             outcomes.iter().map(Option::as_ref).collect::<Vec<_>>(),
             expected
         );
+    }
+
+    fn read_of(key: &str) -> PendingRead {
+        PendingRead {
+            key: key.to_owned(),
+            now_ms: NOW,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_the_reads_of_tasks_ready_when_its_first_arrives() {
+        let (queue, mut pending) = mpsc::channel(QUEUE_DEPTH);
+        // The first read wakes the reader, and only then does its task make
+        // the second reader ready: both are waiting to run when the
+        // reader's turn comes.
+        let reader = tokio::spawn(async move {
+            let first = pending.recv().await.unwrap();
+            let batch = take_batch(first, &mut pending).await;
+            batch.into_iter().map(|read| read.key).collect::<Vec<_>>()
+        });
+        let second = queue.clone();
+        tokio::spawn(async move {
+            queue.send(read_of("a")).await.unwrap();
+            tokio::spawn(async move { second.send(read_of("b")).await.unwrap() });
+        });
+        assert_eq!(reader.await.unwrap(), ["a", "b"]);
     }
 
     #[test]

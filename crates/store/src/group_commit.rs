@@ -6,9 +6,10 @@
 //! autocommit mode is a transaction of its own: a lock taken and released, a
 //! commit appending the touched pages to the write-ahead log, and a round
 //! trip to the connection's thread. One statement for many writes pays each
-//! of those once. Nothing waits to fill a batch: a batch is whatever queued
-//! while the previous one ran, so a lone write goes straight through and
-//! writes under load share their commits.
+//! of those once. Nothing waits on a timer to fill a batch: a batch is
+//! whatever queued while the previous one ran, and whatever the tasks ready
+//! to run queue before the writer's next turn, so a lone write goes
+//! straight through and writes under load share their commits.
 //!
 //! A write is answered only after the statement holding it has committed,
 //! with the same durability as a write of its own, and its version follows
@@ -162,9 +163,17 @@ async fn write_batches(
 }
 
 /// The writes to make with the next statement: the one held back from the
-/// last batch or the next to arrive, and every other write already waiting,
-/// up to the limits; with the bytes of their keys and values. `None` once
-/// the queue is closed and empty.
+/// last batch or the next to arrive, and every other write waiting once the
+/// tasks ready to run have had their turn, up to the limits; with the bytes
+/// of their keys and values. `None` once the queue is closed and empty.
+///
+/// The writer lets those tasks run before it takes the batch: under load
+/// they are requests read from the network, a write each, which would
+/// otherwise wait for the next commit. Each commit appends the pages its
+/// writes share (the tree leaves they go into, the outbox's, the header)
+/// once, so the fewer commits carry the same writes, the fewer pages each
+/// write costs (docs/decisions.md, record 47). When no task is ready, the
+/// turn is one look at the network, and a lone write goes on at once.
 ///
 /// A write of a key already in the batch is held back for the next one:
 /// one statement cannot say in which order it wrote two rows of one key,
@@ -177,6 +186,7 @@ async fn next_batch(
         Some(write) => write,
         None => pending.recv().await?,
     };
+    tokio::task::yield_now().await;
     let mut bytes = first.bytes();
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH_ROWS && bytes < MAX_BATCH_BYTES {
@@ -353,6 +363,30 @@ mod tests {
     async fn a_batch_takes_every_waiting_write_of_distinct_keys() {
         let batches = batches_of(vec![put("a", 1), delete("b"), put("c", 1)]).await;
         assert_eq!(batches, [["a", "b", "c"]]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_the_writes_of_tasks_ready_when_its_first_arrives() {
+        let (queue, mut pending) = mpsc::channel(QUEUE_DEPTH);
+        // The first write wakes the writer, and only then does its task
+        // make the second writer ready: both are waiting to run when the
+        // writer's turn comes.
+        let writer = tokio::spawn(async move {
+            let mut held_back = None;
+            let (batch, _) = next_batch(&mut pending, &mut held_back).await.unwrap();
+            let keys: Vec<_> = batch
+                .iter()
+                .filter_map(Pending::key)
+                .map(str::to_owned)
+                .collect();
+            keys
+        });
+        let second = queue.clone();
+        tokio::spawn(async move {
+            queue.send(put("a", 1)).await.unwrap();
+            tokio::spawn(async move { second.send(put("b", 1)).await.unwrap() });
+        });
+        assert_eq!(writer.await.unwrap(), ["a", "b"]);
     }
 
     #[tokio::test]
