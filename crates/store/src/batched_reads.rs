@@ -10,8 +10,8 @@
 //! connection of the reader's pool, which has one per two cores), and a
 //! batch is whatever queued while they ran and before the reader's next
 //! turn, so a lone read goes straight through (docs/decisions.md, records
-//! 28 and 47). Each of those query slots keeps its
-//! connection while reads keep coming (see [`super::held_connection`]).
+//! 28 and 47). Each of those query slots keeps its connection while reads
+//! keep coming (see [`super::held_connection`]).
 //!
 //! A batch's query starts after every read in it was asked for, and each
 //! read is answered once it ends, so a read still sees every write that
