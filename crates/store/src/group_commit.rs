@@ -349,14 +349,18 @@ mod tests {
         let mut held_back = None;
         let mut batches = Vec::new();
         while let Some((batch, _)) = next_batch(&mut pending, &mut held_back).await {
-            batches.push(
-                batch
-                    .iter()
-                    .filter_map(|write| write.key().map(str::to_owned))
-                    .collect(),
-            );
+            batches.push(keys_of(&batch));
         }
         batches
+    }
+
+    /// The keys `batch` writes, in order.
+    fn keys_of(batch: &[Pending]) -> Vec<String> {
+        batch
+            .iter()
+            .filter_map(Pending::key)
+            .map(str::to_owned)
+            .collect()
     }
 
     #[tokio::test]
@@ -374,12 +378,7 @@ mod tests {
         let writer = tokio::spawn(async move {
             let mut held_back = None;
             let (batch, _) = next_batch(&mut pending, &mut held_back).await.unwrap();
-            let keys: Vec<_> = batch
-                .iter()
-                .filter_map(Pending::key)
-                .map(str::to_owned)
-                .collect();
-            keys
+            keys_of(&batch)
         });
         let second = queue.clone();
         tokio::spawn(async move {
