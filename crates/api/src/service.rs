@@ -112,7 +112,7 @@ impl DataService {
 
     async fn lookup(&self, key: &Key) -> Result<Option<Served>, StoreError> {
         if self.l1_enabled {
-            if let Some(hit) = self.l1.get(key.as_str()).await {
+            if let Some(hit) = self.l1.get(key.as_str()) {
                 self.metrics.level_hit(CacheLevel::L1);
                 return Ok(Some(Served::new(hit, Source::L1)));
             }

@@ -4,7 +4,8 @@
 //! how stale a replica can be even if an invalidation message is lost.
 //! Normally they go much sooner: every write, delete, expiry or eviction of
 //! a `cache:` key in Redis is pushed to every replica ([`super::tracking`]),
-//! which evicts it here.
+//! which evicts it here. The map that holds the entries, within their byte
+//! budget and lifetime, is [`super::l1_entries`].
 //!
 //! Concurrent store loads of one key are shared ([`platform::single_flight`]),
 //! so a thousand readers of a cold key cause one store read and one Redis fill;
@@ -24,11 +25,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use moka::future::Cache;
 use platform::single_flight::SingleFlight;
 use store::StoreError;
 use store::domain::Record;
 use tokio::sync::Mutex;
+
+use super::l1_entries::L1Entries;
 
 /// Invalidation stripes: a write to one key holds back inserts of about one
 /// key in a thousand, not of every key being loaded.
@@ -123,7 +125,7 @@ pub enum LoadOutcome {
 
 #[derive(Debug)]
 pub struct LocalCache {
-    entries: Cache<String, Arc<LoadedRecord>>,
+    entries: L1Entries,
     loads: SingleFlight<Arc<SharedLoad>>,
     /// False while invalidations may be missed (the tracking connection is
     /// down): nothing is inserted then.
@@ -143,21 +145,8 @@ pub struct LocalCache {
 impl LocalCache {
     /// `ttl` zero keeps nothing (loads are still coalesced).
     pub fn new(ttl: Duration, max_bytes: u64, armed: bool) -> Self {
-        let builder = Cache::builder()
-            .weigher(|key: &String, loaded: &Arc<LoadedRecord>| {
-                // The key and value, then again in the rendered response,
-                // which is counted up front: it comes with the first hit.
-                let weight = 2 * (key.len() + loaded.record.value.len()) + 256;
-                u32::try_from(weight).unwrap_or(u32::MAX)
-            })
-            .max_capacity(if ttl.is_zero() { 0 } else { max_bytes });
-        let entries = if ttl.is_zero() {
-            builder.build()
-        } else {
-            builder.time_to_live(ttl).build()
-        };
         Self {
-            entries,
+            entries: L1Entries::new(ttl, max_bytes),
             loads: SingleFlight::default(),
             armed: AtomicBool::new(armed),
             generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
@@ -168,8 +157,8 @@ impl LocalCache {
 
     /// The cached record, if any (however old the record's own expiry: the
     /// caller checks it).
-    pub async fn get(&self, key: &str) -> Option<Arc<LoadedRecord>> {
-        self.entries.get(key).await
+    pub fn get(&self, key: &str) -> Option<Arc<LoadedRecord>> {
+        self.entries.get(key)
     }
 
     /// Caches `loaded` under `key` unless an invalidation of `key` (or a
@@ -180,11 +169,11 @@ impl LocalCache {
             if !self.is_armed() || self.snapshot(key) != taken {
                 return;
             }
-            self.entries.insert(key.to_owned(), loaded).await;
+            self.entries.insert(key, loaded);
         }
         // A flush is not taken in turns: one between the check and the
         // insert is caught here.
-        self.evict_if_superseded(key, taken).await;
+        self.evict_if_superseded(key, taken);
     }
 
     /// Gets `key`, loading it once for all concurrent callers on a miss.
@@ -243,9 +232,9 @@ impl LocalCache {
     /// generation between the check before the insert and the insert itself
     /// may have evicted nothing yet, so the entry goes. An invalidation
     /// after this check evicts it by itself (it bumps, then evicts).
-    async fn evict_if_superseded(&self, key: &str, taken: Snapshot) {
+    fn evict_if_superseded(&self, key: &str, taken: Snapshot) {
         if !self.is_armed() || self.snapshot(key) != taken {
-            self.entries.invalidate(key).await;
+            self.entries.remove(key);
         }
     }
 
@@ -260,13 +249,13 @@ impl LocalCache {
     pub async fn invalidate(&self, key: &str) {
         let _turn = self.insert_turns[self.stripe_index(key)].lock().await;
         self.note_change(key);
-        self.entries.invalidate(key).await;
+        self.entries.remove(key);
     }
 
     /// Evicts everything and holds back every load in flight.
     pub fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.entries.invalidate_all();
+        self.entries.clear();
     }
 
     /// Turns inserts on (invalidations flow) or off (they may be missed).
@@ -339,7 +328,7 @@ mod tests {
         };
         let (outcome, ()) = tokio::join!(load, race);
         assert_eq!(value(&outcome), Some("old"), "its own caller gets it");
-        assert!(cache.get("k").await.is_none(), "but it is not cached");
+        assert!(cache.get("k").is_none(), "but it is not cached");
     }
 
     #[tokio::test]
@@ -368,7 +357,7 @@ mod tests {
         let (early, late) = tokio::join!(early, late);
         assert_eq!(value(&early), Some("old"));
         assert_eq!(value(&late), Some("new"));
-        let cached = cache.get("k").await.map(|entry| entry.record.value.clone());
+        let cached = cache.get("k").map(|entry| entry.record.value.clone());
         assert_eq!(
             cached.as_deref(),
             Some("new"),
@@ -389,14 +378,11 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!invalidation.is_finished(), "waits for the insert's turn");
-        cache
-            .entries
-            .insert("k".to_owned(), Arc::new(loaded("old")))
-            .await;
+        cache.entries.insert("k", Arc::new(loaded("old")));
         drop(turn);
         invalidation.await.unwrap();
         assert_ne!(cache.snapshot("k"), taken);
-        assert!(cache.get("k").await.is_none());
+        assert!(cache.get("k").is_none());
     }
 
     #[tokio::test]
@@ -407,13 +393,13 @@ mod tests {
         cache
             .insert_if_current("k", taken, Arc::new(loaded("old")))
             .await;
-        assert!(cache.get("k").await.is_none());
+        assert!(cache.get("k").is_none());
 
         let taken = cache.snapshot("k");
         cache
             .insert_if_current("k", taken, Arc::new(loaded("new")))
             .await;
-        let hit = cache.get("k").await.map(|hit| hit.record.value.clone());
+        let hit = cache.get("k").map(|hit| hit.record.value.clone());
         assert_eq!(hit.as_deref(), Some("new"));
     }
 
@@ -426,7 +412,7 @@ mod tests {
         let before = cache.snapshot("k");
         cache.note_change("k");
         assert_ne!(cache.snapshot("k"), before);
-        assert!(cache.get("k").await.is_some());
+        assert!(cache.get("k").is_some());
     }
 
     #[tokio::test]
@@ -436,14 +422,14 @@ mod tests {
             .get_or_load("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
             .await;
         assert!(matches!(outcome.outcome, LoadOutcome::Uncached(_)));
-        assert!(cache.get("k").await.is_none());
+        assert!(cache.get("k").is_none());
 
         cache.set_armed(true);
         let outcome = cache
             .get_or_load("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
             .await;
         assert!(matches!(outcome.outcome, LoadOutcome::Cacheable(_)));
-        assert!(cache.get("k").await.is_some());
+        assert!(cache.get("k").is_some());
     }
 
     #[tokio::test]
@@ -453,7 +439,7 @@ mod tests {
             .get_or_load("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
             .await;
         assert!(matches!(outcome.outcome, LoadOutcome::Cacheable(_)));
-        cache.entries.run_pending_tasks().await;
-        assert!(cache.get("k").await.is_none());
+        assert!(cache.get("k").is_none());
+        assert!(cache.entries.is_empty());
     }
 }

@@ -15,6 +15,7 @@
 //! afterwards.
 
 pub mod l1;
+mod l1_entries;
 pub mod supervisor;
 #[cfg(test)]
 mod tests;
