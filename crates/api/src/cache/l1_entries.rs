@@ -72,9 +72,10 @@ impl L1Entries {
         if self.ttl.is_zero() {
             return;
         }
-        // A lifetime past the clock's range cannot be told apart from
-        // one that ended: not held.
+        // A lifetime past what the clock can count is not held at all,
+        // rather than held for ever.
         let Some(until) = Instant::now().checked_add(self.ttl) else {
+            self.map.remove(key);
             return;
         };
         self.map.insert(key.to_owned(), Held { loaded, until });
