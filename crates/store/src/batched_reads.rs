@@ -261,9 +261,8 @@ mod tests {
 
     #[tokio::test]
     async fn each_read_of_a_batch_gets_its_own_key_as_of_its_own_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        let store = Store::connect(&url, StoreOptions::point_reads(2))
+        let database = testkit::EmptyDatabase::create(testkit::Engine::Sqlite).await;
+        let store = Store::connect(database.url(), StoreOptions::point_reads(2))
             .await
             .unwrap();
         let key = |raw: &str| Key::parse(raw).unwrap();
@@ -282,7 +281,7 @@ mod tests {
         store.delete(&key("deleted"), NOW).await.unwrap();
 
         let outcomes = read_together(
-            &url,
+            database.url(),
             &[
                 ("expiring", NOW + 10_000),
                 ("live", NOW),

@@ -362,13 +362,12 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_connections_map_the_file_as_their_options_say() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let database = testkit::EmptyDatabase::create(testkit::Engine::Sqlite).await;
         for (store_options, expected) in [
             (StoreOptions::point_reads(2), 0),
             (StoreOptions::batch_reads(2), 256 * 1024 * 1024),
         ] {
-            let store = Store::connect(&url, store_options).await.unwrap();
+            let store = Store::connect(database.url(), store_options).await.unwrap();
             let mapped: i64 = sqlx::query_scalar("PRAGMA mmap_size")
                 .fetch_one(&store.pool)
                 .await
