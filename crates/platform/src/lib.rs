@@ -10,6 +10,7 @@ pub mod config;
 pub mod hash;
 pub mod json;
 pub mod metrics;
+pub mod ready_batch;
 pub mod redis;
 pub mod sentinel;
 pub mod shutdown;

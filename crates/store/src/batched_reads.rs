@@ -20,6 +20,7 @@
 
 use std::sync::{Arc, LazyLock};
 
+use platform::ready_batch::take_ready;
 use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::{mpsc, oneshot};
@@ -89,7 +90,7 @@ impl BatchedReads {
 }
 
 /// The reader task: waits for a read and a free query slot, takes the
-/// reads waiting by then ([`take_batch`]), and hands them to the slot as
+/// reads waiting by then ([`take_ready`]), and hands them to the slot as
 /// one batch, to run beside the others in flight. The slots stop with it.
 async fn read_batches(
     pool: SqlitePool,
@@ -105,31 +106,11 @@ async fn read_batches(
         let Some(slot) = free_slots.recv().await else {
             break;
         };
-        let batch = take_batch(first, &mut pending).await;
+        let batch = take_ready(first, &mut pending, MAX_BATCH_KEYS).await;
         // A slot that is gone drops the batch, and its reads answer that
         // the reader stopped.
         let _ = slot.send(batch);
     }
-}
-
-/// `first` and the reads waiting once the tasks ready to run have had
-/// their turn, up to [`MAX_BATCH_KEYS`]. Under load those tasks are
-/// requests read from the network, which would otherwise wait for the
-/// next query; when none is ready, the turn is one look at the network
-/// (docs/decisions.md, record 47).
-async fn take_batch(
-    first: PendingRead,
-    pending: &mut mpsc::Receiver<PendingRead>,
-) -> Vec<PendingRead> {
-    tokio::task::yield_now().await;
-    let mut batch = vec![first];
-    while batch.len() < MAX_BATCH_KEYS {
-        let Ok(next) = pending.try_recv() else {
-            break;
-        };
-        batch.push(next);
-    }
-    batch
 }
 
 /// One query in flight at a time: offers itself to the reader, runs the
@@ -297,33 +278,6 @@ mod tests {
             outcomes.iter().map(Option::as_ref).collect::<Vec<_>>(),
             expected
         );
-    }
-
-    fn read_of(key: &str) -> PendingRead {
-        PendingRead {
-            key: key.to_owned(),
-            now_ms: NOW,
-            reply: oneshot::channel().0,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_batch_takes_the_reads_of_tasks_ready_when_its_first_arrives() {
-        let (queue, mut pending) = mpsc::channel(QUEUE_DEPTH);
-        // The first read wakes the reader, and only then does its task make
-        // the second reader ready: both are waiting to run when the
-        // reader's turn comes.
-        let reader = tokio::spawn(async move {
-            let first = pending.recv().await.unwrap();
-            let batch = take_batch(first, &mut pending).await;
-            batch.into_iter().map(|read| read.key).collect::<Vec<_>>()
-        });
-        let second = queue.clone();
-        tokio::spawn(async move {
-            queue.send(read_of("a")).await.unwrap();
-            tokio::spawn(async move { second.send(read_of("b")).await.unwrap() });
-        });
-        assert_eq!(reader.await.unwrap(), ["a", "b"]);
     }
 
     #[test]

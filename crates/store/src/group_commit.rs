@@ -177,7 +177,9 @@ async fn write_batches(
 ///
 /// A write of a key already in the batch is held back for the next one:
 /// one statement cannot say in which order it wrote two rows of one key,
-/// and the second write must see the first's version.
+/// and the second write must see the first's version. That rule, and the
+/// limit on bytes, are why this takes its batch itself rather than with
+/// [`platform::ready_batch::take_ready`], as the reader does.
 async fn next_batch(
     pending: &mut mpsc::Receiver<Pending>,
     held_back: &mut Option<Pending>,

@@ -18,6 +18,7 @@
 //! a request dropped) leaves its command to be sent: a command is either
 //! sent whole or not at all, as when the caller sent it itself.
 
+use platform::ready_batch::take_ready;
 use platform::redis::PrimaryConnection;
 use redis::{Cmd, RedisError, RedisResult, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -63,14 +64,7 @@ async fn send_pipelines(connection: PrimaryConnection, mut queued: mpsc::Receive
     while let Some(first) = queued.recv().await {
         // The first command's caller is often the first of several made
         // ready at once; the others run before this task runs again.
-        tokio::task::yield_now().await;
-        let mut batch = vec![first];
-        while batch.len() < MAX_PIPELINE {
-            let Ok(next) = queued.try_recv() else {
-                break;
-            };
-            batch.push(next);
-        }
+        let batch = take_ready(first, &mut queued, MAX_PIPELINE).await;
         // Not awaited here: the next batch goes out while Redis answers
         // this one, as each command would have on its own.
         tokio::spawn(send_pipeline(connection.clone(), batch));
