@@ -32,6 +32,7 @@ use crate::domain::Record;
 
 /// Most keys one query carries.
 const MAX_BATCH_KEYS: usize = 64;
+const _: () = assert!(MAX_BATCH_KEYS <= crate::sqlite_connections::MOST_ROWS_PER_STATEMENT);
 
 /// Reads waiting for the reader; a full queue makes readers wait their turn.
 const QUEUE_DEPTH: usize = 1024;

@@ -1,13 +1,14 @@
 //! What the store's statements need of a sqlx driver, so that one function
 //! serves both drivers the store runs them on: `Any`, the code path both
 //! engines share, and SQLite's own, on which SQLite's writer and reader
-//! run.
+//! run, and the cache outbox's pages are read.
 //!
 //! `Any` hands every statement to the engine's own driver and back: it
 //! copies each argument into its own form and then into the engine's (a
 //! value of up to a mebibyte twice), and each row returned into a row of its
 //! own. The writer and the reader run every record write and point read
-//! of the process, so they skip that (docs/decisions.md, record 46).
+//! of the process, and the outbox's replays read an entry for each write,
+//! so they skip that (docs/decisions.md, records 46 and 49).
 //!
 //! Rust does not carry a trait's bounds on other types (`i64: Decode<Self>`)
 //! to its users, so the trait names the few reads and binds the statements

@@ -32,6 +32,7 @@ use super::{Engine, StoreError};
 /// Most writes one statement carries: five parameters each, far below
 /// SQLite's limit of 32,766.
 const MAX_BATCH_ROWS: usize = 64;
+const _: () = assert!(MAX_BATCH_ROWS <= crate::sqlite_connections::MOST_ROWS_PER_STATEMENT);
 
 /// A batch takes no more writes once its keys and values reach this many
 /// bytes (it always takes its first write, however large): values of a

@@ -7,8 +7,8 @@
 //! One code path serves SQLite (the embedded default) and PostgreSQL (the
 //! cluster) through sqlx's `Any` driver: the SQL below is portable, and each
 //! engine has its own migrations under `migrations/`. SQLite's writer and
-//! reader run the same statements on SQLite's own driver (`driver.rs` says
-//! why).
+//! reader, and the outbox's page reads, run the same statements on
+//! SQLite's own driver (`driver.rs` says why).
 //!
 //! Besides the records, the store keeps a cache outbox: the statement of
 //! every write also records `(key, version)`, so that the cache can be
@@ -26,6 +26,7 @@ mod held_connection;
 mod maintenance;
 mod outbox;
 mod records;
+mod sqlite_connections;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +38,7 @@ pub use records::Written;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolOptions;
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::SqlitePool;
 use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Database, Executor};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -141,6 +142,11 @@ pub struct Store {
     /// (each query is a round trip to a connection's thread). PostgreSQL
     /// reads one statement each.
     batched_reads: Option<BatchedReads>,
+    /// SQLite: the cache outbox's pages, read on SQLite's own driver with
+    /// a connection of their own (opened at the first replay). Through
+    /// `Any`, a page crossed from the connection's thread fifty rows at a
+    /// time (see [`sqlite_connections`]).
+    outbox_reads: Option<SqlitePool>,
 }
 
 impl Store {
@@ -162,11 +168,11 @@ impl Store {
             Engine::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Engine::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        let (group_commit, batched_reads) = match engine {
+        let (group_commit, batched_reads, outbox_reads) = match engine {
             Engine::Sqlite => {
                 // SQLite's own tasks run on SQLite's own driver, not `Any`'s
                 // (see `driver.rs`), each on a pool of its own.
-                let options: SqliteConnectOptions = connect_options(url, engine)?;
+                let options = sqlite_connections::options(url)?;
                 let pool_of = |max_connections| {
                     pool_options(
                         engine,
@@ -194,9 +200,9 @@ impl Store {
                     .unwrap_or(u32::MAX)
                     .clamp(1, store_options.max_connections.max(1));
                 let batched_reads = BatchedReads::start(pool_of(in_flight));
-                (Some(group_commit), Some(batched_reads))
+                (Some(group_commit), Some(batched_reads), Some(pool_of(1)))
             }
-            Engine::Postgres => (None, None),
+            Engine::Postgres => (None, None, None),
         };
         Ok(Self {
             pool,
@@ -204,6 +210,7 @@ impl Store {
             engine,
             group_commit,
             batched_reads,
+            outbox_reads,
         })
     }
 
@@ -241,6 +248,9 @@ impl Store {
         }
         if let Some(batched_reads) = &self.batched_reads {
             batched_reads.close().await;
+        }
+        if let Some(outbox_reads) = &self.outbox_reads {
+            outbox_reads.close().await;
         }
         self.pool.close().await;
     }

@@ -9,7 +9,8 @@
 //! than a retention window, by which time any Redis restart that could bring
 //! back older data would have been noticed.
 
-use sqlx::{AssertSqlSafe, Executor, Row};
+use sqlx::sqlite::Sqlite;
+use sqlx::{Any, AssertSqlSafe, Executor};
 
 use super::driver::Driver;
 use super::{Engine, Placeholders, Store, StoreError};
@@ -45,21 +46,10 @@ impl Store {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = sqlx::query(PAGE_AFTER)
-            .bind(after_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(OutboxEntry {
-                    id: row.try_get(0)?,
-                    key: row.try_get(1)?,
-                    version: row.try_get(2)?,
-                    written_at_ms: row.try_get(3)?,
-                })
-            })
-            .collect()
+        match &self.outbox_reads {
+            Some(outbox_reads) => read_page::<Sqlite>(outbox_reads, after_id, limit).await,
+            None => read_page::<Any>(&self.pool, after_id, limit).await,
+        }
     }
 
     /// How many entries a replay of those written before
@@ -84,6 +74,28 @@ impl Store {
             None => remove_outbox_entries(&self.pool, self.engine, &ids).await,
         }
     }
+}
+
+/// Up to `limit` entries with ids above `after_id`, in id order.
+async fn read_page<'c, DB: Driver>(
+    executor: impl Executor<'c, Database = DB>,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<OutboxEntry>, StoreError> {
+    let query = DB::bind_integer(sqlx::query(PAGE_AFTER), after_id);
+    let rows = DB::bind_integer(query, i64::from(limit))
+        .fetch_all(executor)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(OutboxEntry {
+                id: DB::integer(row, 0)?,
+                key: DB::text(row, 1)?.to_owned(),
+                version: DB::integer(row, 2)?,
+                written_at_ms: DB::integer(row, 3)?,
+            })
+        })
+        .collect()
 }
 
 /// Removes the outbox entries with these ids, in one statement.

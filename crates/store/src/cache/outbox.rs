@@ -9,6 +9,7 @@ use crate::{OutboxEntry, Store, StoreError};
 
 /// Entries read from the outbox per round trip.
 const PAGE_SIZE: u32 = 500;
+const _: () = assert!(PAGE_SIZE as usize <= crate::sqlite_connections::MOST_ROWS_PER_STATEMENT);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
