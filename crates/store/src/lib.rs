@@ -200,7 +200,8 @@ impl Store {
                     .unwrap_or(u32::MAX)
                     .clamp(1, store_options.max_connections.max(1));
                 let batched_reads = BatchedReads::start(pool_of(in_flight));
-                (Some(group_commit), Some(batched_reads), Some(pool_of(1)))
+                let outbox_reads = pool_of(1);
+                (Some(group_commit), Some(batched_reads), Some(outbox_reads))
             }
             Engine::Postgres => (None, None, None),
         };
