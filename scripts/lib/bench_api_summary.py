@@ -173,6 +173,11 @@ def l1_ceiling(rounds):
         100 * (r[health][5] + r[health][4]) / (r[L1_ON][5] + r[health][4]) for r in rounds.values())
 
 
+# The share of its rate an open-loop turn must reach to have measured
+# latency at that rate.
+HELD_RATE = 0.9
+
+
 def open_loop_summary(path):
     """Each round's median turn of each server, and the api's p99 over the
     bare baseline's: a stall of the machine lands in one turn of one
@@ -183,8 +188,16 @@ def open_loop_summary(path):
     except FileNotFoundError:
         return
     p99 = {}
+    short = []
     for round_, turn, build, rate, p50, p99_ms, p999, achieved in runs:
         p99.setdefault(int(round_), {}).setdefault(build, []).append(float(p99_ms))
+        if float(achieved) < HELD_RATE * float(rate):
+            short.append(f"round {round_} turn {turn} {build} ({float(achieved):,.0f} of {int(rate):,} req/s)")
+    if short:
+        # A turn that could not keep the rate measured a saturated server:
+        # its latencies are queueing, not the server's at that rate.
+        print(f"  open loop: the rate was not held in {'; '.join(short)}; those turns' "
+              "latencies are a saturated server's")
     ratios = []
     for round_, latency in sorted(p99.items()):
         if "current" not in latency or "bare" not in latency:
