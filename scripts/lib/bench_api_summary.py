@@ -5,6 +5,9 @@ Usage:
       one turn of an open-loop run (oha's JSON output): prints it and
       appends `round|turn|build|rate|p50|p99|p99.9|req/s` (latencies in ms)
       to OUT
+  bench_api_summary.py throughput RESULTS ROUND BUILD SCENARIO
+      the requests/s SCENARIO of BUILD reached in ROUND, as the summary
+      counts it (the mean of its turns), in whole requests
   bench_api_summary.py summary RESULTS REDIS_BENCHMARK_OUT OPEN_LOOP
       every round's ratios, the best round of each scenario, the targets
 
@@ -88,6 +91,14 @@ def combined(turns):
     worst = lambda field: max((turn[field] for turn in turns), key=milliseconds)
     return (requests / len(turns), worst(1), worst(2), max(turn[3] for turn in turns),
             per_request(4), per_request(5))
+
+
+def throughput(results, round_, build, scenario):
+    try:
+        row = read_results(results)[build][int(round_)][scenario]
+    except KeyError:
+        sys.exit(f"no {scenario!r} of {build} in round {round_} in {results}")
+    print(int(row[0]))
 
 
 def milliseconds(text):
@@ -229,7 +240,7 @@ def compare(current, other, label):
 
 
 if __name__ == "__main__":
-    commands = {"open-loop": open_loop, "summary": summary}
+    commands = {"open-loop": open_loop, "throughput": throughput, "summary": summary}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](*sys.argv[2:])
