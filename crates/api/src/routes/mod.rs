@@ -137,7 +137,7 @@ pub struct AppState {
 pub fn app(
     state: AppState,
     limits: RequestLimits,
-) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + Unpin>
 + Clone
 + Send
 + Sync

@@ -5,52 +5,113 @@
 //! shed requests included. Memory stays bounded under many large writes.
 
 use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::process::{Running, read_response, serving};
 
-/// Sends `head` and then one more header byte every 250 ms, as a slowloris
-/// client does; returns how long the server kept the connection open
-/// (`None`: still open after `give_up`).
-fn time_until_closed(running: &Running, give_up: Duration) -> Option<Duration> {
-    let mut stream = running.connect();
+/// Waits for the server to close `stream` without an answer, sending
+/// `trickle` after every 250 ms it stays open (nothing when empty); returns
+/// how long that took (`None`: still open after `give_up`).
+fn time_until_closed(
+    stream: &mut TcpStream,
+    trickle: &[u8],
+    give_up: Duration,
+) -> Option<Duration> {
     stream
         .set_read_timeout(Some(Duration::from_millis(250)))
         .unwrap();
     let started = Instant::now();
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .unwrap();
     let mut buffer = [0; 1024];
     while started.elapsed() < give_up {
         match stream.read(&mut buffer) {
-            Ok(_) => return Some(started.elapsed()),
+            Ok(0) => return Some(started.elapsed()),
+            Ok(read) => panic!("an answer instead of a close: {:?}", &buffer[..read]),
             Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(_) => return Some(started.elapsed()),
         }
-        if stream.write_all(b"a").is_err() {
+        if stream.write_all(trickle).is_err() {
             return Some(started.elapsed());
         }
     }
     None
 }
 
-#[test]
-fn a_client_sending_headers_slowly_is_disconnected_within_the_header_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let running = Running::start(
-        serving(dir.path())
-            .env("HEADER_READ_TIMEOUT_SECONDS", "1")
-            .env("SHUTDOWN_DRAIN_SECONDS", "0"),
-    );
-    let open_for = time_until_closed(&running, Duration::from_secs(8));
+/// The `api` with a header timeout of one second.
+fn one_second_header_timeout(dir: &Path) -> Command {
+    let mut command = serving(dir);
+    command
+        .env("HEADER_READ_TIMEOUT_SECONDS", "1")
+        .env("SHUTDOWN_DRAIN_SECONDS", "0");
+    command
+}
+
+/// Checks that what [`time_until_closed`] measured is the one-second
+/// header timeout.
+fn assert_closed_after_one_second(open_for: Option<Duration>) {
     let open_for = open_for.expect("still open after 8 s with a 1 s header timeout");
     assert!(
         open_for >= Duration::from_millis(900) && open_for < Duration::from_secs(3),
         "closed after {open_for:?}; the header timeout is 1 s"
     );
+}
+
+#[test]
+fn a_client_sending_headers_slowly_is_disconnected_within_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(&mut one_second_header_timeout(dir.path()));
+    // Header bytes a few at a time, as a slowloris client sends them.
+    let mut stream = running.connect();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    assert_closed_after_one_second(time_until_closed(&mut stream, b"a", Duration::from_secs(8)));
     // An ordinary client is served meanwhile and after.
     assert_eq!(running.request("GET", "/health").0, 200);
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(&mut one_second_header_timeout(dir.path()));
+    let mut stream = running.connect();
+    // Two requests 700 ms apart: the second comes after the timeout would
+    // have run out, counted from the connection's opening.
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(700));
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut response = Vec::new();
+        let mut buffer = [0; 1024];
+        while !response.ends_with(br#"{"status":"ok"}"#) {
+            let read = stream.read(&mut buffer).unwrap();
+            assert!(read > 0, "closed mid-answer: {response:?}");
+            response.extend_from_slice(&buffer[..read]);
+        }
+        assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    }
+    // Counted from the end of the last answer.
+    assert_closed_after_one_second(time_until_closed(&mut stream, b"", Duration::from_secs(8)));
+}
+
+#[test]
+fn a_request_in_flight_outlives_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let running =
+        Running::start(one_second_header_timeout(dir.path()).env("REQUEST_TIMEOUT_SECONDS", "3"));
+    // Its head is whole; its body never comes. The request's own time
+    // limit answers it, not the header timeout.
+    let started = Instant::now();
+    let (status, body) = read_response(&mut running.stalled_post());
+    assert_eq!(status, 408, "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "answered after {:?}; the time limit is 3 s",
+        started.elapsed()
+    );
 }
 
 /// The value of one `http_requests_total` series, 0 when absent.

@@ -1,30 +1,31 @@
 //! The HTTP server loop: accepts connections up to a bound, serves each
 //! with hyper (HTTP/1.1 and HTTP/2), and stops gracefully.
 //!
-//! `axum::serve` would do the same in a line, but gives hyper no timer, so
-//! hyper's header-read timeout never runs: a client sending one header byte
-//! every few seconds kept a connection open for as long as it liked. Here
-//! every connection must deliver a request's headers within
-//! `HEADER_READ_TIMEOUT_SECONDS`, and at most `MAX_CONNECTIONS` are open at
-//! once: past that, new connections wait in the kernel's accept queue
-//! instead of each taking memory and a task here.
+//! `axum::serve` would do the same in a line, but leaves connections
+//! unbounded in time: a client sending one header byte every few seconds
+//! kept a connection open for as long as it liked. Here a connection that
+//! goes `HEADER_READ_TIMEOUT_SECONDS` without a request in flight is closed
+//! ([`idle`]), and at most `MAX_CONNECTIONS` are open at once: past that,
+//! new connections wait in the kernel's accept queue instead of each taking
+//! memory and a task here.
+
+mod idle;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::{Service, ServiceExt};
+use tower::Service;
+
+use idle::{Activity, ConnectionService, Ended};
 
 /// The most a connection buffers of what a client sends before the
 /// request reads it: also the longest request head.
@@ -33,9 +34,9 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Bounds on what clients can hold open.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// A connection that has not sent a whole request head within this is
-    /// closed (an idle keep-alive connection waiting for its next request
-    /// included).
+    /// A connection that goes this long without a request in flight is
+    /// closed: one that has not sent a whole request head within it, or an
+    /// idle keep-alive connection.
     pub header_read_timeout: Duration,
     pub max_connections: usize,
 }
@@ -48,14 +49,12 @@ pub async fn serve<S>(
     limits: ConnectionLimits,
     stop: impl Future<Output = ()>,
 ) where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Unpin + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
         // hyper grows a connection's read buffer to several hundred KiB
         // while a body streams in fast, per connection; many uploading at
         // once then hold far more than their bodies (docs/defects.md).
@@ -92,17 +91,28 @@ pub async fn serve<S>(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(
-            app.clone()
-                .map_request(|request: hyper::Request<Incoming>| request.map(Body::new)),
-        );
+        let activity = Activity::new();
+        let service = ConnectionService::new(app.clone(), activity.clone());
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
+        let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, %peer, "connection ended with an error");
+            // The connection is a task of its own, so that its wake-ups
+            // never poll the idle deadline, nor the deadline's its.
+            let serving = tokio::spawn(connection);
+            match idle::close_when_idle(serving, &activity, header_read_timeout).await {
+                Ended::Served(Ok(())) => {}
+                Ended::Served(Err(error)) => {
+                    tracing::debug!(%error, %peer, "connection ended with an error");
+                }
+                Ended::Idle => {
+                    tracing::debug!(%peer, "connection closed: no request within the header timeout");
+                }
+                Ended::Failed(error) => {
+                    tracing::error!(%error, %peer, "connection task failed");
+                }
             }
             drop(slot);
         });
