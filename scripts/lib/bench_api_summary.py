@@ -15,12 +15,13 @@ RESULTS holds `round|build|scenario|req/s|p50|p99|peak RSS MiB|api CPU us
 per request|wrk CPU us per request` lines, one for each run (a scenario
 that runs in turns has a line for each turn); build is `current`, `bare` (the
 bare baseline, crates/api/examples/bare.rs) or `baseline` (the build given
-in BENCH_BASELINE). REDIS_BENCHMARK_OUT holds one redis-benchmark summary
-line per round. Each target's ratio is taken round by round and
-summarised by its median. The two sides of every target's ratio run in
-turns, side by side: hot GET with L1 on against /health in its process;
-POSTs against /health in the POST process; /health and the hot GET with
-L1 off against the bare baseline's, the servers up at once. The
+in BENCH_BASELINE). REDIS_BENCHMARK_OUT holds `round|build|req/s` lines,
+one for each turn of redis-benchmark's GET. Each target's ratio is taken
+round by round and summarised by its median. The two sides of every
+target's ratio run in turns, side by side: hot GET with L1 on against
+/health in its process; POSTs against /health in the POST process;
+/health and the hot GET with L1 off against the bare baseline's, the
+servers up at once; the miss-heavy GET against redis-benchmark. The
 comparisons of other scenarios with the bare baseline (POST) and with the
 other build run minutes apart.
 """
@@ -93,6 +94,18 @@ def combined(turns):
             per_request(4), per_request(5))
 
 
+def redis_benchmark(path):
+    """The current build's redis-benchmark GET turns of each round: their
+    mean requests/s by round."""
+    turns = {}
+    with open(path) as lines:
+        for line in lines:
+            round_, build, rps = line.rstrip("\n").split("|")
+            if build == "current":
+                turns.setdefault(int(round_), []).append(float(rps))
+    return {round_: statistics.mean(rates) for round_, rates in turns.items()}
+
+
 def throughput(results, round_, build, scenario):
     try:
         row = read_results(results)[build][int(round_)][scenario]
@@ -110,9 +123,9 @@ def milliseconds(text):
 def summary(results, redis_out, open_loop_out):
     builds = read_results(results)
     rounds = builds["current"]
-    with open(redis_out) as lines:
-        redis = [float(re.search(r"([\d.]+) requests per second", line).group(1)) for line in lines]
-    for (round_, rows), redis_rps in zip(sorted(rounds.items()), redis):
+    redis = redis_benchmark(redis_out)
+    for round_, rows in sorted(rounds.items()):
+        redis_rps = redis[round_]
         print(f"round {round_}: L1 on {100 * rows[L1_ON][0] / rows[HEALTH_BESIDE_L1][0]:.0f}% of /health; "
               f"L1 off {100 * rows[L1_OFF][0] / redis_rps:.0f}% and miss-heavy "
               f"{100 * rows[MISS][0] / redis_rps:.0f}% of redis-benchmark GET ({redis_rps:,.0f} req/s)")
@@ -125,7 +138,7 @@ def summary(results, redis_out, open_loop_out):
     for name, (rps, p50, p99, rss, cpu_us, wrk_us) in best.items():
         print(f"  {name:<28} {rps:>10,.0f} req/s   p50 {p50:>8}   p99 {p99:>8}   "
               f"peak RSS {rss:.1f} MiB   CPU us/request: api {cpu_us:.1f}, wrk {wrk_us:.1f}")
-    print(f"  {'redis-benchmark GET':<28} {max(redis):>10,.0f} req/s")
+    print(f"  {'redis-benchmark GET':<28} {max(redis.values()):>10,.0f} req/s")
     # Not a target: what the api itself spends per request, without wrk's
     # and Redis's share of the same cores.
     cpu = {name: min(r[name][4] for r in rounds.values()) for name in (HEALTH_BESIDE_L1, L1_ON)}
@@ -158,8 +171,7 @@ def summary(results, redis_out, open_loop_out):
     pg_rps = statistics.median(r[POST_PG][0] for r in rounds.values())
     print(f"  {POST_PG + ':':<19}{own(POST_PG, HEALTH_BESIDE_POST):.0f}% of own /health, median "
           f"{pg_rps:,.0f} req/s, worst p99 {worst_p99(POST_PG):.1f} ms (reported, no target)")
-    miss = statistics.median(100 * rounds[r][MISS][0] / redis_rps
-                             for r, redis_rps in zip(sorted(rounds), redis))
+    miss = statistics.median(100 * rounds[r][MISS][0] / redis[r] for r in rounds)
     print(f"  miss-heavy GET:    {miss:.1f}% of redis-benchmark GET (target >= 30%)")
     hot_rss = max(max(r[L1_ON][3], r[L1_OFF][3], r[HEALTH][3], r[HEALTH_BESIDE_L1][3])
                   for r in rounds.values())
