@@ -5,8 +5,7 @@
 //!
 //! hyper can do this itself, but its timer is started and stopped for every
 //! request: a boxed sleep registered with tokio's timer and removed again,
-//! and one more turn of hyper's loop to arm it for the next request, which
-//! together cost `GET /health` a tenth of its instructions
+//! and one more turn of hyper's loop to arm it for the next request
 //! (docs/decisions.md, record 51). Here a request costs two counter updates
 //! and one clock read, and the timer is a separate task's, woken once per
 //! timeout.

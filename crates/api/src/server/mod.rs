@@ -99,8 +99,9 @@ pub async fn serve<S>(
         let connection = graceful.watch(connection);
         let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            // The connection is a task of its own, so that its wake-ups
-            // never poll the idle deadline, nor the deadline's its.
+            // The connection runs as a task of its own: this one wakes only
+            // for the idle deadline or the connection's end, and the
+            // connection's requests never poll the deadline.
             let serving = tokio::spawn(connection);
             match idle::close_when_idle(serving, &activity, header_read_timeout).await {
                 Ended::Served(Ok(())) => {}
