@@ -1,5 +1,6 @@
-//! The first turn a request takes: the record routes
-//! (`/api/v1/data/{key}`), or axum's router for every other path.
+//! The first turn a request takes: the API's own routes, answered here by
+//! path and method, or axum's router for the write route, Swagger UI and
+//! whatever matches no route.
 //!
 //! The record routes are the hot ones, and a record path is known by its
 //! prefix alone. Through axum's router, a route with a path parameter
@@ -9,6 +10,13 @@
 //! dispatch, that was more than all an L1 hit cost beyond `/health`
 //! (docs/decisions.md, record 44). Here the handlers read their key from
 //! the path ([`RecordKey`](super::extract::RecordKey)).
+//!
+//! The fixed `GET` routes (the probes, `/metrics`, `/api/v1/cache/test`,
+//! `/api/v1/config`) are matched here too: for a path without parameters
+//! the router still matched it in its tree, put the matched path and an
+//! empty parameter list in the request's extensions (allocating their
+//! map), and went through the route's method router and a boxed clone of
+//! its service, about a tenth of what `/health` cost (record 53).
 //!
 //! What the router did for these routes is done here alike: `HEAD` is
 //! answered as `GET` (hyper sends its headers without the body), and any
@@ -29,16 +37,19 @@ use futures::FutureExt as _;
 use futures::future::{Either, Map};
 use tower::Service;
 
-use super::{AppState, data, paths};
+use super::{AppState, data, health, ops, paths};
 use crate::error::ApiError;
 
 /// The methods the record routes answer, as the `Allow` header lists them.
 const RECORD_METHODS: HeaderValue = HeaderValue::from_static("GET,HEAD,DELETE");
 
-/// A record handler's answer, as axum's `Handler::call` gives it.
+/// The methods the fixed `GET` routes answer.
+const GET_METHODS: HeaderValue = HeaderValue::from_static("GET,HEAD");
+
+/// A handler's answer, as axum's `Handler::call` gives it.
 type Answer = Pin<Box<dyn Future<Output = Response> + Send>>;
 
-/// The record routes' handlers, and the router for every other route.
+/// The API's routes' handlers, and the router for every other path.
 #[derive(Debug, Clone)]
 pub struct Dispatch {
     state: Arc<AppState>,
@@ -49,21 +60,23 @@ impl Dispatch {
     pub fn new(state: Arc<AppState>, router: Router) -> Self {
         Self { state, router }
     }
+}
 
-    fn record(&self, request: Request) -> Answer {
-        let state = self.state.clone();
-        match *request.method() {
-            Method::GET | Method::HEAD => Handler::call(data::read, request, state),
-            Method::DELETE => Handler::call(data::remove, request, state),
-            _ => Box::pin(std::future::ready(record_method_not_allowed())),
-        }
+/// `handler`'s answer to a `GET` or `HEAD`; 405 to any other method.
+fn get<H, T>(handler: H, request: Request, state: &Arc<AppState>) -> Answer
+where
+    H: Handler<T, Arc<AppState>, Future = Answer>,
+{
+    match *request.method() {
+        Method::GET | Method::HEAD => handler.call(request, state.clone()),
+        _ => method_not_allowed(GET_METHODS),
     }
 }
 
-fn record_method_not_allowed() -> Response {
+fn method_not_allowed(allow: HeaderValue) -> Answer {
     let mut response = ApiError::MethodNotAllowed.into_response();
-    response.headers_mut().insert(header::ALLOW, RECORD_METHODS);
-    response
+    response.headers_mut().insert(header::ALLOW, allow);
+    Box::pin(std::future::ready(response))
 }
 
 impl Service<Request> for Dispatch {
@@ -81,10 +94,20 @@ impl Service<Request> for Dispatch {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if paths::encoded_key(request.uri().path()).is_some() {
-            Either::Right(self.record(request).map(Ok))
-        } else {
-            Either::Left(self.router.call(request))
-        }
+        let state = &self.state;
+        let answer = match request.uri().path() {
+            paths::HEALTH => get(health::health, request, state),
+            paths::READY => get(health::ready, request, state),
+            paths::METRICS => get(ops::metrics, request, state),
+            paths::CACHE_TEST => get(ops::cache_test, request, state),
+            paths::CONFIG => get(ops::config, request, state),
+            path if paths::encoded_key(path).is_some() => match *request.method() {
+                Method::GET | Method::HEAD => Handler::call(data::read, request, state.clone()),
+                Method::DELETE => Handler::call(data::remove, request, state.clone()),
+                _ => method_not_allowed(RECORD_METHODS),
+            },
+            _ => return Either::Left(self.router.call(request)),
+        };
+        Either::Right(answer.map(Ok))
     }
 }

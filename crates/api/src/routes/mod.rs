@@ -18,7 +18,6 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Uri;
 use axum::response::Response;
-use axum::routing::get;
 use tower::Service;
 
 use admission::Admission;
@@ -127,10 +126,11 @@ pub struct AppState {
 }
 
 /// The whole application: the routes, inside what every request goes
-/// through ([`envelope`]). The record routes are answered before axum's
-/// router ([`dispatch`]).
+/// through ([`envelope`]). The API's reads and probes are answered before
+/// axum's router ([`dispatch`]); the router serves the write route, Swagger
+/// UI and the fallbacks.
 ///
-/// The envelope wraps the router as one service rather than each route
+/// The envelope wraps the routes as one service rather than each route
 /// (`Router::layer`): axum boxes a route once per layer, and cloning a
 /// route for a request clones every box inside it (docs/decisions.md,
 /// record 14).
@@ -146,11 +146,6 @@ pub fn app(
     let metrics = state.metrics.clone();
     let state = Arc::new(state);
     let api = Router::new()
-        .route(paths::HEALTH, get(health::health))
-        .route(paths::READY, get(health::ready))
-        .route(paths::METRICS, get(ops::metrics))
-        .route(paths::CACHE_TEST, get(ops::cache_test))
-        .route(paths::CONFIG, get(ops::config))
         // The body limit on the one route that reads a body: as a layer
         // around the whole router it gave every request an extension map.
         .route(

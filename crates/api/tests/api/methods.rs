@@ -1,0 +1,92 @@
+//! The routes answered before axum's router (the record routes
+//! `/api/v1/data/{key}`, the probes and the other fixed `GET` routes)
+//! answer every method as a route of axum's router would: `HEAD` as `GET`
+//! without the body, any method the route does not serve with 405 and an
+//! `Allow` header.
+
+use crate::common::{Engine, Options, spawn_app};
+use reqwest::{Method, header};
+
+#[tokio::test]
+async fn a_record_answers_head_as_get_and_lists_its_methods_on_405() {
+    let mut options = Options::new(Engine::Sqlite);
+    options.redis = None;
+    // Every read from the store, so that GET and HEAD render the same body.
+    options.l1_ttl_ms = 0;
+    let app = spawn_app(options).await;
+    app.put("k", "a value", None).await;
+    let url = app.url("/api/v1/data/k");
+
+    let get = app.http.get(&url).send().await.unwrap();
+    assert_eq!(get.status(), 200);
+    let get_body = get.bytes().await.unwrap();
+    let head = app.http.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()[header::CONTENT_TYPE],
+        "application/json",
+        "{head:?}"
+    );
+    assert_eq!(
+        head.headers()[header::CONTENT_LENGTH],
+        get_body.len().to_string().as_str(),
+        "HEAD names the length GET sends"
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
+
+    for method in [Method::PUT, Method::POST, Method::PATCH, Method::OPTIONS] {
+        let response = app.http.request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{method}");
+        assert_eq!(
+            response.headers()[header::ALLOW],
+            "GET,HEAD,DELETE",
+            "{method}"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{method}");
+    }
+    // A missing key is a missing route, not a record path.
+    let response = app.http.get(app.url("/api/v1/data/")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn the_fixed_get_routes_answer_head_as_get_and_list_their_methods_on_405() {
+    let mut options = Options::new(Engine::Sqlite);
+    options.redis = None;
+    let app = spawn_app(options).await;
+    for path in [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/api/v1/cache/test",
+        "/api/v1/config",
+    ] {
+        let url = app.url(path);
+        let get = app.http.get(&url).send().await.unwrap();
+        assert_eq!(get.status(), 200, "{path}");
+        let content_type = get.headers()[header::CONTENT_TYPE].clone();
+        let head = app.http.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), 200, "{path}");
+        assert_eq!(head.headers()[header::CONTENT_TYPE], content_type, "{path}");
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+
+        for method in [Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS] {
+            let response = app.http.request(method.clone(), &url).send().await.unwrap();
+            assert_eq!(response.status(), 405, "{method} {path}");
+            assert_eq!(
+                response.headers()[header::ALLOW],
+                "GET,HEAD",
+                "{method} {path}"
+            );
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(
+                body["error"]["code"], "method_not_allowed",
+                "{method} {path}"
+            );
+        }
+        // A path is matched whole, as the router matched it.
+        let response = app.http.get(format!("{url}/")).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}/");
+    }
+}
