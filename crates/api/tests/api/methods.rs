@@ -4,7 +4,7 @@
 //! without the body, any method the route does not serve with 405 and an
 //! `Allow` header.
 
-use crate::common::{Engine, Options, spawn_app};
+use crate::common::{Engine, Options, TestApp, spawn_app};
 use reqwest::{Method, header};
 
 #[tokio::test]
@@ -34,17 +34,8 @@ async fn a_record_answers_head_as_get_and_lists_its_methods_on_405() {
     );
     assert!(head.bytes().await.unwrap().is_empty());
 
-    for method in [Method::PUT, Method::POST, Method::PATCH, Method::OPTIONS] {
-        let response = app.http.request(method.clone(), &url).send().await.unwrap();
-        assert_eq!(response.status(), 405, "{method}");
-        assert_eq!(
-            response.headers()[header::ALLOW],
-            "GET,HEAD,DELETE",
-            "{method}"
-        );
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "method_not_allowed", "{method}");
-    }
+    let methods = [Method::PUT, Method::POST, Method::PATCH, Method::OPTIONS];
+    assert_not_allowed(&app, &url, methods, "GET,HEAD,DELETE").await;
     // A missing key is a missing route, not a record path.
     let response = app.http.get(app.url("/api/v1/data/")).send().await.unwrap();
     assert_eq!(response.status(), 404);
@@ -71,22 +62,25 @@ async fn the_fixed_get_routes_answer_head_as_get_and_list_their_methods_on_405()
         assert_eq!(head.headers()[header::CONTENT_TYPE], content_type, "{path}");
         assert!(head.bytes().await.unwrap().is_empty(), "{path}");
 
-        for method in [Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS] {
-            let response = app.http.request(method.clone(), &url).send().await.unwrap();
-            assert_eq!(response.status(), 405, "{method} {path}");
-            assert_eq!(
-                response.headers()[header::ALLOW],
-                "GET,HEAD",
-                "{method} {path}"
-            );
-            let body: serde_json::Value = response.json().await.unwrap();
-            assert_eq!(
-                body["error"]["code"], "method_not_allowed",
-                "{method} {path}"
-            );
-        }
+        let methods = [Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS];
+        assert_not_allowed(&app, &url, methods, "GET,HEAD").await;
         // A path is matched whole, as the router matched it.
         let response = app.http.get(format!("{url}/")).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}/");
+    }
+}
+
+/// Each of `methods` on `url` gets 405 `method_not_allowed`, with `allow`
+/// as its `Allow` header.
+async fn assert_not_allowed(app: &TestApp, url: &str, methods: [Method; 4], allow: &str) {
+    for method in methods {
+        let response = app.http.request(method.clone(), url).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{method} {url}");
+        assert_eq!(response.headers()[header::ALLOW], allow, "{method} {url}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{method} {url}"
+        );
     }
 }
