@@ -16,7 +16,7 @@
 //! the router still matched it in its tree, put the matched path and an
 //! empty parameter list in the request's extensions (allocating their
 //! map), and went through the route's method router and a boxed clone of
-//! its service, about a tenth of what `/health` cost (record 53).
+//! its service (record 53).
 //!
 //! What the router did for these routes is done here alike: `HEAD` is
 //! answered as `GET` (hyper sends its headers without the body), and any
