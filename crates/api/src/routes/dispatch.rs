@@ -73,6 +73,15 @@ where
     }
 }
 
+/// A record route's answer: read, or delete, or 405.
+fn record(request: Request, state: &Arc<AppState>) -> Answer {
+    match *request.method() {
+        Method::GET | Method::HEAD => Handler::call(data::read, request, state.clone()),
+        Method::DELETE => Handler::call(data::remove, request, state.clone()),
+        _ => method_not_allowed(RECORD_METHODS),
+    }
+}
+
 fn method_not_allowed(allow: HeaderValue) -> Answer {
     let mut response = ApiError::MethodNotAllowed.into_response();
     response.headers_mut().insert(header::ALLOW, allow);
@@ -95,17 +104,14 @@ impl Service<Request> for Dispatch {
 
     fn call(&mut self, request: Request) -> Self::Future {
         let state = &self.state;
-        let answer = match request.uri().path() {
-            paths::HEALTH => get(health::health, request, state),
-            paths::READY => get(health::ready, request, state),
-            paths::METRICS => get(ops::metrics, request, state),
-            paths::CACHE_TEST => get(ops::cache_test, request, state),
-            paths::CONFIG => get(ops::config, request, state),
-            path if paths::encoded_key(path).is_some() => match *request.method() {
-                Method::GET | Method::HEAD => Handler::call(data::read, request, state.clone()),
-                Method::DELETE => Handler::call(data::remove, request, state.clone()),
-                _ => method_not_allowed(RECORD_METHODS),
-            },
+        // The same rule from path to route the request metrics label by.
+        let answer = match paths::template_of(request.uri().path()) {
+            Some(paths::HEALTH) => get(health::health, request, state),
+            Some(paths::READY) => get(health::ready, request, state),
+            Some(paths::METRICS) => get(ops::metrics, request, state),
+            Some(paths::CACHE_TEST) => get(ops::cache_test, request, state),
+            Some(paths::CONFIG) => get(ops::config, request, state),
+            Some(paths::DATA_KEY) => record(request, state),
             _ => return Either::Left(self.router.call(request)),
         };
         Either::Right(answer.map(Ok))

@@ -48,8 +48,9 @@ pub(crate) mod paths {
         HEALTH, READY, METRICS, CACHE_TEST, CONFIG, DATA, DATA_KEY, DOCS,
     ];
 
-    /// The template of the route `path` is served by, as the router and
-    /// [`dispatch`](super::dispatch) match it; `None` for the fallback.
+    /// The template of the route `path` is served by; `None` for the
+    /// fallback. [`dispatch`](super::dispatch) routes by it, and the
+    /// request metrics label by it.
     /// Known from the path alone, so that requests answered before they
     /// reach a route (time-outs, shed load) are counted under it too.
     pub fn template_of(path: &str) -> Option<&'static str> {
