@@ -100,7 +100,17 @@ impl DataService {
 
     /// The live record under `key`, if any.
     pub async fn get(&self, key: &Key) -> Result<Option<Served>, StoreError> {
-        let served = self.lookup(key).await?;
+        if let Some(hit) = self.get_from_l1(key) {
+            return Ok(Some(hit));
+        }
+        if self.l1_enabled {
+            self.metrics.level_miss(CacheLevel::L1);
+        }
+        // Boxed: reading Redis and loading from the store make a large
+        // future, which every request's future would otherwise carry inline
+        // and move at each layer it passes (the time limit, the spans),
+        // though an L1 hit never runs it.
+        let served = Box::pin(self.lookup_below_l1(key)).await?;
         let now_ms = self.clock.now_ms();
         // Every level may hold a record that lapsed a moment ago; its own
         // expiry time decides.
@@ -110,19 +120,22 @@ impl DataService {
         Ok(served)
     }
 
-    async fn lookup(&self, key: &Key) -> Result<Option<Served>, StoreError> {
-        if self.l1_enabled {
-            if let Some(hit) = self.l1.get(key.as_str()) {
-                self.metrics.level_hit(CacheLevel::L1);
-                return Ok(Some(Served::new(hit, Source::L1)));
-            }
-            self.metrics.level_miss(CacheLevel::L1);
+    /// The live record under `key` if L1 holds it: [`Self::get`]'s answer
+    /// when it needs no I/O, which a caller can take without a future.
+    /// `None` when L1 is off or holds no live record under `key`; nothing
+    /// is counted then, and `get` looks further (an entry whose record
+    /// lapsed is a miss: the levels below know the record lapsed too).
+    pub fn get_from_l1(&self, key: &Key) -> Option<Served> {
+        if !self.l1_enabled {
+            return None;
         }
-        // Boxed: reading Redis and loading from the store make a large
-        // future, which every request's future would otherwise carry inline
-        // and move at each layer it passes (the router's box, the time
-        // limit, the spans), though an L1 hit never runs it.
-        Box::pin(self.lookup_below_l1(key)).await
+        let hit = self.l1.get(key.as_str())?;
+        if !hit.record.is_live_at(self.clock.now_ms()) {
+            return None;
+        }
+        self.metrics.level_hit(CacheLevel::L1);
+        self.metrics.served(true);
+        Some(Served::new(hit, Source::L1))
     }
 
     /// Redis, then the store, filling the levels above.

@@ -23,13 +23,17 @@
 //! client would see a reset instead of the 503.
 
 use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::HttpBody as _;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
+use tokio::time::Sleep;
 use tower::{Service, ServiceExt as _};
 
 use crate::config::RequestLimits;
@@ -134,13 +138,38 @@ where
             None => return shed(request, admission).await,
         },
     };
-    // Pinned where it stands: the time limit then holds a pointer to the
-    // answer's future instead of moving the whole future into itself.
-    let answer = std::pin::pin!(answer(inner, request));
-    match tokio::time::timeout(admission.timeout, answer).await {
-        Ok(response) => response,
-        Err(_) => ApiError::RequestTimeout(admission.timeout).into_response(),
+    // Pinned where they stand: nothing moves the answer's future, and the
+    // sleep has a place before it is set.
+    let mut answer = pin!(answer(inner, request));
+    let mut sleep = pin!(None::<Sleep>);
+    poll_fn(|cx| within_time_limit(cx, answer.as_mut(), sleep.as_mut(), admission.timeout)).await
+}
+
+/// Polls `answer`, or answers 408 once it has waited `limit`.
+///
+/// The timer is set when the answer first waits: an answer ready at once
+/// (an L1 hit, a rejected request) costs no clock read, no timer handle
+/// and no sleep, which `tokio::time::timeout` would set up front. The
+/// time until then is the CPU time of one poll.
+fn within_time_limit(
+    cx: &mut Context<'_>,
+    answer: Pin<&mut impl Future<Output = Response>>,
+    mut sleep: Pin<&mut Option<Sleep>>,
+    limit: Duration,
+) -> Poll<Response> {
+    if let Poll::Ready(response) = answer.poll(cx) {
+        return Poll::Ready(response);
     }
+    if sleep.is_none() {
+        sleep.set(Some(tokio::time::sleep(limit)));
+    }
+    let Some(sleep) = sleep.as_pin_mut() else {
+        // Set just above.
+        return Poll::Pending;
+    };
+    sleep
+        .poll(cx)
+        .map(|()| ApiError::RequestTimeout(limit).into_response())
 }
 
 async fn answer<S>(inner: S, request: Request) -> Response

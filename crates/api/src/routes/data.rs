@@ -102,6 +102,15 @@ pub async fn read(
     Ok(json_response(body))
 }
 
+/// [`read`]'s answer when L1 holds a live record under the path's key,
+/// built without a future (see [`dispatch`](super::dispatch)); `None` for
+/// `read` to answer, with whatever it finds, or the error.
+pub fn read_from_l1(path: &str, state: &AppState) -> Option<Response> {
+    let RecordKey(key) = RecordKey::from_path(path).ok()?;
+    let served = state.service.get_from_l1(&key)?;
+    Some(json_response(l1_hit_body(&key, &served)))
+}
+
 /// The body of an L1 hit. Every hit on one L1 entry renders the same bytes
 /// (an entry is replaced, never changed), so the first hit renders them
 /// into the entry's slot and the rest share them.

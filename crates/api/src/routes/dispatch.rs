@@ -18,12 +18,17 @@
 //! map), and went through the route's method router and a boxed clone of
 //! its service (record 53).
 //!
+//! An L1 hit is answered at once: a read that needs no I/O needs no
+//! future either, and skipping the handler's (the extractors' state, the
+//! service's, boxed) is most of what an L1 hit cost beyond `/health`
+//! (record 54). Anything else L1 cannot answer goes to the handler.
+//!
 //! What the router did for these routes is done here alike: `HEAD` is
 //! answered as `GET` (hyper sends its headers without the body), and any
 //! other method gets 405 `method_not_allowed` with an `Allow` header.
 
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -49,6 +54,14 @@ const GET_METHODS: HeaderValue = HeaderValue::from_static("GET,HEAD");
 /// A handler's answer, as axum's `Handler::call` gives it.
 type Answer = Pin<Box<dyn Future<Output = Response> + Send>>;
 
+/// The answer to a request for one of the API's own routes.
+enum Reply {
+    /// Known at once.
+    Now(Response),
+    /// A handler's, to be awaited.
+    Later(Answer),
+}
+
 /// The API's routes' handlers, and the router for every other path.
 #[derive(Debug, Clone)]
 pub struct Dispatch {
@@ -63,29 +76,33 @@ impl Dispatch {
 }
 
 /// `handler`'s answer to a `GET` or `HEAD`; 405 to any other method.
-fn get<H, T>(handler: H, request: Request, state: &Arc<AppState>) -> Answer
+fn get<H, T>(handler: H, request: Request, state: &Arc<AppState>) -> Reply
 where
     H: Handler<T, Arc<AppState>, Future = Answer>,
 {
     match *request.method() {
-        Method::GET | Method::HEAD => handler.call(request, state.clone()),
+        Method::GET | Method::HEAD => Reply::Later(handler.call(request, state.clone())),
         _ => method_not_allowed(GET_METHODS),
     }
 }
 
-/// A record route's answer: read, or delete, or 405.
-fn record(request: Request, state: &Arc<AppState>) -> Answer {
+/// A record route's answer: read (from L1 at once if it can), or delete,
+/// or 405.
+fn record(request: Request, state: &Arc<AppState>) -> Reply {
     match *request.method() {
-        Method::GET | Method::HEAD => Handler::call(data::read, request, state.clone()),
-        Method::DELETE => Handler::call(data::remove, request, state.clone()),
+        Method::GET | Method::HEAD => match data::read_from_l1(request.uri().path(), state) {
+            Some(response) => Reply::Now(response),
+            None => Reply::Later(Handler::call(data::read, request, state.clone())),
+        },
+        Method::DELETE => Reply::Later(Handler::call(data::remove, request, state.clone())),
         _ => method_not_allowed(RECORD_METHODS),
     }
 }
 
-fn method_not_allowed(allow: HeaderValue) -> Answer {
+fn method_not_allowed(allow: HeaderValue) -> Reply {
     let mut response = ApiError::MethodNotAllowed.into_response();
     response.headers_mut().insert(header::ALLOW, allow);
-    Box::pin(std::future::ready(response))
+    Reply::Now(response)
 }
 
 impl Service<Request> for Dispatch {
@@ -93,7 +110,10 @@ impl Service<Request> for Dispatch {
     type Error = Infallible;
     type Future = Either<
         <Router as Service<Request>>::Future,
-        Map<Answer, fn(Response) -> Result<Response, Infallible>>,
+        Either<
+            Ready<Result<Response, Infallible>>,
+            Map<Answer, fn(Response) -> Result<Response, Infallible>>,
+        >,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
@@ -105,7 +125,7 @@ impl Service<Request> for Dispatch {
     fn call(&mut self, request: Request) -> Self::Future {
         let state = &self.state;
         // The same rule from path to route the request metrics label by.
-        let answer = match paths::template_of(request.uri().path()) {
+        let reply = match paths::template_of(request.uri().path()) {
             Some(paths::HEALTH) => get(health::health, request, state),
             Some(paths::READY) => get(health::ready, request, state),
             Some(paths::METRICS) => get(ops::metrics, request, state),
@@ -114,6 +134,9 @@ impl Service<Request> for Dispatch {
             Some(paths::DATA_KEY) => record(request, state),
             _ => return Either::Left(self.router.call(request)),
         };
-        Either::Right(answer.map(Ok))
+        Either::Right(match reply {
+            Reply::Now(response) => Either::Left(ready(Ok(response))),
+            Reply::Later(answer) => Either::Right(answer.map(Ok)),
+        })
     }
 }

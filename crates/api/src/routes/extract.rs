@@ -32,9 +32,19 @@ impl<S: Sync> FromRequestParts<S> for RecordKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let path = parts.uri.path();
+        Self::from_path(parts.uri.path())
+    }
+}
+
+impl RecordKey {
+    /// The key of the record path `path`.
+    pub fn from_path(path: &str) -> Result<Self, ApiError> {
         let encoded =
             paths::encoded_key(path).ok_or_else(|| ApiError::RouteNotFound(path.to_owned()))?;
+        // Most keys are written without escapes; they need no decoding.
+        if !encoded.contains('%') {
+            return Ok(Self(Key::parse(encoded)?));
+        }
         let decoded = percent_encoding::percent_decode_str(encoded)
             .decode_utf8()
             .map_err(|_| {

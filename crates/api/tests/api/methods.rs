@@ -2,7 +2,8 @@
 //! `/api/v1/data/{key}`, the probes and the other fixed `GET` routes)
 //! answer every method as a route of axum's router would: `HEAD` as `GET`
 //! without the body, any method the route does not serve with 405 and an
-//! `Allow` header.
+//! `Allow` header. A read L1 answers is answered there at once, and the
+//! same as the read handler answers it.
 
 use crate::common::{Engine, Options, TestApp, spawn_app};
 use reqwest::{Method, header};
@@ -39,6 +40,55 @@ async fn a_record_answers_head_as_get_and_lists_its_methods_on_405() {
     // A missing key is a missing route, not a record path.
     let response = app.http.get(app.url("/api/v1/data/")).send().await.unwrap();
     assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn an_l1_hit_is_answered_as_the_read_handler_answers_it() {
+    let mut options = Options::new(Engine::Sqlite);
+    // Without Redis, L1 takes entries as soon as the store is read.
+    options.redis = None;
+    let app = spawn_app(options).await;
+    app.put("dir/k", "a value", None).await;
+    // An escaped key is the key it decodes to.
+    let url = app.url("/api/v1/data/dir%2Fk");
+    let first = app.http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let from_store: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(from_store["source"], "store", "{from_store}");
+
+    let hits = || app.metric(r#"cache_hits_total{level="l1"}"#);
+    let misses = || app.metric(r#"cache_misses_total{level="l1"}"#);
+    let (hits_before, misses_before) = (hits().await, misses().await);
+    let get = app.http.get(&url).send().await.unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(get.headers()[header::CONTENT_TYPE], "application/json");
+    let get_body = get.bytes().await.unwrap();
+    let from_l1: serde_json::Value = serde_json::from_slice(&get_body).unwrap();
+    let mut expected = from_store.clone();
+    expected["source"] = "l1".into();
+    expected["cached"] = true.into();
+    assert_eq!(from_l1, expected);
+    let head = app.http.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()[header::CONTENT_TYPE], "application/json");
+    assert_eq!(
+        head.headers()[header::CONTENT_LENGTH],
+        get_body.len().to_string().as_str(),
+        "HEAD names the length GET sends"
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
+    // One hit a read, and no miss besides.
+    assert_eq!(hits().await, hits_before.map(|hits| hits + 2.0));
+    assert_eq!(misses().await, misses_before);
+
+    // What L1 cannot answer, the handler does.
+    let (status, body) = app.get_json("/api/v1/data/%FF").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &"invalid_path".into())
+    );
+    let (status, body) = app.get("absent").await;
+    assert_eq!((status, &body["error"]["code"]), (404, &"not_found".into()));
 }
 
 #[tokio::test]
