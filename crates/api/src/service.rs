@@ -106,11 +106,7 @@ impl DataService {
         if self.l1_enabled {
             self.metrics.level_miss(CacheLevel::L1);
         }
-        // Boxed: reading Redis and loading from the store make a large
-        // future, which every request's future would otherwise carry inline
-        // and move at each layer it passes (the time limit, the spans),
-        // though an L1 hit never runs it.
-        let served = Box::pin(self.lookup_below_l1(key)).await?;
+        let served = self.lookup_below_l1(key).await?;
         let now_ms = self.clock.now_ms();
         // Every level may hold a record that lapsed a moment ago; its own
         // expiry time decides.

@@ -21,19 +21,7 @@ async fn a_record_answers_head_as_get_and_lists_its_methods_on_405() {
     let get = app.http.get(&url).send().await.unwrap();
     assert_eq!(get.status(), 200);
     let get_body = get.bytes().await.unwrap();
-    let head = app.http.head(&url).send().await.unwrap();
-    assert_eq!(head.status(), 200);
-    assert_eq!(
-        head.headers()[header::CONTENT_TYPE],
-        "application/json",
-        "{head:?}"
-    );
-    assert_eq!(
-        head.headers()[header::CONTENT_LENGTH],
-        get_body.len().to_string().as_str(),
-        "HEAD names the length GET sends"
-    );
-    assert!(head.bytes().await.unwrap().is_empty());
+    assert_head_answers_as_get(&app, &url, &get_body).await;
 
     let methods = [Method::PUT, Method::POST, Method::PATCH, Method::OPTIONS];
     assert_not_allowed(&app, &url, methods, "GET,HEAD,DELETE").await;
@@ -68,15 +56,7 @@ async fn an_l1_hit_is_answered_as_the_read_handler_answers_it() {
     expected["source"] = "l1".into();
     expected["cached"] = true.into();
     assert_eq!(from_l1, expected);
-    let head = app.http.head(&url).send().await.unwrap();
-    assert_eq!(head.status(), 200);
-    assert_eq!(head.headers()[header::CONTENT_TYPE], "application/json");
-    assert_eq!(
-        head.headers()[header::CONTENT_LENGTH],
-        get_body.len().to_string().as_str(),
-        "HEAD names the length GET sends"
-    );
-    assert!(head.bytes().await.unwrap().is_empty());
+    assert_head_answers_as_get(&app, &url, &get_body).await;
     // One hit a read, and no miss besides.
     assert_eq!(hits().await, hits_before.map(|hits| hits + 2.0));
     assert_eq!(misses().await, misses_before);
@@ -118,6 +98,24 @@ async fn the_fixed_get_routes_answer_head_as_get_and_list_their_methods_on_405()
         let response = app.http.get(format!("{url}/")).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}/");
     }
+}
+
+/// `HEAD` of the record at `url` answers as its `GET` did with `get_body`,
+/// without the body.
+async fn assert_head_answers_as_get(app: &TestApp, url: &str, get_body: &[u8]) {
+    let head = app.http.head(url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()[header::CONTENT_TYPE],
+        "application/json",
+        "{head:?}"
+    );
+    assert_eq!(
+        head.headers()[header::CONTENT_LENGTH],
+        get_body.len().to_string().as_str(),
+        "HEAD names the length GET sends"
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
 }
 
 /// Each of `methods` on `url` gets 405 `method_not_allowed`, with `allow`
