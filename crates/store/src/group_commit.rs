@@ -7,9 +7,10 @@
 //! commit appending the touched pages to the write-ahead log, and a round
 //! trip to the connection's thread. One statement for many writes pays each
 //! of those once. Nothing waits on a timer to fill a batch: a batch is
-//! whatever queued while the previous one ran, and whatever the tasks ready
-//! to run queue before the writer's next turn, so a lone write goes
-//! straight through and writes under load share their commits.
+//! whatever queued while the previous one ran or, after a write that
+//! arrived alone, whatever the tasks ready to run queue before the
+//! writer's next turn, so a lone write goes straight through and writes
+//! under load share their commits.
 //!
 //! A write is answered only after the statement holding it has committed,
 //! with the same durability as a write of its own, and its version follows
