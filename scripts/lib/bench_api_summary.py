@@ -1,10 +1,10 @@
 """Results of `scripts/bench api`.
 
 Usage:
-  bench_api_summary.py open-loop OHA_JSON ROUND TURN BUILD RATE OUT
-      one turn of an open-loop run (oha's JSON output): prints it and
-      appends `round|turn|build|rate|p50|p99|p99.9|req/s` (latencies in ms)
-      to OUT
+  bench_api_summary.py open-loop OHA_JSON ROUND TURN BUILD RATE OUT REDIS_WORST_MS
+      one turn of an open-loop run (oha's JSON output): prints it with
+      the worst Redis latency seen during it, and appends
+      `round|turn|build|rate|p50|p99|p99.9|req/s` (latencies in ms) to OUT
   bench_api_summary.py throughput RESULTS ROUND BUILD SCENARIO
       the requests/s SCENARIO of BUILD reached in ROUND, as the summary
       counts it (the mean of its turns), in whole requests
@@ -49,7 +49,7 @@ def percent(values):
     return ", ".join(f"{value:.0f}%" for value in values)
 
 
-def open_loop(oha_json, round_, turn, build, rate, out):
+def open_loop(oha_json, round_, turn, build, rate, out, redis_worst_ms):
     with open(oha_json) as source:
         report = json.load(source)
     percentiles = report["latencyPercentiles"]
@@ -65,7 +65,8 @@ def open_loop(oha_json, round_, turn, build, rate, out):
         print(f"{round_}|{turn}|{build}|{rate}|{p50:.3f}|{p99:.3f}|{p999:.3f}|{achieved:.0f}",
               file=lines)
     print(f"  {build:<8} open loop at {int(rate):,} req/s, turn {turn}: p50 {p50:.2f} ms   "
-          f"p99 {p99:.2f} ms   p99.9 {p999:.2f} ms   ({achieved:,.0f} req/s, {failed} not answered 200)")
+          f"p99 {p99:.2f} ms   p99.9 {p999:.2f} ms   ({achieved:,.0f} req/s, {failed} not answered 200; "
+          f"Redis' worst {redis_worst_ms} ms)")
 
 
 def read_results(path):
