@@ -7,6 +7,11 @@
 //! `run_id` changed, so it may have come back with older data), the
 //! supervisor keeps trying; once Redis answers it lets writes through,
 //! replays the *whole* outbox, and only then lets requests read Redis.
+//!
+//! Each second it also reports the age of the outbox's oldest write: within
+//! the retention (and a tick) while the routine replay keeps up, growing
+//! while Redis cannot be repaired from it (the `CacheOutboxNotDraining`
+//! alert).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +21,7 @@ use store::clock::Clock;
 use store::{OutboxEntry, Store};
 
 use super::{CacheError, RedisCache};
+use crate::metrics::OutboxReplay as Replay;
 
 /// How often Redis is checked while healthy, and retried while not.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,14 +32,6 @@ pub struct Supervisor {
     store: Store,
     clock: Arc<dyn Clock>,
     retention: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Replay {
-    /// Every entry: after an outage nothing in Redis can be trusted.
-    All,
-    /// Entries older than the retention window, which are then removed.
-    Aged,
 }
 
 impl Supervisor {
@@ -74,6 +72,7 @@ impl Supervisor {
                     Err(error) => tracing::debug!(%error, "redis still unavailable"),
                 }
             }
+            self.observe_outbox().await;
             // A failed command wakes the supervisor early.
             tokio::select! {
                 () = tokio::time::sleep(CHECK_INTERVAL) => {}
@@ -104,7 +103,7 @@ impl Supervisor {
         self.cache.load_scripts().await?;
         self.cache.resume_writes(generation);
         let replayed = self
-            .replay(Replay::All)
+            .replay(Replay::Repair)
             .await
             .and_then(|()| self.cache.on_repaired_connection());
         if let Err(error) = replayed {
@@ -140,7 +139,8 @@ impl Supervisor {
             .saturating_sub(i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX));
         let window = ReplayWindow {
             written_before_ms: match which {
-                Replay::All => i64::MAX,
+                // After an outage nothing in Redis can be trusted.
+                Replay::Repair => i64::MAX,
                 Replay::Aged => cutoff_ms,
             },
             remove_before_ms: cutoff_ms,
@@ -156,7 +156,7 @@ impl Supervisor {
         };
         let no_stop = || None::<()>;
         let mut applied = 0;
-        match replay_outbox(
+        let replayed = replay_outbox(
             &self.store,
             &mut connection,
             window,
@@ -165,8 +165,9 @@ impl Supervisor {
             no_stop,
             &mut applied,
         )
-        .await
-        {
+        .await;
+        self.cache.metrics.outbox_replayed(which, applied);
+        match replayed {
             Ok(_) => Ok(()),
             Err(ReplayError::Redis(error)) => Err(CacheError::Redis(error)),
             Err(ReplayError::Timeout(limit)) => Err(CacheError::Timeout(limit)),
@@ -176,10 +177,27 @@ impl Supervisor {
                 // repair cannot finish without the outbox.
                 tracing::warn!(%error, "cannot apply the cache outbox");
                 match which {
-                    Replay::All => Err(CacheError::OutboxUnreadable),
+                    Replay::Repair => Err(CacheError::OutboxUnreadable),
                     Replay::Aged => Ok(()),
                 }
             }
+        }
+    }
+
+    /// Sets the age of the outbox's oldest entry, whatever Redis' state:
+    /// while Redis is in use the routine replay keeps it within the
+    /// retention (and a tick); during an outage it grows with the writes
+    /// the repair will replay.
+    async fn observe_outbox(&self) {
+        match self.store.outbox_page(0, 1).await {
+            Ok(first) => {
+                let now_ms = self.clock.now_ms();
+                let age_ms = first.first().map_or(0, |oldest| {
+                    u64::try_from(now_ms.saturating_sub(oldest.written_at_ms)).unwrap_or(0)
+                });
+                self.cache.metrics.set_outbox_oldest_age(age_ms);
+            }
+            Err(error) => tracing::debug!(%error, "cannot read the cache outbox's oldest entry"),
         }
     }
 }

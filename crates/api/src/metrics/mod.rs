@@ -74,6 +74,32 @@ impl CacheOperation {
     }
 }
 
+/// A replay of the cache outbox, the `replay` label of
+/// `cache_outbox_replayed_entries_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxReplay {
+    /// A repair's, after Redis failed or restarted: every entry.
+    Repair,
+    /// The routine one, each second while Redis is in use: the entries past
+    /// their retention, which it then removes.
+    Aged,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplayLabels {
+    pub replay: &'static str,
+}
+
+impl OutboxReplay {
+    fn label(self) -> ReplayLabels {
+        let replay = match self {
+            Self::Repair => "repair",
+            Self::Aged => "aged",
+        };
+        ReplayLabels { replay }
+    }
+}
+
 /// Every metric the API exports, registered once at start.
 #[derive(Debug)]
 pub struct Metrics {
@@ -91,6 +117,9 @@ pub struct Metrics {
     /// Per [`CacheOperation`], in its order: held, like the level counters,
     /// so that timing an operation looks nothing up.
     cache_operation_durations: [Histogram; 3],
+    /// Per [`OutboxReplay`], in its order.
+    outbox_replayed: [Counter; 2],
+    outbox_oldest_age: Gauge<f64, AtomicU64>,
     requests: RequestMetrics,
 }
 
@@ -168,6 +197,23 @@ impl Metrics {
             "Queries sent to the store by the read path",
             store_queries,
         );
+        let outbox_replayed_family = Family::<ReplayLabels, Counter>::default();
+        let outbox_replayed = [OutboxReplay::Repair, OutboxReplay::Aged].map(|replay| {
+            outbox_replayed_family
+                .get_or_create(&replay.label())
+                .clone()
+        });
+        registry.register(
+            "cache_outbox_replayed_entries",
+            "Cache outbox entries applied to Redis by replays: every entry after an outage, those past their retention each second",
+            outbox_replayed_family,
+        );
+        let outbox_oldest_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "cache_outbox_oldest_entry_age_seconds",
+            "Age of the oldest write in the cache outbox (0 when it is empty); it outgrows the retention only while Redis is not repaired from it",
+            outbox_oldest_age.clone(),
+        );
 
         Self {
             registry,
@@ -180,6 +226,8 @@ impl Metrics {
             redis_connected,
             l1_armed,
             cache_operation_durations,
+            outbox_replayed,
+            outbox_oldest_age,
             requests,
         }
     }
@@ -230,6 +278,20 @@ impl Metrics {
 
     pub fn observe_cache_operation(&self, operation: CacheOperation, seconds: f64) {
         self.cache_operation_durations[operation as usize].observe(seconds);
+    }
+
+    /// `entries` more applied to Redis by a replay of the cache outbox.
+    pub fn outbox_replayed(&self, replay: OutboxReplay, entries: u64) {
+        self.outbox_replayed[replay as usize].inc_by(entries);
+    }
+
+    /// The age of the cache outbox's oldest entry, in milliseconds; 0 for
+    /// an empty outbox.
+    pub fn set_outbox_oldest_age(&self, age_ms: u64) {
+        // Precision loss only past 2^53 ms.
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = age_ms as f64 / 1000.0;
+        self.outbox_oldest_age.set(seconds);
     }
 
     pub fn observe_request(&self, route: RequestRoute, status: u16, seconds: f64) {

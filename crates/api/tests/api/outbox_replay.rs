@@ -86,15 +86,60 @@ async fn after_redis_restarts_every_change_is_sent_again(engine: Engine) {
     let taken = version_of(&app, "taken", "a", None).await;
     move_redis_behind(&app, "taken", taken).await;
 
+    const REPAIRED: &str = r#"cache_outbox_replayed_entries_total{replay="repair"}"#;
+    let repaired_before = app.metric(REPAIRED).await.unwrap();
+
     app.redis_mut().restart();
     testkit::eventually("the repair sends the change again", || async {
         version_in_redis(&app, "taken").await == Some(taken)
     })
     .await;
     app.wait_for_redis(true).await;
+    assert!(
+        app.metric(REPAIRED).await.unwrap() > repaired_before,
+        "the repair counts the entries it applied"
+    );
+}
+
+/// The outbox's metrics: the age of its oldest entry follows the app's
+/// clock until the routine replay has applied the entry and removed it,
+/// and each replay counts the entries it applied.
+async fn the_outbox_metrics_follow_its_oldest_entry_and_the_replays(engine: Engine) {
+    const AGE: &str = "cache_outbox_oldest_entry_age_seconds";
+    const AGED: &str = r#"cache_outbox_replayed_entries_total{replay="aged"}"#;
+    let app = spawn_app(Options::new(engine)).await;
+    app.wait_for_redis(true).await;
+    assert_eq!(app.metric(AGE).await, Some(0.0), "the outbox starts empty");
+
+    app.put("first", "a", None).await;
+    app.clock.advance(Duration::from_secs(4));
+    app.put("second", "b", None).await;
+    app.clock.advance(Duration::from_secs(3));
+    testkit::eventually("the first write's age, by the app's clock", || async {
+        app.metric(AGE).await == Some(7.0)
+    })
+    .await;
+    assert_eq!(
+        app.metric(AGED).await,
+        Some(0.0),
+        "nothing is past the retention yet"
+    );
+
+    // Past the retention (10 s) for the first write only.
+    app.clock.advance(Duration::from_secs(4));
+    testkit::eventually("the second write is the oldest left", || async {
+        app.metric(AGE).await == Some(7.0) && app.metric(AGED).await == Some(1.0)
+    })
+    .await;
+    app.clock.advance(Duration::from_secs(4));
+    testkit::eventually("the outbox is empty", || async {
+        app.metric(AGE).await == Some(0.0) && app.metric(AGED).await == Some(2.0)
+    })
+    .await;
 }
 
 testkit::on_both_engines!(
     the_routine_replay_sends_what_redis_did_not_take,
     after_redis_restarts_every_change_is_sent_again,
+    the_outbox_metrics_follow_its_oldest_entry_and_the_replays,
 );
