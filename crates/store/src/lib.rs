@@ -39,7 +39,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolOptions;
 use sqlx::sqlite::SqlitePool;
-use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Database, Executor};
+use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Connection, Database, Executor};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -273,16 +273,14 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     let mmap_bytes = store_options.sqlite_mmap_bytes;
-    PoolOptions::new()
+    let options = PoolOptions::new()
         .max_connections(store_options.max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        // sqlx pings every connection before handing it out. Against
-        // PostgreSQL that finds connections the server dropped (a restart,
-        // a proxy) before a request's query fails on one, which is worth a
-        // round trip. A SQLite connection has no server to lose; its ping
-        // is only a second trip to the connection's thread, which the API's
-        // miss benchmark measured as a cost (docs/decisions.md, record 16).
-        .test_before_acquire(engine == Engine::Postgres)
+        // sqlx would ping every connection before handing it out. A SQLite
+        // connection has no server to lose; its ping is only a second trip
+        // to the connection's thread, which the API's miss benchmark
+        // measured as a cost (docs/decisions.md, record 16).
+        .test_before_acquire(false)
         .after_connect(move |connection, _| {
             Box::pin(async move {
                 if engine == Engine::Sqlite {
@@ -300,8 +298,29 @@ where
                 }
                 Ok(())
             })
-        })
+        });
+    match engine {
+        Engine::Sqlite => options,
+        // A PostgreSQL connection can be closed by the server (a restart, a
+        // proxy's idle limit) while it waits in the pool, and a query on it
+        // would fail. Pinging every connection before handing it out finds
+        // those, at a round trip per statement; a connection that was in use
+        // a moment ago was alive then, so only the ones idle for longer are
+        // pinged (docs/decisions.md, record 58).
+        Engine::Postgres => options.before_acquire(|connection, metadata| {
+            Box::pin(async move {
+                if metadata.idle_for >= PING_CONNECTIONS_IDLE_FOR {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        }),
+    }
 }
+
+/// How long a PostgreSQL connection can wait in the pool and still be
+/// handed out without a ping.
+const PING_CONNECTIONS_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// The parameters of a statement with a run-time number of them, in the
 /// order they appear. SQLite gets anonymous `?`: it looks named ones up by a

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cache_scripts;
+mod connections;
 mod history;
 mod maintenance;
 mod outbox_replay;
