@@ -1,7 +1,7 @@
 //! What the store's statements need of a sqlx driver, so that one function
-//! serves both drivers the store runs them on: `Any`, the code path both
-//! engines share, and SQLite's own, on which SQLite's writer and reader
-//! run, and the cache outbox's pages are read.
+//! serves every driver the store runs them on: `Any`, the code path both
+//! engines share; each engine's own, on which the writer runs; and SQLite's,
+//! on which its reader runs and the cache outbox's pages are read.
 //!
 //! `Any` hands every statement to the engine's own driver and back: it
 //! copies each argument into its own form and then into the engine's (a

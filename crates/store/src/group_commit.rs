@@ -1,12 +1,14 @@
-//! SQLite's writer: record writes of this process queue to one task, which
-//! writes every write waiting at that moment with one statement (group
-//! commit).
+//! The store's writer: record writes of this process queue to one task,
+//! which writes every write waiting at that moment with one statement
+//! (group commit).
 //!
-//! SQLite lets one connection write at a time, and each statement in
-//! autocommit mode is a transaction of its own: a lock taken and released, a
+//! Each statement in autocommit mode is a transaction of its own: on SQLite,
+//! which lets one connection write at a time, a lock taken and released, a
 //! commit appending the touched pages to the write-ahead log, and a round
-//! trip to the connection's thread. One statement for many writes pays each
-//! of those once. Nothing waits on a timer to fill a batch: a batch is
+//! trip to the connection's thread; on PostgreSQL a round trip to the
+//! server, a commit that waits for its log to reach the disk, and two more
+//! round trips for the pool's checks of the connection. One statement for
+//! many writes pays each of those once. Nothing waits on a timer to fill a batch: a batch is
 //! whatever queued while the previous one ran or, after a write that
 //! arrived alone, whatever the tasks ready to run queue before the
 //! writer's next turn, so a lone write goes straight through and writes
@@ -17,18 +19,14 @@
 //! the same rule (docs/decisions.md, record 26). As with a statement already
 //! sent, a write whose caller gives up after queuing it is still made.
 
-use std::sync::Arc;
-
-use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpointer::Checkpointer;
-use super::held_connection::HeldConnection;
-use super::outbox::remove_outbox_entries;
-use super::records::{
-    RecordWrite, Upserted, bind_writes, delete_one, upsert_one, upsert_statement,
-};
+use super::records::{RecordWrite, Upserted};
 use super::{Engine, StoreError};
+use writer::Writer;
 
 /// Most writes one statement carries: five parameters each, far below
 /// SQLite's limit of 32,766.
@@ -89,30 +87,57 @@ impl Pending {
 #[derive(Debug, Clone)]
 pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Pending>,
+    connections: WriterConnections,
+}
+
+/// The pools the writer's connections come from.
+#[derive(Debug, Clone)]
+enum WriterConnections {
+    /// The writer's own connection, and the one of its checkpoints.
+    Sqlite {
+        writer: SqlitePool,
+        checkpoints: SqlitePool,
+    },
     /// The writer's own connection.
-    pool: SqlitePool,
-    /// The connection of the writer's checkpoints.
-    checkpoints: SqlitePool,
+    Postgres(PgPool),
 }
 
 impl GroupCommit {
-    /// Starts the writer task on `pool`, and the task of its checkpoints
+    /// Starts the writer task on `writer`, and the task of its checkpoints
     /// on `checkpoints`, pools of one connection each.
-    pub fn start(pool: SqlitePool, checkpoints: SqlitePool) -> Self {
-        let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
+    pub fn start_sqlite(writer: SqlitePool, checkpoints: SqlitePool) -> Self {
         let checkpointer = Checkpointer::start(checkpoints.clone());
-        tokio::spawn(write_batches(pool.clone(), pending, checkpointer));
+        let queue = Writer::start(&writer, Engine::Sqlite, Some(checkpointer));
         Self {
             queue,
-            pool,
-            checkpoints,
+            connections: WriterConnections::Sqlite {
+                writer,
+                checkpoints,
+            },
+        }
+    }
+
+    /// Starts the writer task on `writer`, a pool of one connection.
+    pub fn start_postgres(writer: PgPool) -> Self {
+        let queue = Writer::start(&writer, Engine::Postgres, None);
+        Self {
+            queue,
+            connections: WriterConnections::Postgres(writer),
         }
     }
 
     /// Closes the writer's connections: writes from now on fail.
     pub async fn close(&self) {
-        self.pool.close().await;
-        self.checkpoints.close().await;
+        match &self.connections {
+            WriterConnections::Sqlite {
+                writer,
+                checkpoints,
+            } => {
+                writer.close().await;
+                checkpoints.close().await;
+            }
+            WriterConnections::Postgres(writer) => writer.close().await,
+        }
     }
 
     pub async fn put(&self, write: RecordWrite) -> PutOutcome {
@@ -145,25 +170,6 @@ impl GroupCommit {
     }
 }
 
-/// The writer task: takes what is waiting, writes it, answers, repeats,
-/// on a connection it keeps while writes keep coming.
-async fn write_batches(
-    pool: SqlitePool,
-    mut pending: mpsc::Receiver<Pending>,
-    mut checkpointer: Checkpointer,
-) {
-    let mut connection = HeldConnection::new(pool);
-    let mut held_back = None;
-    while let Some((batch, bytes)) = connection
-        .wait_for(next_batch(&mut pending, &mut held_back))
-        .await
-    {
-        let writes = batch.len();
-        write_batch(&mut connection, batch).await;
-        checkpointer.committed(writes, bytes);
-    }
-}
-
 /// The writes to make with the next statement: the one held back from the
 /// last batch or the next to arrive, and every other write waiting, up to
 /// the limits; with the bytes of their keys and values. `None` once the
@@ -178,8 +184,8 @@ async fn write_batches(
 /// task is ready, the turn is one look at the network, and a lone write
 /// goes on at once. When writes are already waiting, as they are after a
 /// commit under load, the batch is taken at once: a turn of the runtime
-/// would keep SQLite's thread idle for as long as the requests before it
-/// take to run, and what they queue goes with the next commit
+/// would keep the writer's connection (on SQLite, its thread) idle for as
+/// long as the requests before it take to run, and what they queue goes with the next commit
 /// (docs/decisions.md, record 55).
 ///
 /// A write of a key already in the batch is held back for the next one:
@@ -214,115 +220,7 @@ async fn next_batch(
     Some((batch, bytes))
 }
 
-async fn write_batch(connection: &mut HeldConnection<Sqlite>, batch: Vec<Pending>) {
-    let mut puts = Vec::with_capacity(batch.len());
-    for write in batch {
-        match write {
-            Pending::Put { write, reply } => puts.push((write, reply)),
-            // Deletes are rare next to puts; each is a statement of its own.
-            Pending::Delete { key, now_ms, reply } => {
-                let deleted = connection
-                    .run(async |connection| delete_one(connection, &key, now_ms).await)
-                    .await;
-                let _ = reply.send(deleted);
-            }
-            Pending::RemoveOutboxEntries { ids, reply } => {
-                let removed = connection
-                    .run(async |connection| {
-                        remove_outbox_entries(connection, Engine::Sqlite, &ids).await
-                    })
-                    .await;
-                let _ = reply.send(removed);
-            }
-        }
-    }
-    if puts.len() > 1 {
-        put_together(connection, puts).await;
-    } else {
-        put_each(connection, puts).await;
-    }
-}
-
-/// Writes `puts` with one statement. When a row in it made it fail, each
-/// write is made with a statement of its own, so that every write gets its
-/// own outcome (the failed statement wrote nothing: a statement is atomic);
-/// any other failure is every write's.
-async fn put_together(
-    connection: &mut HeldConnection<Sqlite>,
-    puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>,
-) {
-    let upserted = connection
-        .run(async |connection| upsert_rows(connection, &puts).await)
-        .await;
-    match upserted {
-        Ok(rows) => {
-            for ((write, reply), upserted) in puts.into_iter().zip(rows) {
-                let _ = reply.send(Ok((upserted, write.value)));
-            }
-        }
-        Err(error) if failed_on_a_row(&error) => {
-            tracing::debug!(%error, writes = puts.len(), "a group write failed; writing one by one");
-            put_each(connection, puts).await;
-        }
-        Err(error) => {
-            let error = Arc::new(error);
-            for (_, reply) in puts {
-                let _ = reply.send(Err(StoreError::Shared(error.clone())));
-            }
-        }
-    }
-}
-
-/// Whether a statement failed because of a row in it: a constraint or a
-/// trigger refused it, or SQLite refused a value (primary result codes
-/// `SQLITE_ERROR`, `SQLITE_TOOBIG`, `SQLITE_CONSTRAINT`, `SQLITE_MISMATCH`,
-/// `SQLITE_RANGE`). Any other failure would fail each write again: the
-/// database locked past the busy timeout would make every write of a batch
-/// wait that long once more, one after the other.
-fn failed_on_a_row(error: &StoreError) -> bool {
-    let StoreError::Query(sqlx::Error::Database(database)) = error else {
-        return false;
-    };
-    database
-        .code()
-        .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| matches!(code & 0xff, 1 | 18 | 19 | 20 | 25))
-}
-
-async fn put_each(
-    connection: &mut HeldConnection<Sqlite>,
-    puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>,
-) {
-    for (write, reply) in puts {
-        let outcome = connection
-            .run(async |connection| upsert_one(connection, Engine::Sqlite, &write).await)
-            .await;
-        let _ = reply.send(outcome.map(|upserted| (upserted, write.value)));
-    }
-}
-
-/// What the statement returned of each of `puts`, in the order of `puts`.
-async fn upsert_rows(
-    connection: &mut SqliteConnection,
-    puts: &[(RecordWrite, oneshot::Sender<PutOutcome>)],
-) -> Result<Vec<Upserted>, StoreError> {
-    let statement = upsert_statement(Engine::Sqlite, puts.len());
-    let query = bind_writes::<Sqlite>(sqlx::query(statement), puts.iter().map(|(write, _)| write));
-    let returned = query.fetch_all(connection).await?;
-    // RETURNING gives rows in no promised order; the keys of a batch are
-    // distinct.
-    let mut upserted = vec![None; puts.len()];
-    for row in returned {
-        let key = Upserted::key_of::<Sqlite>(&row)?;
-        if let Some(at) = puts.iter().position(|(write, _)| write.key == key) {
-            upserted[at] = Some(Upserted::from_row::<Sqlite>(&row)?);
-        }
-    }
-    upserted
-        .into_iter()
-        .map(|row| row.ok_or(StoreError::Query(sqlx::Error::RowNotFound)))
-        .collect()
-}
+mod writer;
 
 #[cfg(test)]
 mod tests;

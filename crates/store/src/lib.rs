@@ -6,9 +6,9 @@
 //!
 //! One code path serves SQLite (the embedded default) and PostgreSQL (the
 //! cluster) through sqlx's `Any` driver: the SQL below is portable, and each
-//! engine has its own migrations under `migrations/`. SQLite's writer and
-//! reader, and the outbox's page reads, run the same statements on
-//! SQLite's own driver (`driver.rs` says why).
+//! engine has its own migrations under `migrations/`. The writer runs the
+//! same statements on each engine's own driver, as do SQLite's reader and
+//! the outbox's page reads there (`driver.rs` says why).
 //!
 //! Besides the records, the store keeps a cache outbox: the statement of
 //! every write also records `(key, version)`, so that the cache can be
@@ -38,6 +38,7 @@ pub use records::Written;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolOptions;
+use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Connection, Database, Executor};
 
@@ -130,14 +131,14 @@ pub struct Store {
     /// behind requests for a connection of the busy pool.
     probe: AnyPool,
     engine: Engine,
-    /// SQLite: the one writer of this process's record writes. SQLite lets
-    /// one connection write at a time, and a connection that finds the lock
-    /// taken waits in its busy handler, which sleeps 1, 2, 5, 10... ms
-    /// between tries. Record writes queue for this writer instead, which
-    /// writes all that wait with one statement (other writers, such as the
-    /// cleanup job, still meet the busy handler). PostgreSQL takes
-    /// concurrent writers itself.
-    group_commit: Option<GroupCommit>,
+    /// The one writer of this process's record writes, which writes all
+    /// that wait with one statement. SQLite lets one connection write at a
+    /// time, and a connection that finds the lock taken waits in its busy
+    /// handler, which sleeps 1, 2, 5, 10... ms between tries (other
+    /// writers, such as the cleanup job, still meet it). PostgreSQL takes
+    /// concurrent writers, but each statement is a commit to wait for and
+    /// round trips to make (docs/decisions.md, records 26 and 59).
+    group_commit: GroupCommit,
     /// SQLite: point reads that wait at the same moment go as one query
     /// (each query is a round trip to a connection's thread). PostgreSQL
     /// reads one statement each.
@@ -187,7 +188,7 @@ impl Store {
                 // for one behind reads, and only that connection keeps the
                 // prepared statements of the batch sizes. Its checkpoints
                 // have another.
-                let group_commit = GroupCommit::start(pool_of(1), pool_of(1));
+                let group_commit = GroupCommit::start_sqlite(pool_of(1), pool_of(1));
                 // A read from SQLite's page cache keeps a core busy, not a
                 // connection waiting, and the hand-offs to a query's thread
                 // and back cost more than its lookups: more queries in flight
@@ -201,9 +202,23 @@ impl Store {
                     .clamp(1, store_options.max_connections.max(1));
                 let batched_reads = BatchedReads::start(pool_of(in_flight));
                 let outbox_reads = pool_of(1);
-                (Some(group_commit), Some(batched_reads), Some(outbox_reads))
+                (group_commit, Some(batched_reads), Some(outbox_reads))
             }
-            Engine::Postgres => (None, None, None),
+            Engine::Postgres => {
+                // The writer's connection is its own, on PostgreSQL's own
+                // driver (see `driver.rs`): writes never wait for one behind
+                // reads, and the pool checks it only as the writer takes it
+                // after a pause and gives it back.
+                let writer = pool_options(
+                    engine,
+                    StoreOptions {
+                        max_connections: 1,
+                        ..store_options
+                    },
+                )
+                .connect_lazy_with(connect_options::<PgConnectOptions>(url, engine)?);
+                (GroupCommit::start_postgres(writer), None, None)
+            }
         };
         Ok(Self {
             pool,
@@ -244,9 +259,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.probe.close().await;
-        if let Some(group_commit) = &self.group_commit {
-            group_commit.close().await;
-        }
+        self.group_commit.close().await;
         if let Some(batched_reads) = &self.batched_reads {
             batched_reads.close().await;
         }

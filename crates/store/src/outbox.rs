@@ -64,14 +64,15 @@ impl Store {
     /// bounded page (one parameter per id). On SQLite the statement queues
     /// to the writer with the record writes: taking SQLite's write lock
     /// from beside it would make the writer's next batch wait for it in the
-    /// busy handler, which sleeps.
+    /// busy handler, which sleeps. PostgreSQL runs it beside the writer,
+    /// whose batches it would otherwise hold up.
     pub async fn outbox_remove(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        match &self.group_commit {
-            Some(group_commit) => group_commit.remove_outbox_entries(ids).await,
-            None => remove_outbox_entries(&self.pool, self.engine, &ids).await,
+        match self.engine {
+            Engine::Sqlite => self.group_commit.remove_outbox_entries(ids).await,
+            Engine::Postgres => remove_outbox_entries(&self.pool, self.engine, &ids).await,
         }
     }
 }

@@ -81,13 +81,7 @@ impl Store {
             updated_at_ms: now_ms,
             expires_at_ms,
         };
-        let (upserted, value) = match &self.group_commit {
-            Some(group_commit) => group_commit.put(write).await?,
-            None => (
-                upsert_one(&self.pool, self.engine, &write).await?,
-                write.value,
-            ),
-        };
+        let (upserted, value) = self.group_commit.put(write).await?;
         let record = Record {
             value,
             version: upserted.version,
@@ -106,10 +100,7 @@ impl Store {
     /// marker that keeps the key's versions growing (see `DELETE_LIVE`);
     /// the same statement notes the delete in the cache outbox.
     pub async fn delete(&self, key: &Key, now_ms: i64) -> Result<Option<i64>, StoreError> {
-        match &self.group_commit {
-            Some(group_commit) => group_commit.delete(key.as_str(), now_ms).await,
-            None => delete_one(&self.pool, key.as_str(), now_ms).await,
-        }
+        self.group_commit.delete(key.as_str(), now_ms).await
     }
 }
 
@@ -167,8 +158,8 @@ pub(crate) fn upsert_statement(engine: Engine, rows: usize) -> AssertSqlSafe<Str
     AssertSqlSafe(sql)
 }
 
-/// The one-row statement of each engine, built once: every PostgreSQL write
-/// and every lone SQLite write uses it.
+/// The one-row statement of each engine, built once: every write the
+/// writer makes alone uses it.
 fn upsert_one_statement(engine: Engine) -> AssertSqlSafe<&'static str> {
     static SQLITE: LazyLock<String> = LazyLock::new(|| upsert_statement(Engine::Sqlite, 1).0);
     static POSTGRES: LazyLock<String> = LazyLock::new(|| upsert_statement(Engine::Postgres, 1).0);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection};
 use testkit::Engine;
 
-use crate::{NOW, key, open};
+use crate::{NOW, key, open, other_sessions};
 
 /// Longer than the store lets a connection wait before it pings it again.
 const IDLE: Duration = Duration::from_millis(1_500);
@@ -33,13 +33,13 @@ async fn connections_the_server_closed_while_idle_are_replaced_before_a_query() 
     .await
     .unwrap();
     assert!(closed >= 1, "the store's pool holds no connection to close");
-    let mut left = others_connected(&mut admin).await;
+    let mut left = other_sessions(&mut admin).await;
     for _ in 0..500 {
         if left == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-        left = others_connected(&mut admin).await;
+        left = other_sessions(&mut admin).await;
     }
     assert_eq!(left, 0, "connections still open 5 s after they were closed");
 
@@ -48,16 +48,4 @@ async fn connections_the_server_closed_while_idle_are_replaced_before_a_query() 
         assert_eq!(read, Some(written.record.clone()));
     }
     store.put(&key("a"), "2", None, NOW).await.unwrap();
-}
-
-/// Connections of `admin`'s role to its database besides `admin`.
-async fn others_connected(admin: &mut PgConnection) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE datname = current_database() AND usename = current_user \
-         AND pid <> pg_backend_pid()",
-    )
-    .fetch_one(admin)
-    .await
-    .unwrap()
 }

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use sqlx::{Connection, PgConnection};
 use store::{Store, StoreOptions};
 use testkit::Engine;
 use testkit::history::{self, Operation, Outcome};
 
-use crate::{NOW, TestStore, key, open};
+use crate::{NOW, TestStore, key, open, other_sessions};
 
 const KEYS: usize = 4;
 const CLIENTS: usize = 32;
@@ -119,6 +120,41 @@ async fn check_two_stores(engine: Engine) {
         violations.len(),
         violations.iter().take(5).collect::<Vec<_>>()
     );
+    if engine == Engine::Postgres {
+        // Each store writes its batches in one statement; two of them on
+        // one server must neither fail a write nor wait on each other.
+        let failed = operations.iter().filter(|operation| {
+            matches!(
+                operation.outcome,
+                Outcome::Unknown { .. } | Outcome::ReadFailed
+            )
+        });
+        assert_eq!(failed.count(), 0, "operations failed");
+        for store in stores.iter() {
+            store.close().await;
+        }
+        assert_eq!(deadlocks_once_closed(database.url()).await, 0);
+    }
+}
+
+/// The deadlocks PostgreSQL broke in the database at `url`, counted once
+/// every other session of this role has ended (a session reports its
+/// counts as it ends).
+async fn deadlocks_once_closed(url: &str) -> i64 {
+    let mut admin = PgConnection::connect(url).await.unwrap();
+    let mut others = other_sessions(&mut admin).await;
+    for _ in 0..500 {
+        if others == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        others = other_sessions(&mut admin).await;
+    }
+    assert_eq!(others, 0, "sessions still open 5 s after the stores closed");
+    sqlx::query_scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

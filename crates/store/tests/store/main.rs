@@ -15,6 +15,7 @@ mod sqlite_schema;
 
 use std::path::Path;
 
+use sqlx::PgConnection;
 use sqlx::migrate::Migrator;
 use store::domain::Key;
 use store::{Store, StoreOptions};
@@ -82,4 +83,17 @@ fn notes(notes: &[(&str, i64)]) -> Vec<(String, i64)> {
 
 fn key(raw: &str) -> Key {
     Key::parse(raw).unwrap()
+}
+
+/// The sessions of `admin`'s role on its database (PostgreSQL), but for
+/// `admin` itself.
+async fn other_sessions(admin: &mut PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND usename = current_user \
+         AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(admin)
+    .await
+    .unwrap()
 }
