@@ -6,18 +6,20 @@
 //! which lets one connection write at a time, a lock taken and released, a
 //! commit appending the touched pages to the write-ahead log, and a round
 //! trip to the connection's thread; on PostgreSQL a round trip to the
-//! server, a commit that waits for its log to reach the disk, and two more
-//! round trips for the pool's checks of the connection. One statement for
-//! many writes pays each of those once. Nothing waits on a timer to fill a batch: a batch is
-//! whatever queued while the previous one ran or, after a write that
-//! arrived alone, whatever the tasks ready to run queue before the
-//! writer's next turn, so a lone write goes straight through and writes
-//! under load share their commits.
+//! server, a commit that waits for its log to reach the disk, and another
+//! round trip for the pool's check of the connection as it goes back. One
+//! statement for many writes pays each of those once. Nothing waits on a
+//! timer to fill a batch: a batch is whatever queued while the previous one
+//! ran or, after a write that arrived alone, whatever the tasks ready to run
+//! queue before the writer's next turn, so a lone write goes straight
+//! through and writes under load share their commits.
 //!
 //! A write is answered only after the statement holding it has committed,
 //! with the same durability as a write of its own, and its version follows
 //! the same rule (docs/decisions.md, record 26). As with a statement already
 //! sent, a write whose caller gives up after queuing it is still made.
+
+use std::sync::Arc;
 
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
@@ -78,6 +80,22 @@ impl Pending {
             Self::Put { write, .. } => write.key.len() + write.value.len(),
             Self::Delete { key, .. } => key.len(),
             Self::RemoveOutboxEntries { ids, .. } => ids.len() * size_of::<i64>(),
+        }
+    }
+
+    /// Answers with `error`, a failure of the store that this write was
+    /// not sent to.
+    fn fail(self, error: &Arc<StoreError>) {
+        match self {
+            Self::Put { reply, .. } => {
+                let _ = reply.send(Err(StoreError::Shared(error.clone())));
+            }
+            Self::Delete { reply, .. } => {
+                let _ = reply.send(Err(StoreError::Shared(error.clone())));
+            }
+            Self::RemoveOutboxEntries { reply, .. } => {
+                let _ = reply.send(Err(StoreError::Shared(error.clone())));
+            }
         }
     }
 }

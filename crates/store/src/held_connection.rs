@@ -3,8 +3,8 @@
 //!
 //! sqlx gives a connection back to its pool after every query run on the
 //! pool, and tests it on the way back with a ping: on SQLite one more trip
-//! to the connection's thread and back, as dear as the query's own. The
-//! writer waits for that test before its next batch can have the one
+//! to the connection's thread and back, as dear as the query's own; on
+//! PostgreSQL one more round trip to the server. The writer waits for that test before its next batch can have the one
 //! connection it writes with (docs/decisions.md, record 33). The writer and
 //! the reader's query slots run query after query under load, so each keeps
 //! its connection between them. It goes back to the pool, tested as usual,

@@ -74,7 +74,7 @@ pub enum StoreError {
     /// One failure handed to several waiters (a coalesced read).
     #[error("{0}")]
     Shared(Arc<StoreError>),
-    /// The task that writes this process's records (SQLite) is gone: the
+    /// The task that writes this process's records is gone: the
     /// store was closed, or the runtime is shutting down.
     #[error("the store's writer has stopped")]
     WriterStopped,

@@ -57,26 +57,42 @@ where
             .await
         {
             let writes = batch.len();
-            self.write_batch(batch).await;
+            if let Err(error) = self.write_batch(batch).await {
+                // The writes queued meanwhile would each wait for the same
+                // store in turn (the pool's acquire time-out, SQLite's busy
+                // timeout), past their callers' own time limits; they fail
+                // now, unsent, and the next write to arrive tries again.
+                let waiting = std::iter::from_fn(|| pending.try_recv().ok());
+                for write in held_back.take().into_iter().chain(waiting) {
+                    write.fail(&error);
+                }
+            }
             if let Some(checkpointer) = &mut checkpointer {
                 checkpointer.committed(writes, bytes);
             }
         }
     }
 
-    async fn write_batch(&mut self, batch: Vec<Pending>) {
+    /// Writes `batch` and answers each of its writes. A failure of the
+    /// store as a whole (not of one write's row) fails the writes after it
+    /// unsent, and is returned.
+    async fn write_batch(&mut self, batch: Vec<Pending>) -> Result<(), Arc<StoreError>> {
         let engine = self.engine;
         let mut puts = Vec::with_capacity(batch.len());
-        for write in batch {
-            match write {
-                Pending::Put { write, reply } => puts.push((write, reply)),
+        let mut batch = batch.into_iter();
+        while let Some(write) = batch.next() {
+            let answered = match write {
+                Pending::Put { write, reply } => {
+                    puts.push((write, reply));
+                    continue;
+                }
                 // Deletes are rare next to puts; each is a statement of its own.
                 Pending::Delete { key, now_ms, reply } => {
                     let deleted = self
                         .connection
                         .run(async |connection| delete_one(connection, &key, now_ms).await)
                         .await;
-                    let _ = reply.send(deleted);
+                    answer(engine, reply, deleted)
                 }
                 Pending::RemoveOutboxEntries { ids, reply } => {
                     let removed = self
@@ -85,14 +101,21 @@ where
                             remove_outbox_entries(connection, engine, &ids).await
                         })
                         .await;
-                    let _ = reply.send(removed);
+                    answer(engine, reply, removed)
                 }
+            };
+            if let Err(error) = answered {
+                fail_puts(puts, &error);
+                for write in batch {
+                    write.fail(&error);
+                }
+                return Err(error);
             }
         }
         if puts.len() > 1 {
-            self.put_together(puts).await;
+            self.put_together(puts).await
         } else {
-            self.put_each(puts).await;
+            self.put_each(puts).await
         }
     }
 
@@ -104,7 +127,10 @@ where
     /// The rows go in key order: on PostgreSQL the statement locks them in
     /// the order it writes them, and the statements of two replicas, each
     /// in that order, never wait on each other in a cycle.
-    async fn put_together(&mut self, mut puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>) {
+    async fn put_together(
+        &mut self,
+        mut puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>,
+    ) -> Result<(), Arc<StoreError>> {
         puts.sort_unstable_by(|(one, _), (other, _)| one.key.cmp(&other.key));
         let engine = self.engine;
         let upserted = self
@@ -116,29 +142,68 @@ where
                 for ((write, reply), upserted) in puts.into_iter().zip(rows) {
                     let _ = reply.send(Ok((upserted, write.value)));
                 }
+                Ok(())
             }
             Err(error) if failed_on_a_row(engine, &error) => {
                 tracing::debug!(%error, writes = puts.len(), "a group write failed; writing one by one");
-                self.put_each(puts).await;
+                self.put_each(puts).await
             }
             Err(error) => {
                 let error = Arc::new(error);
-                for (_, reply) in puts {
-                    let _ = reply.send(Err(StoreError::Shared(error.clone())));
-                }
+                fail_puts(puts, &error);
+                Err(error)
             }
         }
     }
 
-    async fn put_each(&mut self, puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>) {
+    async fn put_each(
+        &mut self,
+        puts: Vec<(RecordWrite, oneshot::Sender<PutOutcome>)>,
+    ) -> Result<(), Arc<StoreError>> {
         let engine = self.engine;
-        for (write, reply) in puts {
+        let mut puts = puts.into_iter();
+        while let Some((write, reply)) = puts.next() {
             let outcome = self
                 .connection
                 .run(async |connection| upsert_one(connection, engine, &write).await)
                 .await;
-            let _ = reply.send(outcome.map(|upserted| (upserted, write.value)));
+            let outcome = outcome.map(|upserted| (upserted, write.value));
+            if let Err(error) = answer(engine, reply, outcome) {
+                fail_puts(puts, &error);
+                return Err(error);
+            }
         }
+        Ok(())
+    }
+}
+
+/// Sends `outcome` to `reply`. A failure of the store as a whole rather
+/// than of this write's row is sent shared, and returned.
+fn answer<T>(
+    engine: Engine,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    outcome: Result<T, StoreError>,
+) -> Result<(), Arc<StoreError>> {
+    match outcome {
+        Err(error) if !failed_on_a_row(engine, &error) => {
+            let error = Arc::new(error);
+            let _ = reply.send(Err(StoreError::Shared(error.clone())));
+            Err(error)
+        }
+        outcome => {
+            let _ = reply.send(outcome);
+            Ok(())
+        }
+    }
+}
+
+/// Answers each of `puts` with `error`, a failure of the store.
+fn fail_puts(
+    puts: impl IntoIterator<Item = (RecordWrite, oneshot::Sender<PutOutcome>)>,
+    error: &Arc<StoreError>,
+) {
+    for (_, reply) in puts {
+        let _ = reply.send(Err(StoreError::Shared(error.clone())));
     }
 }
 

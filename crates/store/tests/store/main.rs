@@ -12,6 +12,7 @@ mod outbox_replay;
 mod records;
 mod sqlite_log;
 mod sqlite_schema;
+mod writer_failures;
 
 use std::path::Path;
 

@@ -277,47 +277,6 @@ async fn a_refused_write_among_concurrent_ones_fails_alone(engine: Engine) {
     }
 }
 
-/// Writes queued together while another program holds SQLite's write lock
-/// past the busy timeout fail together, once: a batch is not retried write
-/// by write, each waiting out the busy timeout again.
-#[tokio::test]
-async fn a_batch_that_meets_a_held_lock_fails_once_for_all_its_writes() {
-    let test = open(Engine::Sqlite).await;
-    let admin = sqlx::AnyPool::connect(test.database.url()).await.unwrap();
-    let mut holder = admin.acquire().await.unwrap();
-    // The store's busy timeout is 5 s: the first write waits it out alone,
-    // the others queue meanwhile and wait it out as one batch.
-    let busy_timeout = std::time::Duration::from_secs(5);
-    let held_for = busy_timeout * 5 / 2;
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
-    let started = std::time::Instant::now();
-    let mut writes = Vec::new();
-    for name in names(20) {
-        let store = test.store.clone();
-        writes.push(tokio::spawn(async move {
-            store.put(&key(&name), name.as_str(), None, NOW).await
-        }));
-    }
-    tokio::time::sleep(held_for).await;
-    sqlx::raw_sql("COMMIT").execute(&mut *holder).await.unwrap();
-    let mut failed = 0;
-    for write in writes {
-        if let Err(error) = write.await.unwrap() {
-            assert!(error.to_string().contains("locked"), "{error}");
-            failed += 1;
-        }
-    }
-    assert_eq!(failed, 20, "every write met the lock past the busy timeout");
-    assert!(
-        started.elapsed() < held_for + busy_timeout,
-        "the batch failed once, not write by write: {:?}",
-        started.elapsed()
-    );
-}
-
 /// Many reads at once, of keys live, expired, deleted and absent, each at a
 /// clock of its own: every read gets its own key's record as of its clock
 /// (SQLite reads those that wait together with one query).
