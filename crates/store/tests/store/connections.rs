@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection};
 use testkit::Engine;
 
-use crate::{NOW, key, open, other_sessions};
+use crate::{NOW, key, open, until_other_sessions_end};
 
 /// Longer than the store lets a connection wait before it pings it again.
 const IDLE: Duration = Duration::from_millis(1_500);
@@ -33,15 +33,7 @@ async fn connections_the_server_closed_while_idle_are_replaced_before_a_query() 
     .await
     .unwrap();
     assert!(closed >= 1, "the store's pool holds no connection to close");
-    let mut left = other_sessions(&mut admin).await;
-    for _ in 0..500 {
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        left = other_sessions(&mut admin).await;
-    }
-    assert_eq!(left, 0, "connections still open 5 s after they were closed");
+    until_other_sessions_end(&mut admin).await;
 
     for _ in 0..3 {
         let read = store.get(&key("a"), NOW).await.unwrap();

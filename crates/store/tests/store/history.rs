@@ -19,7 +19,7 @@ use store::{Store, StoreOptions};
 use testkit::Engine;
 use testkit::history::{self, Operation, Outcome};
 
-use crate::{NOW, TestStore, key, open, other_sessions};
+use crate::{NOW, TestStore, key, open, until_other_sessions_end};
 
 const KEYS: usize = 4;
 const CLIENTS: usize = 32;
@@ -142,15 +142,7 @@ async fn check_two_stores(engine: Engine) {
 /// counts as it ends).
 async fn deadlocks_once_closed(url: &str) -> i64 {
     let mut admin = PgConnection::connect(url).await.unwrap();
-    let mut others = other_sessions(&mut admin).await;
-    for _ in 0..500 {
-        if others == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        others = other_sessions(&mut admin).await;
-    }
-    assert_eq!(others, 0, "sessions still open 5 s after the stores closed");
+    until_other_sessions_end(&mut admin).await;
     sqlx::query_scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
         .fetch_one(&mut admin)
         .await

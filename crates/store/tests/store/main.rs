@@ -86,15 +86,22 @@ fn key(raw: &str) -> Key {
     Key::parse(raw).unwrap()
 }
 
-/// The sessions of `admin`'s role on its database (PostgreSQL), but for
-/// `admin` itself.
-async fn other_sessions(admin: &mut PgConnection) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE datname = current_database() AND usename = current_user \
-         AND pid <> pg_backend_pid()",
-    )
-    .fetch_one(admin)
-    .await
-    .unwrap()
+/// Waits (at most 5 s) until `admin` is the only session of its role on its
+/// database (PostgreSQL): closed connections end a moment after.
+async fn until_other_sessions_end(admin: &mut PgConnection) {
+    for _ in 0..500 {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND usename = current_user \
+             AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut *admin)
+        .await
+        .unwrap();
+        if others == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("other sessions still open after 5 s");
 }
