@@ -202,8 +202,8 @@ fn fail_puts(
     puts: impl IntoIterator<Item = (RecordWrite, oneshot::Sender<PutOutcome>)>,
     error: &Arc<StoreError>,
 ) {
-    for (_, reply) in puts {
-        let _ = reply.send(Err(StoreError::Shared(error.clone())));
+    for (write, reply) in puts {
+        Pending::Put { write, reply }.fail(error);
     }
 }
 
