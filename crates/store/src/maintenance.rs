@@ -7,29 +7,56 @@ use std::ops::ControlFlow;
 use sqlx::AssertSqlSafe;
 
 use super::records::DELETED_MARKER_LIFE_MS;
-use super::{Store, StoreError};
+use super::{Engine, Store, StoreError};
 
-/// One bounded transaction: at most `$2` expired rows.
+/// The condition of a row that expired at `$now`: a record past its
+/// expiry, or a delete's marker row (`expires_at_ms` 0) once
+/// `updated_at_ms` is `$life` old; until then the marker keeps the key's
+/// next version above the deleted one (`records.rs`). A macro, so that the
+/// statements below are constants with the condition written once.
+macro_rules! expired {
+    ($now:literal, $life:literal) => {
+        concat!(
+            "expires_at_ms IS NOT NULL AND expires_at_ms <= ",
+            $now,
+            " AND (expires_at_ms > 0 OR updated_at_ms <= ",
+            $now,
+            " - ",
+            $life,
+            ")"
+        )
+    };
+}
+
+/// One bounded transaction on SQLite: at most `$2` expired rows. SQLite
+/// runs one write at a time, so the rows the subquery picks are still
+/// expired when the `DELETE` takes them.
+const DELETE_EXPIRED_BATCH_SQLITE: &str = concat!(
+    "DELETE FROM records WHERE key IN (SELECT key FROM records WHERE ",
+    expired!("$1", "$3"),
+    " LIMIT $2)"
+);
+
+/// One bounded transaction on PostgreSQL: at most `$2` expired rows, each
+/// locked before it is deleted, skipping those a writer holds.
 ///
-/// The expiry is checked twice on purpose. The subquery picks the batch from
-/// a snapshot; under PostgreSQL's READ COMMITTED a row a client re-wrote
-/// after that snapshot (made live again) is re-checked against the outer
-/// `WHERE` only, once its lock is free. Without the outer check it was
-/// re-checked against `key IN (...)` alone and deleted: the client had its
-/// 201 and then read 404. SQLite runs the statement alone, but shares it.
+/// Skipping is what keeps the job out of deadlocks: the writer locks a
+/// batch's rows in key order (`group_commit`), and a `DELETE` that waited
+/// for a row while holding others, taken in whatever order the scan found
+/// them, could hold one the writer wanted next. The job never waits for a
+/// row now, so no cycle of waits can pass through it; a row it skipped is
+/// being written and is deleted by a later run if it is still expired.
 ///
-/// A delete's marker row (`expires_at_ms` 0) goes once `updated_at_ms` is
-/// `$3` old: until then it keeps the key's next version above the deleted
-/// one (`records.rs`).
-const DELETE_EXPIRED_BATCH: &str = "\
-DELETE FROM records
-WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1
-  AND (expires_at_ms > 0 OR updated_at_ms <= $1 - $3)
-  AND key IN (
-    SELECT key FROM records
-    WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1
-      AND (expires_at_ms > 0 OR updated_at_ms <= $1 - $3)
-    LIMIT $2)";
+/// Under READ COMMITTED a row a client re-wrote after the statement's
+/// snapshot (made live again) is checked again, at its newest version, as
+/// it is locked, and left alone if it no longer matches: deleting it would
+/// give the client its 201 and then a 404.
+const DELETE_EXPIRED_BATCH_POSTGRES: &str = concat!(
+    "WITH batch AS (SELECT key FROM records WHERE ",
+    expired!("$1", "$3"),
+    " LIMIT $2 FOR UPDATE SKIP LOCKED) \
+     DELETE FROM records USING batch WHERE records.key = batch.key"
+);
 
 /// One page of live keys after `$1`, in key order, joined by `$3` into a
 /// single row: a row costs sqlx (through its `Any` driver) about a
@@ -49,17 +76,18 @@ const LIVE_KEYS_PER_PAGE: usize = 10_000;
 /// Joins the keys of a page; API keys never contain it (no whitespace).
 const KEY_SEPARATOR: &str = "\n";
 
-const COUNT_EXPIRED: &str = "\
-SELECT COUNT(*) FROM records
-WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1
-  AND (expires_at_ms > 0 OR updated_at_ms <= $1 - $2)";
+const COUNT_EXPIRED: &str = concat!("SELECT COUNT(*) FROM records WHERE ", expired!("$1", "$2"));
 
 impl Store {
     /// Deletes up to `limit` records that expired at or before `now_ms`
     /// (and deleted records' markers past their life); returns how many it
     /// deleted. Call again until it returns less than `limit`.
     pub async fn delete_expired_batch(&self, now_ms: i64, limit: u32) -> Result<u64, StoreError> {
-        let done = sqlx::query(DELETE_EXPIRED_BATCH)
+        let statement = match self.engine {
+            Engine::Sqlite => DELETE_EXPIRED_BATCH_SQLITE,
+            Engine::Postgres => DELETE_EXPIRED_BATCH_POSTGRES,
+        };
+        let done = sqlx::query(statement)
             .bind(now_ms)
             .bind(i64::from(limit))
             .bind(DELETED_MARKER_LIFE_MS)

@@ -1,6 +1,9 @@
 //! What the cleanup job asks of the store: dead keys, live keys page by
 //! page, expired rows reclaimed.
 
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection};
 use store::domain::Ttl;
 use testkit::Engine;
 
@@ -218,6 +221,52 @@ async fn reclaiming_expired_records_spares_those_rewritten_meanwhile(engine: Eng
     let rewritten = u64::try_from(rewritten.len()).unwrap();
     assert!(reclaimed >= u64::try_from(EXPIRED).unwrap() - rewritten);
     assert_eq!(test.store.count_expired(NOW).await.unwrap(), 0);
+}
+
+/// PostgreSQL: a writer's batch holds the first of two expired rows, in
+/// key order as the writer takes them, while the reclaim runs, then asks
+/// for the second. The reclaim must neither wait for the held row while
+/// holding the other (a deadlock, one side rolled back after a second) nor
+/// delete the row the writer makes live.
+#[tokio::test]
+async fn reclaiming_expired_records_leaves_rows_a_writer_holds_without_a_deadlock() {
+    let test = open(Engine::Postgres).await;
+    let store = &test.store;
+    let ttl = Ttl::from_seconds(10).unwrap();
+    // The table's order: the reclaim's scan meets "b" first.
+    for raw in ["b", "a"] {
+        store
+            .put(&key(raw), "old", Some(ttl), NOW - 60_000)
+            .await
+            .unwrap();
+    }
+
+    let mut writer = PgConnection::connect(test.database.url()).await.unwrap();
+    let rewrite = "UPDATE records SET value = 'rewritten', expires_at_ms = NULL WHERE key = $1";
+    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
+    sqlx::query(rewrite)
+        .bind("a")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let reclaim = {
+        let store = store.clone();
+        tokio::spawn(async move { store.delete_expired_batch(NOW, 10).await })
+    };
+    // Time for the reclaim to take "b" and reach "a".
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = sqlx::query(rewrite).bind("b").execute(&mut writer).await;
+    let committed = sqlx::query("COMMIT").execute(&mut writer).await;
+    let reclaimed = reclaim.await.unwrap();
+
+    assert!(second.is_ok(), "the writer's second row: {second:?}");
+    assert!(committed.is_ok(), "the writer's commit: {committed:?}");
+    assert_eq!(reclaimed.unwrap(), 1, "the reclaim takes the row it can");
+    let a = store.get(&key("a"), NOW).await.unwrap();
+    assert_eq!(a.map(|record| record.value), Some("rewritten".to_owned()));
+    assert_eq!(store.get(&key("b"), NOW).await.unwrap(), None);
+    // The row the reclaim skipped is live now: nothing is left to reclaim.
+    assert_eq!(store.count_expired(NOW).await.unwrap(), 0);
 }
 
 testkit::on_both_engines!(
