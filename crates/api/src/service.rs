@@ -98,11 +98,11 @@ impl DataService {
         self.l1_enabled && self.l1.is_armed()
     }
 
-    /// The live record under `key`, if any.
-    pub async fn get(&self, key: &Key) -> Result<Option<Served>, StoreError> {
-        if let Some(hit) = self.get_from_l1(key) {
-            return Ok(Some(hit));
-        }
+    /// The live record under `key`, if any, once [`Self::get_from_l1`]
+    /// found none: from Redis or the store. A read takes L1's answer first
+    /// and comes here with the key it parsed, so that a miss looks L1 up
+    /// once.
+    pub async fn get_below_l1(&self, key: &Key) -> Result<Option<Served>, StoreError> {
         if self.l1_enabled {
             self.metrics.level_miss(CacheLevel::L1);
         }
@@ -116,10 +116,10 @@ impl DataService {
         Ok(served)
     }
 
-    /// The live record under `key` if L1 holds it: [`Self::get`]'s answer
-    /// when it needs no I/O, which a caller can take without a future.
-    /// `None` when L1 is off or holds no live record under `key`; nothing
-    /// is counted then, and `get` looks further (an entry whose record
+    /// The live record under `key` if L1 holds it: a read's answer when it
+    /// needs no I/O, which a caller can take without a future. `None` when
+    /// L1 is off or holds no live record under `key`; nothing is counted
+    /// then, and [`Self::get_below_l1`] looks further (an entry whose record
     /// lapsed is a miss: the levels below know the record lapsed too).
     pub fn get_from_l1(&self, key: &Key) -> Option<Served> {
         if !self.l1_enabled {

@@ -1,5 +1,6 @@
 //! The data endpoints: write, read and delete records.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -13,7 +14,6 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::extract::{JsonBody, Object, RecordKey};
 use super::record_json::{ReadRecord, StoredRecord, json_response};
-use crate::cache::l1::Source;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::Served;
 
@@ -86,29 +86,28 @@ fn ttl_seconds(number: &serde_json::Number) -> Result<Ttl, TtlError> {
         (status = 404, description = "Absent or expired", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
-pub async fn read(
-    State(state): State<Arc<AppState>>,
-    RecordKey(key): RecordKey,
-) -> Result<Response, ApiError> {
+pub async fn read(state: Arc<AppState>, key: Key) -> Result<Response, ApiError> {
     let served = state
         .service
-        .get(&key)
+        .get_below_l1(&key)
         .await?
         .ok_or_else(|| ApiError::RecordNotFound(key.as_str().to_owned()))?;
-    let body = match served.source {
-        Source::L1 => l1_hit_body(&key, &served),
-        Source::Redis | Source::Store => render_read(&key, &served),
-    };
-    Ok(json_response(body))
+    Ok(json_response(render_read(&key, &served)))
 }
 
-/// [`read`]'s answer when L1 holds a live record under the path's key,
-/// built without a future (see [`dispatch`](super::dispatch)); `None` for
-/// `read` to answer, with whatever it finds, or the error.
-pub fn read_from_l1(path: &str, state: &AppState) -> Option<Response> {
-    let RecordKey(key) = RecordKey::from_path(path).ok()?;
-    let served = state.service.get_from_l1(&key)?;
-    Some(json_response(l1_hit_body(&key, &served)))
+/// A read of the record path `path` as far as it goes without I/O: the
+/// answer when L1 holds a live record under its key, or when the key is
+/// invalid (see [`dispatch`](super::dispatch)); otherwise the key, parsed
+/// once, for [`read`] to look below L1.
+pub fn read_from_l1(path: &str, state: &AppState) -> ControlFlow<Response, Key> {
+    let key = match RecordKey::from_path(path) {
+        Ok(RecordKey(key)) => key,
+        Err(error) => return ControlFlow::Break(error.into_response()),
+    };
+    match state.service.get_from_l1(&key) {
+        Some(served) => ControlFlow::Break(json_response(l1_hit_body(&key, &served))),
+        None => ControlFlow::Continue(key),
+    }
 }
 
 /// The body of an L1 hit. Every hit on one L1 entry renders the same bytes
@@ -164,7 +163,7 @@ mod tests {
     use store::domain::Record;
 
     use super::*;
-    use crate::cache::l1::LoadedRecord;
+    use crate::cache::l1::{LoadedRecord, Source};
 
     #[test]
     fn every_l1_hit_on_an_entry_shares_the_first_hits_bytes() {

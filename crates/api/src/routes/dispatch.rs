@@ -21,7 +21,8 @@
 //! An L1 hit is answered at once: a read that needs no I/O needs no
 //! future either, and skipping the handler's (the extractors' state, the
 //! service's, boxed) is most of what an L1 hit cost beyond `/health`
-//! (record 54). Anything else L1 cannot answer goes to the handler.
+//! (record 54). A read L1 cannot answer goes on to the read handler with
+//! the key already parsed, so that a miss parses it and looks L1 up once.
 //!
 //! What the router did for these routes is done here alike: `HEAD` is
 //! answered as `GET` (hyper sends its headers without the body), and any
@@ -29,6 +30,7 @@
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -91,8 +93,10 @@ where
 fn record(request: Request, state: &Arc<AppState>) -> Reply {
     match *request.method() {
         Method::GET | Method::HEAD => match data::read_from_l1(request.uri().path(), state) {
-            Some(response) => Reply::Now(response),
-            None => Reply::Later(Handler::call(data::read, request, state.clone())),
+            ControlFlow::Break(response) => Reply::Now(response),
+            ControlFlow::Continue(key) => Reply::Later(Box::pin(
+                data::read(state.clone(), key).map(IntoResponse::into_response),
+            )),
         },
         Method::DELETE => Reply::Later(Handler::call(data::remove, request, state.clone())),
         _ => method_not_allowed(RECORD_METHODS),
