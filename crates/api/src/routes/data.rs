@@ -87,6 +87,7 @@ fn ttl_seconds(number: &serde_json::Number) -> Result<Ttl, TtlError> {
         (status = 503, description = "Store unavailable", body = ErrorBody),
     ))]
 pub async fn read(state: Arc<AppState>, key: Key) -> Result<Response, ApiError> {
+    // `read_from_l1` parsed `key` and found no live record in L1.
     let served = state
         .service
         .get_below_l1(&key)
