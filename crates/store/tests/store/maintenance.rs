@@ -269,6 +269,43 @@ async fn reclaiming_expired_records_leaves_rows_a_writer_holds_without_a_deadloc
     assert_eq!(store.count_expired(NOW).await.unwrap(), 0);
 }
 
+/// PostgreSQL: the rows a batch skips because a writer holds them do not
+/// count towards its limit. The cleanup job stops at the first batch that
+/// comes back short, so a batch that counted them would end a run while
+/// expired rows it could take were left.
+#[tokio::test]
+async fn a_reclaim_batch_fills_its_limit_past_rows_a_writer_holds() {
+    let test = open(Engine::Postgres).await;
+    let store = &test.store;
+    let ttl = Ttl::from_seconds(10).unwrap();
+    // The table's order: the reclaim's scan meets the held row first.
+    for raw in ["a", "b", "c"] {
+        store
+            .put(&key(raw), "old", Some(ttl), NOW - 60_000)
+            .await
+            .unwrap();
+    }
+
+    let mut writer = PgConnection::connect(test.database.url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
+    sqlx::query("SELECT key FROM records WHERE key = 'a' FOR UPDATE")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let reclaimed =
+        tokio::time::timeout(Duration::from_secs(5), store.delete_expired_batch(NOW, 2))
+            .await
+            .expect("the reclaim does not wait for the held row");
+    sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
+
+    assert_eq!(reclaimed.unwrap(), 2, "a full batch: the two free rows");
+    assert_eq!(
+        store.count_expired(NOW).await.unwrap(),
+        1,
+        "the held row is left"
+    );
+}
+
 testkit::on_both_engines!(
     maintenance_finds_dead_keys_and_reclaims_expired_rows,
     live_keys_are_read_page_by_page,
