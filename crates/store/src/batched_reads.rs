@@ -26,8 +26,9 @@ use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::held_connection::HeldConnection;
+use super::placeholders::Placeholders;
 use super::records::{SELECT_BY_KEYS, record_from_row, select_live};
-use super::{Engine, Placeholders, StoreError};
+use super::{Engine, StoreError};
 use crate::domain::Record;
 
 /// Most keys one query carries.

@@ -13,7 +13,8 @@ use sqlx::sqlite::Sqlite;
 use sqlx::{Any, AssertSqlSafe, Executor};
 
 use super::driver::Driver;
-use super::{Engine, Placeholders, Store, StoreError};
+use super::placeholders::Placeholders;
+use super::{Engine, Store, StoreError};
 
 const PAGE_AFTER: &str = "\
 SELECT id, key, version, written_at_ms FROM cache_outbox

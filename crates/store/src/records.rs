@@ -5,7 +5,8 @@ use std::sync::LazyLock;
 use sqlx::{AssertSqlSafe, Executor};
 
 use super::driver::{Driver, StatementOf};
-use super::{Engine, Placeholders, Store, StoreError};
+use super::placeholders::Placeholders;
+use super::{Engine, Store, StoreError};
 use crate::cache::TOMBSTONE_TTL;
 use crate::domain::{Key, Record, Ttl};
 

@@ -6,7 +6,8 @@
 
 use sqlx::sqlite::SqliteConnectOptions;
 
-use super::{Engine, StoreError, connect_options};
+use super::pools::connect_options;
+use super::{Engine, StoreError};
 
 /// The most rows a statement of SQLite's own tasks returns: a batch of
 /// writes or of reads, a page of the cache outbox.
