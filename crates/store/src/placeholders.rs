@@ -1,6 +1,5 @@
-//! Numbered parameters for the statements the store builds at run time
-//! (a batch's `VALUES` list, an `IN` list), written as each engine wants
-//! them.
+//! The parameters of the statements the store builds at run time (a
+//! batch's `VALUES` list, an `IN` list), written as each engine wants them.
 
 use super::Engine;
 

@@ -91,6 +91,7 @@ fn with_create_mode(url: &str, engine: Engine) -> String {
     format!("{url}{separator}mode=rwc")
 }
 
+/// The engine `url` names by its scheme.
 pub(crate) fn engine_of(url: &str) -> Result<Engine, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Engine::Sqlite)
