@@ -51,6 +51,7 @@ impl Supervisor {
 
     /// Runs until the task is aborted.
     pub async fn run(self) {
+        self.cache.metrics.set_outbox_retention(self.retention);
         let mut known_run_id: Option<String> = None;
         // Say once that Redis is unavailable, not every second.
         let mut reported = false;

@@ -3,6 +3,7 @@
 //! `deploy/observability/` query them.
 
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -120,6 +121,7 @@ pub struct Metrics {
     /// Per [`OutboxReplay`], in its order.
     outbox_replayed: [Counter; 2],
     outbox_oldest_age: Gauge<f64, AtomicU64>,
+    outbox_retention: Gauge,
     requests: RequestMetrics,
 }
 
@@ -214,6 +216,12 @@ impl Metrics {
             "Age of the oldest write in the cache outbox (0 when it is empty); it outgrows the retention only while Redis is not repaired from it",
             outbox_oldest_age.clone(),
         );
+        let outbox_retention = Gauge::default();
+        registry.register(
+            "cache_outbox_retention_seconds",
+            "How long the cache outbox keeps a write before the routine replay applies it (CACHE_OUTBOX_RETENTION_SECONDS; 0 without Redis)",
+            outbox_retention.clone(),
+        );
 
         Self {
             registry,
@@ -228,6 +236,7 @@ impl Metrics {
             cache_operation_durations,
             outbox_replayed,
             outbox_oldest_age,
+            outbox_retention,
             requests,
         }
     }
@@ -292,6 +301,13 @@ impl Metrics {
         #[allow(clippy::cast_precision_loss)]
         let seconds = age_ms as f64 / 1000.0;
         self.outbox_oldest_age.set(seconds);
+    }
+
+    /// The cache outbox's retention: the oldest entry's age stays within
+    /// it (and a tick) while the routine replay keeps up.
+    pub fn set_outbox_retention(&self, retention: Duration) {
+        self.outbox_retention
+            .set(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
     }
 
     pub fn observe_request(&self, route: RequestRoute, status: u16, seconds: f64) {

@@ -103,13 +103,18 @@ async fn after_redis_restarts_every_change_is_sent_again(engine: Engine) {
 
 /// The outbox's metrics: the age of its oldest entry follows the app's
 /// clock until the routine replay has applied the entry and removed it,
-/// and each replay counts the entries it applied.
+/// each replay counts the entries it applied, and the retention the age
+/// is held to is exported beside it (the alert on the age subtracts it).
 async fn the_outbox_metrics_follow_its_oldest_entry_and_the_replays(engine: Engine) {
     const AGE: &str = "cache_outbox_oldest_entry_age_seconds";
     const AGED: &str = r#"cache_outbox_replayed_entries_total{replay="aged"}"#;
     let app = spawn_app(Options::new(engine)).await;
     app.wait_for_redis(true).await;
     assert_eq!(app.metric(AGE).await, Some(0.0), "the outbox starts empty");
+    assert_eq!(
+        app.metric("cache_outbox_retention_seconds").await,
+        Some(10.0)
+    );
 
     app.put("first", "a", None).await;
     app.clock.advance(Duration::from_secs(4));
