@@ -154,6 +154,14 @@ impl Config {
         Duration::from_millis(self.cache_l1_ttl_ms)
     }
 
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_seconds)
+    }
+
+    pub fn outbox_retention(&self) -> Duration {
+        Duration::from_secs(self.cache_outbox_retention_seconds)
+    }
+
     pub fn drain_delay(&self) -> Duration {
         Duration::from_secs(self.shutdown_drain_seconds)
     }

@@ -76,15 +76,15 @@ impl Application {
                 let cache = Arc::new(RedisCache::new(
                     connection,
                     settings.timeout,
-                    Duration::from_secs(config.cache_ttl_seconds),
-                    Duration::from_secs(config.cache_outbox_retention_seconds),
+                    config.cache_ttl(),
+                    config.outbox_retention(),
                     metrics.clone(),
                 ));
                 let supervisor = Supervisor::new(
                     cache.clone(),
                     store.clone(),
                     clock.clone(),
-                    Duration::from_secs(config.cache_outbox_retention_seconds),
+                    config.outbox_retention(),
                 );
                 tracing::info!(target = %settings.target, "using redis");
                 background.push(tokio::spawn(supervisor.run()));
