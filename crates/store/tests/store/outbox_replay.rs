@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use sqlx::{Connection, PgConnection};
 use store::cache::entry;
 use store::cache::{ReplayWindow, cache_key, replay_outbox};
 use store::{OutboxEntry, Store};
@@ -200,6 +201,58 @@ async fn an_entry_committed_behind_a_finished_replay_is_applied_by_the_next() {
     assert!(outbox_keys(&store).await.is_empty());
     other.close().await;
     store.close().await;
+}
+
+/// PostgreSQL: another replica's removal holds the second of three entries
+/// while this one removes all three, then asks for the first, which this
+/// removal's scan took before it reached the held one. The removal must
+/// not wait for the held entry while holding the first (a deadlock, one
+/// side rolled back after a second), and every entry goes.
+#[tokio::test]
+async fn removing_entries_another_removal_holds_does_not_deadlock() {
+    let test = open(Engine::Postgres).await;
+    let store = &test.store;
+    for raw in ["a", "b", "c"] {
+        store.put(&key(raw), "v", None, NOW).await.unwrap();
+    }
+    let ids: Vec<i64> = store
+        .outbox_page(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|entry| entry.id)
+        .collect();
+    assert_eq!(ids.len(), 3);
+
+    let mut other = PgConnection::connect(test.database.url()).await.unwrap();
+    let remove = "DELETE FROM cache_outbox WHERE id = $1";
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query(remove)
+        .bind(ids[1])
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let removal = {
+        let store = store.clone();
+        let ids = ids.clone();
+        tokio::spawn(async move { store.outbox_remove(ids).await })
+    };
+    // Time for the removal to take the first entry and reach the second.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = sqlx::query(remove).bind(ids[0]).execute(&mut other).await;
+    let committed = sqlx::query("COMMIT").execute(&mut other).await;
+    let removed = tokio::time::timeout(Duration::from_secs(5), removal)
+        .await
+        .expect("the removal ends")
+        .unwrap();
+
+    assert!(first.is_ok(), "the other removal's second entry: {first:?}");
+    assert!(
+        committed.is_ok(),
+        "the other removal's commit: {committed:?}"
+    );
+    assert!(removed.is_ok(), "this removal: {removed:?}");
+    assert!(outbox_keys(store).await.is_empty());
 }
 
 /// A PostgreSQL store from before the outbox was a log (migrations 1 to 3)
