@@ -105,11 +105,11 @@ async fn read_page<'c, DB: Driver>(
 /// On PostgreSQL each entry is locked before it is deleted, and those
 /// another transaction holds are skipped: only another removal holds
 /// entries (the writes' trigger only appends), and it is removing them.
-/// Two removals of overlapping pages whose scans take their rows in
-/// different orders (a short list by the index, a page by the heap) could
-/// otherwise each hold an entry the other waits for, until the server
-/// rolls one back after a second (docs/decisions.md, record 61). An entry
-/// skipped for a removal that then rolls back stays for a later replay.
+/// Two removals of overlapping pages whose plans take their rows in
+/// different orders (by the index or by the heap) could otherwise each
+/// hold an entry the other waits for, until the server rolls one back
+/// after a second (docs/decisions.md, record 61). An entry skipped for a
+/// removal that then rolls back stays for a later replay.
 /// SQLite runs one write at a time and needs none of this.
 pub(crate) async fn remove_outbox_entries<'c, DB: Driver>(
     executor: impl Executor<'c, Database = DB>,
@@ -120,18 +120,18 @@ pub(crate) async fn remove_outbox_entries<'c, DB: Driver>(
     // were most of a large replay's time (docs/defects.md). The ids are
     // listed rather than given as a range: on PostgreSQL an entry can commit
     // inside a range after the replay read it.
-    let mut sql = String::with_capacity(112 + ids.len() * 6);
-    sql.push_str(match engine {
-        Engine::Sqlite => "DELETE FROM cache_outbox WHERE id IN ",
-        Engine::Postgres => {
+    let (head, tail) = match engine {
+        Engine::Sqlite => ("DELETE FROM cache_outbox WHERE id IN ", ""),
+        Engine::Postgres => (
             "DELETE FROM cache_outbox WHERE id IN \
-             (SELECT id FROM cache_outbox WHERE id IN "
-        }
-    });
+             (SELECT id FROM cache_outbox WHERE id IN ",
+            " FOR UPDATE SKIP LOCKED)",
+        ),
+    };
+    let mut sql = String::with_capacity(head.len() + tail.len() + ids.len() * 6);
+    sql.push_str(head);
     Placeholders::new(engine).push_rows(&mut sql, 1, ids.len());
-    if engine == Engine::Postgres {
-        sql.push_str(" FOR UPDATE SKIP LOCKED)");
-    }
+    sql.push_str(tail);
     // Only placeholders are generated; every id is bound, in order.
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for id in ids {
