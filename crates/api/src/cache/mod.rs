@@ -20,12 +20,12 @@ pub mod supervisor;
 #[cfg(test)]
 mod tests;
 pub mod tracking;
+mod usage;
 mod write_queue;
 mod written_through;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use platform::redis::PrimaryConnection;
@@ -36,16 +36,10 @@ use tokio::sync::Notify;
 pub use store::cache::RedisEntry;
 use store::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
 
+use self::usage::{Level, Usage};
 use self::write_queue::WriteQueue;
 use self::written_through::WrittenThrough;
 use crate::metrics::{CacheOperation, Metrics};
-
-/// Redis is not used at all (failed, or not yet repaired).
-const DOWN: u8 = 0;
-/// Being repaired: writes go to Redis, reads do not yet.
-const WRITES_ONLY: u8 = 1;
-/// In use.
-const UP: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -93,10 +87,10 @@ pub enum CacheWrite {
 
 impl CacheWrite {
     /// The least state in which the write is sent.
-    fn needs(self) -> u8 {
+    fn needs(self) -> Level {
         match self {
-            Self::Fill | Self::FillEmpty => WRITES_ONLY,
-            Self::Change | Self::Create => DOWN,
+            Self::Fill | Self::FillEmpty => Level::WritesOnly,
+            Self::Change | Self::Create => Level::Down,
         }
     }
 }
@@ -119,12 +113,7 @@ pub struct RedisCache {
     connection: PrimaryConnection,
     timeout: Duration,
     max_ttl: Duration,
-    /// One of `DOWN`, `WRITES_ONLY`, `UP`.
-    state: AtomicU8,
-    /// The connection generation the last repair replayed the outbox on
-    /// ([`PrimaryConnection::generation`]): a reply from any other may come
-    /// from a server that missed writes, so it takes Redis down.
-    repaired_on: AtomicU64,
+    usage: Usage,
     trouble: Notify,
     /// Where cache writes queue to go out as one pipeline with the others
     /// ready at the same moment.
@@ -151,8 +140,7 @@ impl RedisCache {
             connection,
             timeout,
             max_ttl,
-            state: AtomicU8::new(DOWN),
-            repaired_on: AtomicU64::new(0),
+            usage: Usage::new(),
             trouble: Notify::new(),
             written_through: WrittenThrough::new(outbox_retention),
             metrics,
@@ -161,19 +149,23 @@ impl RedisCache {
 
     /// Whether requests read from Redis.
     pub fn is_usable(&self) -> bool {
-        self.state.load(Ordering::Acquire) == UP
+        self.usage.level() == Level::Up
     }
 
     /// What Redis holds for `key`.
     pub async fn get(&self, key: &Key) -> Result<Found, CacheError> {
         let cache_key = cache_key(key.as_str());
         let raw: Option<String> = self
-            .run(CacheOperation::Get, UP, |mut connection| async move {
-                redis::cmd("GET")
-                    .arg(cache_key)
-                    .query_async(&mut connection)
-                    .await
-            })
+            .run(
+                CacheOperation::Get,
+                Level::Up,
+                |mut connection| async move {
+                    redis::cmd("GET")
+                        .arg(cache_key)
+                        .query_async(&mut connection)
+                        .await
+                },
+            )
             .await?;
         let Some(raw) = raw else {
             return Ok(Found::Nothing);
@@ -258,7 +250,7 @@ impl RedisCache {
     async fn set_unless_newer(
         &self,
         operation: CacheOperation,
-        needs: u8,
+        needs: Level,
         key: &Key,
         version: i64,
         entry: String,
@@ -335,14 +327,14 @@ impl RedisCache {
     async fn run<T, F, Fut>(
         &self,
         operation: CacheOperation,
-        needs: u8,
+        needs: Level,
         command: F,
     ) -> Result<T, CacheError>
     where
         F: FnOnce(PrimaryConnection) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
-        let state = self.state.load(Ordering::Acquire);
+        let state = self.usage.level();
         if state < needs {
             return Err(CacheError::Unusable);
         }
@@ -355,7 +347,7 @@ impl RedisCache {
             .observe_cache_operation(operation, started.elapsed().as_secs_f64());
         match outcome {
             Ok(value) => {
-                if state == DOWN {
+                if state == Level::Down {
                     // Redis answers again: repair it now, not on the next
                     // tick.
                     self.trouble.notify_one();
@@ -373,7 +365,7 @@ impl RedisCache {
     /// made on. Asked after a command (or a repair's replay): one sent on a
     /// newer connection finds the generation moved on.
     fn on_repaired_connection(&self) -> Result<(), CacheError> {
-        if self.connection.generation() == self.repaired_on.load(Ordering::Acquire) {
+        if self.connection.generation() == self.usage.repaired_on() {
             Ok(())
         } else {
             Err(CacheError::PrimaryChanged)
@@ -381,34 +373,17 @@ impl RedisCache {
     }
 
     fn mark_unusable(&self, error: &CacheError) {
-        if self.state.swap(DOWN, Ordering::AcqRel) == UP {
+        if self.usage.take_down() {
             tracing::warn!(%error, "redis failed; serving from the store until it is back");
             self.metrics.set_redis_connected(false);
         }
         self.trouble.notify_one();
     }
 
-    /// First step of a repair, made on the connection of `generation`:
-    /// writes reach Redis again.
-    fn resume_writes(&self, generation: u64) {
-        self.repaired_on.store(generation, Ordering::Release);
-        let _ = self
-            .state
-            .compare_exchange(DOWN, WRITES_ONLY, Ordering::AcqRel, Ordering::Acquire);
-    }
-
-    /// A repair that failed half way: back to not using Redis at all.
-    fn stop_writes(&self) {
-        self.state.store(DOWN, Ordering::Release);
-    }
-
     /// Last step of a repair: reads use Redis again. False when a write
     /// failed meanwhile (the state went back to down): repair again.
     fn resume_reads(&self) -> bool {
-        let resumed = self
-            .state
-            .compare_exchange(WRITES_ONLY, UP, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
+        let resumed = self.usage.resume_reads();
         if resumed {
             self.metrics.set_redis_connected(true);
         }

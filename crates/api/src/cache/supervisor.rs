@@ -102,13 +102,14 @@ impl Supervisor {
         // A restarted Redis has no scripts; load the one every request uses
         // now rather than on a request's first (failed) call.
         self.cache.load_scripts().await?;
-        self.cache.resume_writes(generation);
+        self.cache.usage.resume_writes(generation);
         let replayed = self
             .replay(Replay::Repair)
             .await
             .and_then(|()| self.cache.on_repaired_connection());
         if let Err(error) = replayed {
-            self.cache.stop_writes();
+            // Failed half way: back to not using Redis at all.
+            self.cache.usage.take_down();
             return Err(error);
         }
         if !self.cache.resume_reads() {

@@ -41,7 +41,7 @@ async fn a_reply_on_a_connection_newer_than_the_repair_takes_redis_down() {
         metrics,
     );
     cache.ping().await.unwrap();
-    cache.resume_writes(connection.generation());
+    cache.usage.resume_writes(connection.generation());
     assert!(cache.resume_reads());
     let key = Key::parse("k").unwrap();
     cache
