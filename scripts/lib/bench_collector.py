@@ -46,11 +46,16 @@ def summary(path):
     rounds = sorted({key[0] for key in per_cpu})
     off = statistics.median(per_cpu[(r, "off", "file")] for r in rounds)
     print(f"lines per CPU second to a file, metadata off: median {off:,.0f} (target >= 1,000,000)")
-    for output, what in (("file", "to a file"), ("null", "to /dev/null, the agent's own work")):
+    # The target is on the agent's own work. To a file, the kernel's copy
+    # of the longer lines is charged to the agent too; any agent writing
+    # the same fields pays it, so that ratio is reported beside it
+    # (docs/benchmarks.md, "Reading the collector numbers").
+    for output, what, judged in (("null", "to /dev/null, the agent's own work", "target >= 90 %"),
+                                 ("file", "to a file", "reported; the kernel's copy of longer lines included")):
         ratios = [per_cpu[(r, "on", output)] / per_cpu[(r, "off", output)] for r in rounds]
         print(f"metadata on / off, lines per CPU second {what}, by round: "
               f"{' '.join(f'{ratio:.0%}' for ratio in ratios)}; median {statistics.median(ratios):.0%} "
-              "(target >= 90 %)")
+              f"({judged})")
     print(f"peak RSS: off {max(rss['off']):.1f} MiB, on {max(rss['on']):.1f} MiB (target <= 32)")
 
 

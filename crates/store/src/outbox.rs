@@ -107,8 +107,8 @@ async fn read_page<'c, DB: Driver>(
 /// entries (the writes' trigger only appends), and it is removing them.
 /// Two removals of overlapping pages whose plans take their rows in
 /// different orders (by the index or by the heap) could otherwise each
-/// hold an entry the other waits for, until the server rolls one back
-/// after a second (docs/decisions.md, record 61). An entry skipped for a
+/// hold an entry the other waits for, until the server's deadlock timeout
+/// rolls one back (docs/decisions.md, record 61). An entry skipped for a
 /// removal that then rolls back stays for a later replay.
 /// SQLite runs one write at a time and needs none of this.
 pub(crate) async fn remove_outbox_entries<'c, DB: Driver>(
