@@ -80,29 +80,23 @@ impl LineParser {
         };
         let Some(parsed) = parsed else {
             let message = text(line.bytes, metrics);
-            return Some(self.complete(
-                read_time.to_owned(),
-                None,
-                message,
-                line.truncated,
-                metrics,
-            ));
+            return Some(self.complete(read_time, None, &message, line.truncated, metrics));
         };
         let index = parsed.stream.index();
         if parsed.complete && self.partial[index].is_none() {
             // The common case: a whole line, no joining.
             let message = text(&parsed.message, metrics);
             return Some(self.complete(
-                parsed.timestamp,
+                &parsed.timestamp,
                 Some(parsed.stream),
-                message,
+                &message,
                 line.truncated,
                 metrics,
             ));
         }
         let partial = self.partial[index].get_or_insert_with(|| Partial {
             start: line.start,
-            timestamp: parsed.timestamp,
+            timestamp: parsed.timestamp.into_owned(),
             message: Vec::new(),
             truncated: false,
         });
@@ -150,9 +144,9 @@ impl LineParser {
     fn complete_partial(&self, stream: Stream, partial: Partial, metrics: &Metrics) -> Event {
         let message = text(&partial.message, metrics);
         self.complete(
-            partial.timestamp,
+            &partial.timestamp,
             Some(stream),
-            message,
+            &message,
             partial.truncated,
             metrics,
         )
@@ -160,22 +154,22 @@ impl LineParser {
 
     fn complete(
         &self,
-        timestamp: String,
+        timestamp: &str,
         stream: Option<Stream>,
-        message: String,
+        message: &str,
         truncated: bool,
         metrics: &Metrics,
     ) -> Event {
         if truncated {
             metrics.truncated_lines.inc();
         }
-        Event {
-            origin: Arc::clone(&self.origin),
+        Event::new(
+            Arc::clone(&self.origin),
             timestamp,
             stream,
             message,
-            kubernetes: self.kubernetes.clone(),
-        }
+            self.kubernetes.clone(),
+        )
     }
 }
 
@@ -220,7 +214,7 @@ fn utf8_width(lead: u8) -> usize {
 /// A container line, parsed.
 #[derive(Debug, PartialEq, Eq)]
 struct Parsed<'a> {
-    timestamp: String,
+    timestamp: Cow<'a, str>,
     stream: Stream,
     /// `false` for a partial (`P`, or docker json without a final newline).
     complete: bool,
@@ -243,7 +237,7 @@ fn parse_cri(line: &[u8]) -> Option<Parsed<'_>> {
         _ => return None,
     };
     Some(Parsed {
-        timestamp: std::str::from_utf8(timestamp).ok()?.to_owned(),
+        timestamp: Cow::Borrowed(std::str::from_utf8(timestamp).ok()?),
         stream,
         complete,
         message: Cow::Borrowed(message),
@@ -279,7 +273,7 @@ fn parse_docker(line: &[u8]) -> Option<Parsed<'_>> {
         }
     };
     Some(Parsed {
-        timestamp: docker.time.into_owned(),
+        timestamp: docker.time,
         stream: stream(docker.stream.as_bytes())?,
         complete,
         message,
@@ -305,12 +299,12 @@ fn looks_like_timestamp(field: &[u8]) -> bool {
 }
 
 /// The bytes as text; invalid UTF-8 is replaced and counted.
-fn text(bytes: &[u8], metrics: &Metrics) -> String {
+fn text<'a>(bytes: &'a [u8], metrics: &Metrics) -> Cow<'a, str> {
     match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
+        Ok(text) => Cow::Borrowed(text),
         Err(_) => {
             metrics.invalid_utf8_lines.inc();
-            String::from_utf8_lossy(bytes).into_owned()
+            String::from_utf8_lossy(bytes)
         }
     }
 }

@@ -32,10 +32,7 @@ fn feed(parser: &mut LineParser, metrics: &Metrics, lines: &[&[u8]]) -> Vec<Even
 }
 
 fn messages(events: &[Event]) -> Vec<(&str, Option<Stream>)> {
-    events
-        .iter()
-        .map(|e| (e.message.as_str(), e.stream))
-        .collect()
+    events.iter().map(|e| (e.message(), e.stream)).collect()
 }
 
 #[test]
@@ -62,7 +59,7 @@ fn cri_lines_and_partials_joined_per_stream() {
             ("", Some(Stream::Stdout)),
         ]
     );
-    assert_eq!(events[0].timestamp, TS);
+    assert_eq!(events[0].timestamp(), TS);
     assert_eq!(metrics.malformed_lines.get(), 0);
 }
 
@@ -102,7 +99,7 @@ fn docker_json_lines_including_split_ones() {
             ("split end", Some(Stream::Stderr))
         ]
     );
-    assert_eq!(events[1].timestamp, "2026-11-26T07:00:00.2Z");
+    assert_eq!(events[1].timestamp(), "2026-11-26T07:00:00.2Z");
 }
 
 #[test]
@@ -118,11 +115,11 @@ fn malformed_container_lines_are_kept_as_text_and_counted() {
     ];
     let events = feed(&mut parser, &metrics, &lines);
     assert_eq!(events.len(), 5);
-    assert_eq!(events[0].message, "just text");
+    assert_eq!(events[0].message(), "just text");
     assert!(
         events
             .iter()
-            .all(|e| e.stream.is_none() && e.timestamp == "read-time")
+            .all(|e| e.stream.is_none() && e.timestamp() == "read-time")
     );
     assert_eq!(metrics.malformed_lines.get(), 5);
 }
@@ -138,12 +135,12 @@ fn invalid_utf8_is_replaced_and_counted() {
     ]
     .concat();
     let events = feed(&mut parser, &metrics, &[&line]);
-    assert_eq!(events[0].message, "bad \u{fffd}\u{fffd} end");
+    assert_eq!(events[0].message(), "bad \u{fffd}\u{fffd} end");
     assert_eq!(metrics.invalid_utf8_lines.get(), 1);
 
     let mut plain = self::parser(Format::Plain, 1024);
     let events = feed(&mut plain, &metrics, &[&[b'a', 0xc3]]);
-    assert_eq!(events[0].message, "a\u{fffd}");
+    assert_eq!(events[0].message(), "a\u{fffd}");
     assert_eq!(events[0].stream, None);
 }
 
@@ -172,7 +169,7 @@ fn long_lines_are_cut_at_the_limit_and_counted_once() {
         &[part.as_bytes(), part.as_bytes(), last.as_bytes()],
     );
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].message, "é".repeat(32));
+    assert_eq!(events[0].message(), "é".repeat(32));
     assert_eq!(metrics.truncated_lines.get(), 1);
 
     // A line the reader already cut.
@@ -182,6 +179,6 @@ fn long_lines_are_cut_at_the_limit_and_counted_once() {
         truncated: true,
     };
     let event = parser.parse(cut, "read-time", &metrics).unwrap();
-    assert_eq!(event.message, "abc");
+    assert_eq!(event.message(), "abc");
     assert_eq!(metrics.truncated_lines.get(), 2);
 }

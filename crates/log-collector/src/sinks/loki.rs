@@ -208,11 +208,11 @@ fn push_body(events: &[Event], pod_labels: &[PodLabel]) -> Vec<u8> {
             body.extend_from_slice(b"[\"");
             body.extend_from_slice(
                 itoa::Buffer::new()
-                    .format(unix_nanos(&event.timestamp))
+                    .format(unix_nanos(event.timestamp()))
                     .as_bytes(),
             );
             body.extend_from_slice(b"\",");
-            push_string(&mut body, &event.message);
+            push_string(&mut body, event.message());
             body.push(b']');
         }
         body.extend_from_slice(b"]}");
@@ -261,13 +261,13 @@ mod tests {
     use crate::event::Stream;
 
     fn event(origin: &Arc<Origin>, timestamp: &str, message: &str) -> Event {
-        Event {
-            origin: Arc::clone(origin),
-            timestamp: timestamp.into(),
-            stream: Some(Stream::Stdout),
-            message: message.into(),
-            kubernetes: None,
-        }
+        Event::new(
+            Arc::clone(origin),
+            timestamp,
+            Some(Stream::Stdout),
+            message,
+            None,
+        )
     }
 
     #[test]

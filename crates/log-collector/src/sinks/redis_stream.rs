@@ -87,8 +87,8 @@ impl RedisStream {
         for event in events {
             let origin = &event.origin;
             let mut fields: Vec<(&str, &str)> = vec![
-                ("timestamp", &event.timestamp),
-                ("message", &event.message),
+                ("timestamp", event.timestamp()),
+                ("message", event.message()),
                 ("node", &origin.node),
                 ("file", origin.path.to_str().unwrap_or("?")),
             ];

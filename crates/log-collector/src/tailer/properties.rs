@@ -157,7 +157,11 @@ fn tail(dir: &Path, bytes: &[u8], writes: &[usize], reads: &[usize]) -> Expected
     let mut events = Vec::new();
     let mut emit = |event: crate::event::Event| {
         let stream = event.stream.expect("container lines have a stream");
-        events.push((event.timestamp, stream, event.message));
+        events.push((
+            event.timestamp().to_owned(),
+            stream,
+            event.message().to_owned(),
+        ));
     };
     let mut reads = reads.iter().cycle();
     let mut written = 0;

@@ -26,7 +26,7 @@ fn read_all(tailer: &mut Tailer, metrics: &Metrics) -> Vec<String> {
     let mut lines = Vec::new();
     tailer
         .read(usize::MAX, "now", metrics, &mut |event| {
-            lines.push(event.message)
+            lines.push(event.message().to_owned())
         })
         .unwrap();
     lines
@@ -80,7 +80,9 @@ fn finish_ships_a_last_line_without_newline() {
     let mut tailer = tailer(&path, 0, 1024);
     assert_eq!(read_all(&mut tailer, &metrics), ["whole"]);
     let mut rest = Vec::new();
-    tailer.finish("now", &metrics, &mut |event| rest.push(event.message));
+    tailer.finish("now", &metrics, &mut |event| {
+        rest.push(event.message().to_owned())
+    });
     assert_eq!(rest, ["no newline"]);
     assert_eq!(tailer.position().offset, 16);
 }
