@@ -1,16 +1,19 @@
-//! Record writes on SQLite: 64 writes of distinct keys made at once (they
-//! queue for the writer and share statements: group commit) against the
-//! same 64 made one after another (each its own statement), in one run, so
-//! that their ratio does not depend on the machine's speed that day.
+//! Record writes on each engine: 64 writes of distinct keys made at once
+//! (they queue for the writer and share statements: group commit) against
+//! the same 64 made one after another (each its own statement), in one run,
+//! so that their ratio does not depend on the machine's speed that day.
 //!
-//! `cargo bench -p store --bench writes`; `scripts/bench api` measures the
-//! whole write path under HTTP load.
+//! `cargo bench -p store --bench writes`; PostgreSQL comes from
+//! `TEST_POSTGRES_URL` (`scripts/bench micro` starts one and sets it).
+//! `scripts/bench api` measures the whole write path under HTTP load.
 
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use store::domain::Key;
 use store::{Store, StoreOptions};
+use testkit::{EmptyDatabase, Engine};
 
 const WRITES: usize = 64;
 
@@ -26,15 +29,34 @@ fn writes(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a runtime");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    let store = runtime
-        .block_on(Store::connect(&url, StoreOptions::point_reads(8)))
-        .expect("the store opens");
+    for (engine, group_name) in [
+        (Engine::Sqlite, "sqlite_writes_1KiB"),
+        (Engine::Postgres, "postgres_writes_1KiB"),
+    ] {
+        let database = runtime.block_on(EmptyDatabase::create(engine));
+        let store = runtime
+            .block_on(Store::connect(database.url(), StoreOptions::point_reads(8)))
+            .expect("the store opens");
+        let mut group = c.benchmark_group(group_name);
+        if engine == Engine::Postgres {
+            // A PostgreSQL commit waits for its log to reach the disk: 64
+            // of them one by one take a good part of a second.
+            group.sample_size(10);
+        }
+        write_both_ways(&mut group, &runtime, &store);
+        group.finish();
+        runtime.block_on(store.close());
+        drop(database);
+    }
+}
+
+fn write_both_ways(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+) {
     let keys = keys();
     let value = "v".repeat(1024);
-
-    let mut group = c.benchmark_group("sqlite_writes_1KiB");
     group.throughput(Throughput::Elements(WRITES as u64));
     group.bench_function("64_at_once", |b| {
         b.iter_custom(|rounds| {
@@ -73,8 +95,6 @@ fn writes(c: &mut Criterion) {
             })
         });
     });
-    group.finish();
-    runtime.block_on(store.close());
 }
 
 /// A clock that moves on with every round, as a writer's does.
