@@ -11,13 +11,19 @@
 
 use std::sync::Arc;
 
+use platform::single_flight::Tail;
 use store::clock::Clock;
 use store::domain::{Key, Record, Ttl};
 use store::{Store, StoreError};
 
-use crate::cache::l1::{LoadOutcome, LoadedRecord, LocalCache, Snapshot, Source};
+use crate::cache::fills::{self, Fills};
+use crate::cache::l1::{Load, LoadOutcome, LoadedRecord, LocalCache, Snapshot, Source};
 use crate::cache::{CacheError, CacheWrite, Found, RedisCache, RedisEntry};
 use crate::metrics::{CacheLevel, Metrics};
+
+/// How much the fills sent after their reads were answered may hold at
+/// once (see [`crate::cache::fills`]).
+const FILLS_IN_FLIGHT_BYTES: usize = 4 << 20;
 
 /// A read's answer: the record and the level that answered now.
 #[derive(Debug)]
@@ -63,6 +69,8 @@ pub struct DataService {
     l1_enabled: bool,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    /// Fills in flight after their reads were answered.
+    fills: Arc<Fills>,
 }
 
 impl DataService {
@@ -81,6 +89,7 @@ impl DataService {
             l1_enabled,
             clock,
             metrics,
+            fills: Arc::new(Fills::new(FILLS_IN_FLIGHT_BYTES)),
         }
     }
 
@@ -157,8 +166,11 @@ impl DataService {
             // replica hears of no other replica's writes, so it could not
             // tell. With L1 off every read sees every write that completed
             // before it began, on any replica (docs/api.md).
-            let loaded = self.load(key, snapshot, fill).await;
-            let Some(loaded) = loaded.map_err(StoreError::Shared)? else {
+            let (read, fill) = self.load(key, snapshot, fill).await;
+            if let Some(fill) = fill {
+                tokio::spawn(fill);
+            }
+            let Some(loaded) = read.map_err(StoreError::Shared)? else {
                 return Ok(None);
             };
             let found_in = loaded.found_in;
@@ -221,42 +233,62 @@ impl DataService {
     /// key's generation past the caller's `snapshot`, so it looks at Redis
     /// again instead of reading the store a second time. `fill` suits what
     /// the caller's read found in Redis (the last read, when it looked again).
-    async fn load(
-        &self,
-        key: &Key,
-        snapshot: Snapshot,
-        mut fill: CacheWrite,
-    ) -> Result<Option<LoadedRecord>, Arc<StoreError>> {
+    async fn load(&self, key: &Key, snapshot: Snapshot, mut fill: CacheWrite) -> Load {
         if self.l1.snapshot(key.as_str()) != snapshot {
             match self.read_redis(key).await {
                 RedisRead::Hit(record) => {
-                    return Ok(Some(LoadedRecord::new(record, Source::Redis, true)));
+                    return (
+                        Ok(Some(LoadedRecord::new(record, Source::Redis, true))),
+                        None,
+                    );
                 }
                 RedisRead::Miss { fill: refreshed } => fill = refreshed,
             }
         }
         self.metrics.store_read();
         let now_ms = self.clock.now_ms();
-        let Some(record) = self.store.get(key, now_ms).await.map_err(Arc::new)? else {
-            return Ok(None);
+        let record = match self.store.get(key, now_ms).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return (Ok(None), None),
+            Err(error) => return (Err(Arc::new(error)), None),
         };
-        // Offered to Redis, which keeps whatever is newer: a write that
-        // landed since this read keeps its value.
-        self.offer(key, &record, fill).await;
+        let fill = self.fill(key, &record, fill).await;
         // Without Redis no announcement will come to evict it.
         let cacheable = self.cache.is_none();
-        Ok(Some(LoadedRecord::new(record, Source::Store, cacheable)))
+        (
+            Ok(Some(LoadedRecord::new(record, Source::Store, cacheable))),
+            fill,
+        )
     }
 
-    /// Offers `record` to Redis, which keeps whatever is newer.
-    async fn offer(&self, key: &Key, record: &Record, why: CacheWrite) {
+    /// Offers `record`, just read from the store, to Redis, which keeps
+    /// whatever is newer: a write that landed since this read keeps its
+    /// value. The read need not wait for it: the fill comes back to send
+    /// after the read is answered, unless the fills in flight hold too
+    /// much already; then it is sent here.
+    async fn fill(&self, key: &Key, record: &Record, why: CacheWrite) -> Option<Tail> {
+        let cache = self.cache.as_ref()?;
+        let write = cache.prepare(record, self.clock.now_ms(), why)?;
+        match self.fills.later(cache, &self.l1, key, write) {
+            Ok(later) => Some(later),
+            Err(write) => {
+                fills::send(cache, &self.l1, key, &write).await;
+                None
+            }
+        }
+    }
+
+    /// Writes `record`, just written to the store, through to Redis, which
+    /// keeps whatever is newer.
+    async fn write_through(&self, key: &Key, record: &Record, why: CacheWrite) {
         let Some(cache) = &self.cache else {
             return;
         };
         if let Err(error) = cache.put(key, record, self.clock.now_ms(), why).await {
             tracing::debug!(%key, %error, "cache write skipped");
         }
-        // Readers that missed Redis before this fill look again (see `load`).
+        // Readers that missed Redis before this write look again (see
+        // `load`).
         self.l1.note_change(key.as_str());
     }
 
@@ -275,7 +307,7 @@ impl DataService {
         } else {
             CacheWrite::Change
         };
-        self.offer(key, &written.record, why).await;
+        self.write_through(key, &written.record, why).await;
         self.l1.invalidate(key.as_str()).await;
         Ok(written.record)
     }

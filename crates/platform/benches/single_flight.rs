@@ -21,13 +21,13 @@ fn lone_load(c: &mut Criterion) {
     let keys: Vec<String> = (0..KEYS).map(|i| format!("miss:{i}")).collect();
     let mut group = c.benchmark_group("coalesced_load");
 
-    let single_flight = SingleFlight::<Arc<u64>>::default();
+    let single_flight = Arc::new(SingleFlight::<Arc<u64>>::default());
     let mut next = 0;
     group.bench_function("single_flight", |b| {
         b.iter(|| {
             next = (next + 1) % KEYS;
             let key = keys[next].as_str();
-            block_on(single_flight.run(key, || async { Arc::new(black_box(7)) }))
+            block_on(single_flight.run(key, || async { (Arc::new(black_box(7)), None) }))
         });
     });
 

@@ -25,7 +25,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use platform::single_flight::SingleFlight;
+use platform::single_flight::{SingleFlight, Tail};
 use store::StoreError;
 use store::domain::Record;
 use tokio::sync::Mutex;
@@ -100,6 +100,13 @@ impl Snapshot {
     }
 }
 
+/// What a load below L1 read: the live record, if any.
+pub type LoadRead = Result<Option<LoadedRecord>, Arc<StoreError>>;
+
+/// A load's read, and its tail: work that no caller waits for (the fill of
+/// Redis), which runs on a task of its own.
+pub type Load = (LoadRead, Option<Tail>);
+
 /// A load as every caller that joined it sees it, with the snapshot it
 /// began from.
 #[derive(Debug)]
@@ -126,7 +133,7 @@ pub enum LoadOutcome {
 #[derive(Debug)]
 pub struct LocalCache {
     entries: L1Entries,
-    loads: SingleFlight<Arc<SharedLoad>>,
+    loads: Arc<SingleFlight<Arc<SharedLoad>>>,
     /// False while invalidations may be missed (the tracking connection is
     /// down): nothing is inserted then.
     armed: AtomicBool,
@@ -147,7 +154,7 @@ impl LocalCache {
     pub fn new(ttl: Duration, max_bytes: u64, armed: bool) -> Self {
         Self {
             entries: L1Entries::new(ttl, max_bytes),
-            loads: SingleFlight::default(),
+            loads: Arc::default(),
             armed: AtomicBool::new(armed),
             generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             insert_turns: (0..STRIPES).map(|_| Mutex::new(())).collect(),
@@ -179,6 +186,8 @@ impl LocalCache {
     /// Gets `key`, loading it once for all concurrent callers on a miss.
     /// `taken` is the snapshot the caller took before it started looking
     /// below L1: a value is cached only if nothing invalidated `key` since.
+    /// A load's tail (its fill of Redis) runs after its callers have the
+    /// value, and callers arriving before it ends share the load too.
     ///
     /// A caller may join a load that began before a write or delete of
     /// `key` that this caller saw complete (its `taken` is newer than the
@@ -189,28 +198,30 @@ impl LocalCache {
     pub async fn get_or_load<L, F>(&self, key: &str, taken: Snapshot, load: L) -> Arc<SharedLoad>
     where
         L: Fn() -> F,
-        F: Future<Output = Result<Option<LoadedRecord>, Arc<StoreError>>>,
+        F: Future<Output = Load>,
     {
         let shared = self
             .loads
             .run(key, || async {
-                Arc::new(self.guarded(key, taken, load()).await)
+                let (read, tail) = load().await;
+                (Arc::new(self.guarded(key, taken, read).await), tail)
             })
             .await;
         if shared.began.covers(taken) {
-            shared
-        } else {
-            Arc::new(self.guarded(key, taken, load()).await)
+            return shared;
         }
+        let (read, tail) = load().await;
+        if let Some(tail) = tail {
+            tokio::spawn(tail);
+        }
+        Arc::new(self.guarded(key, taken, read).await)
     }
 
-    /// Runs `load`, which began at `taken`, and caches its value unless it
-    /// is not cacheable or an invalidation of `key` came since `taken`.
-    async fn guarded<F>(&self, key: &str, taken: Snapshot, load: F) -> SharedLoad
-    where
-        F: Future<Output = Result<Option<LoadedRecord>, Arc<StoreError>>>,
-    {
-        let outcome = match load.await {
+    /// What `read`, a load that began at `taken`, shares with its callers;
+    /// its value is cached unless it is not cacheable or an invalidation of
+    /// `key` came since `taken`.
+    async fn guarded(&self, key: &str, taken: Snapshot, read: LoadRead) -> SharedLoad {
+        let outcome = match read {
             Ok(None) => LoadOutcome::NotFound,
             Err(error) => LoadOutcome::Failed(error),
             Ok(Some(loaded)) if !loaded.cacheable || !self.is_armed() => {

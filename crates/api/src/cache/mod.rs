@@ -14,6 +14,7 @@
 //! value written during an outage is never served stale from Redis
 //! afterwards.
 
+pub mod fills;
 pub mod l1;
 mod l1_entries;
 pub mod supervisor;
@@ -22,6 +23,7 @@ mod tests;
 pub mod tracking;
 mod usage;
 mod write_queue;
+mod writes;
 mod written_through;
 
 use std::future::Future;
@@ -29,15 +31,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use platform::redis::PrimaryConnection;
-use redis::{ErrorKind, FromRedisValue, ServerErrorKind};
-use store::domain::{Key, Record};
+use store::domain::Key;
 use tokio::sync::Notify;
 
 pub use store::cache::RedisEntry;
-use store::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
+use store::cache::{cache_key, entry, millis};
 
 use self::usage::{Level, Usage};
 use self::write_queue::WriteQueue;
+pub use self::writes::PreparedWrite;
 use self::written_through::WrittenThrough;
 use crate::metrics::{CacheOperation, Metrics};
 
@@ -179,124 +181,6 @@ impl RedisCache {
         })
     }
 
-    /// Caches `record` unless Redis already holds a newer version of `key`
-    /// (for [`CacheWrite::FillEmpty`], unless it holds anything; for
-    /// [`CacheWrite::Create`], with `SET NX` when the key is empty). Returns
-    /// whether it was written. Records that have lapsed at `now_ms`
-    /// are not cached.
-    pub async fn put(
-        &self,
-        key: &Key,
-        record: &Record,
-        now_ms: i64,
-        why: CacheWrite,
-    ) -> Result<bool, CacheError> {
-        let remaining = record
-            .expires_at_ms
-            .map(|expires| u64::try_from(expires.saturating_sub(now_ms)).unwrap_or(0));
-        let ttl_ms = remaining.map_or(self.max_ttl_ms(), |left| left.min(self.max_ttl_ms()));
-        if ttl_ms == 0 {
-            return Ok(false);
-        }
-        let entry = entry::encode_live(record);
-        // A created key's write-through goes on to the script when `SET NX`
-        // was refused (the key held something then): the script decides as
-        // it would have alone, so the pair keeps whatever is newer, as the
-        // script does.
-        let written = match why {
-            CacheWrite::FillEmpty => return self.set_if_empty(why, key, &entry, ttl_ms).await,
-            CacheWrite::Create if self.set_if_empty(why, key, &entry, ttl_ms).await? => true,
-            CacheWrite::Fill | CacheWrite::Create | CacheWrite::Change => {
-                self.set_unless_newer(
-                    CacheOperation::Set,
-                    why.needs(),
-                    key,
-                    record.version,
-                    entry,
-                    ttl_ms,
-                )
-                .await?
-            }
-        };
-        if matches!(why, CacheWrite::Change | CacheWrite::Create) {
-            // Written or refused, Redis now holds this version or a newer
-            // one.
-            let lasts = Duration::from_millis(ttl_ms);
-            self.written_through
-                .note(key.as_str(), record.version, lasts);
-        }
-        Ok(written)
-    }
-
-    /// After a delete: refuse every version below `floor` for a while, so
-    /// that a slow reader cannot put the deleted value back.
-    pub async fn bury(&self, key: &Key, floor: i64) -> Result<bool, CacheError> {
-        let entry = entry::encode_tombstone(floor);
-        let written = self
-            .set_unless_newer(
-                CacheOperation::Del,
-                CacheWrite::Change.needs(),
-                key,
-                floor,
-                entry,
-                millis(TOMBSTONE_TTL),
-            )
-            .await?;
-        self.written_through
-            .note(key.as_str(), floor, TOMBSTONE_TTL);
-        Ok(written)
-    }
-
-    async fn set_unless_newer(
-        &self,
-        operation: CacheOperation,
-        needs: Level,
-        key: &Key,
-        version: i64,
-        entry: String,
-        ttl_ms: u64,
-    ) -> Result<bool, CacheError> {
-        let cache_key = cache_key(key.as_str());
-        self.run(operation, needs, |mut connection| async move {
-            let command = || scripts::set_unless_newer(&cache_key, version, &entry, ttl_ms);
-            let reply = match self.writes.send(command()).await {
-                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    // Redis forgot the script (a restart, `SCRIPT FLUSH`):
-                    // load it and send the same command again.
-                    load_set_unless_newer(&mut connection).await?;
-                    self.writes.send(command()).await
-                }
-                reply => reply,
-            };
-            Ok(bool::from_redis_value(reply?)?)
-        })
-        .await
-    }
-
-    /// The `SET NX` of [`CacheWrite::FillEmpty`] and [`CacheWrite::Create`].
-    async fn set_if_empty(
-        &self,
-        why: CacheWrite,
-        key: &Key,
-        entry: &str,
-        ttl_ms: u64,
-    ) -> Result<bool, CacheError> {
-        let command = scripts::set_if_empty(cache_key(key.as_str()), entry, ttl_ms);
-        self.run(CacheOperation::Set, why.needs(), |_| async move {
-            let written = Option::<String>::from_redis_value(self.writes.send(command).await?)?;
-            Ok(written.is_some())
-        })
-        .await
-    }
-
-    /// Loads the version-checked write's script (write-throughs, and fills
-    /// of keys not found empty) into Redis' script cache.
-    pub(crate) async fn load_scripts(&self) -> Result<(), CacheError> {
-        let mut connection = self.connection.clone();
-        self.within_timeout(load_set_unless_newer(&mut connection))
-            .await
-    }
-
     /// One PING, whatever the health state: a real round trip.
     pub async fn ping(&self) -> Result<Duration, CacheError> {
         let started = Instant::now();
@@ -393,11 +277,4 @@ impl RedisCache {
     fn max_ttl_ms(&self) -> u64 {
         millis(self.max_ttl)
     }
-}
-
-/// Puts the version-checked script into Redis' script cache, where the
-/// write queue's `EVALSHA` finds it.
-async fn load_set_unless_newer(connection: &mut PrimaryConnection) -> redis::RedisResult<()> {
-    let invocation = scripts::SET_UNLESS_NEWER.prepare_invoke();
-    invocation.load_async(connection).await.map(drop)
 }

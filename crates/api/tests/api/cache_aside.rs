@@ -92,6 +92,7 @@ async fn a_missing_redis_entry_is_refilled_from_the_store(engine: Engine) {
     let (status, body) = app.get("user:7").await;
     assert_eq!((status, &body["cached"]), (200, &false.into()));
     assert_eq!(body["value"], "Ada");
+    app.wait_for_fill("user:7").await;
     let (status, body) = app.get("user:7").await;
     assert_eq!((status, &body["cached"]), (200, &true.into()));
     assert_eq!(body["value"], "Ada");
@@ -108,6 +109,7 @@ async fn assert_refilled(app: &TestApp, key: &str, value: &str) {
     let (status, body) = app.get(key).await;
     assert_eq!((status, &body["cached"]), (200, &false.into()), "{body}");
     assert_eq!(body["value"], value);
+    app.wait_for_fill(key).await;
     let (status, body) = app.get(key).await;
     assert_eq!(
         (status, &body["cached"]),

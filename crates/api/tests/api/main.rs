@@ -7,6 +7,7 @@ mod bad_input;
 mod cache_aside;
 mod coalesced_reads;
 mod common;
+mod fills;
 mod history;
 mod keys_and_values;
 mod limits;

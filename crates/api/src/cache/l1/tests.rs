@@ -31,7 +31,7 @@ async fn a_load_that_raced_an_invalidation_is_returned_but_not_cached() {
     let load = cache.get_or_load("k", cache.snapshot("k"), || async {
         started.notify_one();
         finish.notified().await;
-        Ok(Some(loaded("old")))
+        (Ok(Some(loaded("old"))), None)
     });
     let race = async {
         started.notified().await;
@@ -50,7 +50,7 @@ async fn a_read_after_an_invalidation_does_not_take_a_load_that_began_before_it(
     let early = cache.get_or_load("k", cache.snapshot("k"), || async {
         started.notify_one();
         finish.notified().await;
-        Ok(Some(loaded("old")))
+        (Ok(Some(loaded("old"))), None)
     });
     let late = async {
         started.notified().await;
@@ -58,7 +58,7 @@ async fn a_read_after_an_invalidation_does_not_take_a_load_that_began_before_it(
         // load in flight, which is let go only once it waits.
         cache.invalidate("k").await;
         let read = cache.get_or_load("k", cache.snapshot("k"), || async {
-            Ok(Some(loaded("new")))
+            (Ok(Some(loaded("new"))), None)
         });
         let release = async {
             tokio::task::yield_now().await;
@@ -131,14 +131,18 @@ async fn a_noted_change_moves_the_snapshot_and_evicts_nothing() {
 async fn nothing_is_cached_while_disarmed() {
     let cache = LocalCache::new(Duration::from_secs(60), 1 << 20, false);
     let outcome = cache
-        .get_or_load("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
+        .get_or_load("k", cache.snapshot("k"), || async {
+            (Ok(Some(loaded("v"))), None)
+        })
         .await;
     assert!(matches!(outcome.outcome, LoadOutcome::Uncached(_)));
     assert!(cache.get("k").is_none());
 
     cache.set_armed(true);
     let outcome = cache
-        .get_or_load("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
+        .get_or_load("k", cache.snapshot("k"), || async {
+            (Ok(Some(loaded("v"))), None)
+        })
         .await;
     assert!(matches!(outcome.outcome, LoadOutcome::Cacheable(_)));
     assert!(cache.get("k").is_some());
@@ -148,7 +152,9 @@ async fn nothing_is_cached_while_disarmed() {
 async fn a_zero_ttl_keeps_nothing() {
     let cache = LocalCache::new(Duration::ZERO, 1 << 20, true);
     let outcome = cache
-        .get_or_load("k", cache.snapshot("k"), || async { Ok(Some(loaded("v"))) })
+        .get_or_load("k", cache.snapshot("k"), || async {
+            (Ok(Some(loaded("v"))), None)
+        })
         .await;
     assert!(matches!(outcome.outcome, LoadOutcome::Cacheable(_)));
     assert!(cache.get("k").is_none());

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use api::{Application, Config};
 use platform::config::{RedisArgs, StoreArgs};
+use redis::AsyncCommands;
 use serde_json::Value;
 use store::clock::ManualClock;
 use store::{Store, StoreOptions};
@@ -307,6 +308,26 @@ impl TestApp {
     }
 
     /// Waits (at most 15 s) until L1 invalidations flow.
+    /// Waits until Redis holds a live entry under `key`: a read from the
+    /// store answers before its fill lands.
+    pub async fn wait_for_fill(&self, key: &str) {
+        let redis = self.redis_connection().await;
+        let cache_key = format!("cache:{key}");
+        testkit::eventually(&format!("a live entry under {cache_key}"), || {
+            let (mut redis, cache_key) = (redis.clone(), cache_key.clone());
+            async move {
+                let raw: Option<String> = redis.get(cache_key).await.unwrap();
+                raw.is_some_and(|raw| {
+                    matches!(
+                        store::cache::entry::decode(&raw),
+                        Ok(store::cache::RedisEntry::Live(_))
+                    )
+                })
+            }
+        })
+        .await;
+    }
+
     pub async fn wait_for_l1_armed(&self) {
         testkit::eventually("cache_l1_armed 1", || async {
             self.metric("cache_l1_armed").await == Some(1.0)

@@ -1,0 +1,92 @@
+//! Fills of Redis that go out after their reads were answered.
+//!
+//! A read that missed Redis and found the record in the store answers
+//! first and fills Redis after: its client need not wait a Redis round
+//! trip for a write it does not need, and concurrent readers of the key
+//! still share the read until the fill lands (the load's tail, see
+//! [`platform::single_flight`]). What the fills in flight may hold is
+//! bounded: a fill past the bound is sent before its read is answered, as a
+//! write-through is, so a Redis slower than the store cannot pile them up.
+
+use std::sync::Arc;
+
+use platform::single_flight::Tail;
+use store::domain::Key;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::l1::LocalCache;
+use super::{PreparedWrite, RedisCache};
+
+/// What a fill in flight counts beside its key and entry: its task and
+/// command.
+const OVERHEAD_BYTES: usize = 512;
+
+/// The bytes the fills in flight hold, within a bound.
+#[derive(Debug)]
+pub struct Fills {
+    in_flight: Arc<Semaphore>,
+}
+
+impl Fills {
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            in_flight: Arc::new(Semaphore::new(max_bytes)),
+        }
+    }
+
+    /// The fill of `key` with `write`, to run once the read is answered;
+    /// or, past the bound, `write` handed back for the caller to send now.
+    pub fn later(
+        &self,
+        cache: &Arc<RedisCache>,
+        l1: &Arc<LocalCache>,
+        key: &Key,
+        write: PreparedWrite,
+    ) -> Result<Tail, PreparedWrite> {
+        let Some(permit) = self.reserve(write.entry_bytes() + key.as_str().len()) else {
+            return Err(write);
+        };
+        let (cache, l1, key) = (cache.clone(), l1.clone(), key.clone());
+        Ok(Box::pin(async move {
+            send(&cache, &l1, &key, &write).await;
+            drop(permit);
+        }))
+    }
+
+    fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let permits = u32::try_from(bytes.saturating_add(OVERHEAD_BYTES)).ok()?;
+        self.in_flight.clone().try_acquire_many_owned(permits).ok()
+    }
+}
+
+/// Sends a fill of `key`. Readers that missed Redis before it look again
+/// (see `DataService::load`).
+pub async fn send(cache: &RedisCache, l1: &LocalCache, key: &Key, write: &PreparedWrite) {
+    if let Err(error) = cache.send(key, write).await {
+        tracing::debug!(%key, %error, "cache fill skipped");
+    }
+    l1.note_change(key.as_str());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_in_flight_hold_no_more_than_the_bound() {
+        let fills = Fills::new(4 * OVERHEAD_BYTES);
+        let first = fills.reserve(OVERHEAD_BYTES).expect("within the bound");
+        assert!(
+            fills.reserve(2 * OVERHEAD_BYTES).is_none(),
+            "three overheads over two used"
+        );
+        let second = fills.reserve(0).expect("one overhead left");
+        drop(first);
+        assert!(
+            fills.reserve(OVERHEAD_BYTES).is_some(),
+            "freed when it lands"
+        );
+        drop(second);
+        assert!(fills.reserve(usize::MAX).is_none(), "larger than any bound");
+    }
+}
