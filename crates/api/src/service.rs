@@ -21,10 +21,6 @@ use crate::cache::l1::{Load, LoadOutcome, LoadedRecord, LocalCache, Snapshot, So
 use crate::cache::{CacheError, CacheWrite, Found, RedisCache, RedisEntry};
 use crate::metrics::{CacheLevel, Metrics};
 
-/// How much the fills sent after their reads were answered may hold at
-/// once (see [`crate::cache::fills`]).
-const FILLS_IN_FLIGHT_BYTES: usize = 4 << 20;
-
 /// A read's answer: the record and the level that answered now.
 #[derive(Debug)]
 pub struct Served {
@@ -70,7 +66,7 @@ pub struct DataService {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     /// Fills in flight after their reads were answered.
-    fills: Arc<Fills>,
+    fills: Fills,
 }
 
 impl DataService {
@@ -89,7 +85,7 @@ impl DataService {
             l1_enabled,
             clock,
             metrics,
-            fills: Arc::new(Fills::new(FILLS_IN_FLIGHT_BYTES)),
+            fills: Fills::new(fills::MAX_IN_FLIGHT_BYTES),
         }
     }
 

@@ -17,12 +17,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::l1::LocalCache;
 use super::{PreparedWrite, RedisCache};
 
+/// How much the fills in flight may hold at once.
+pub const MAX_IN_FLIGHT_BYTES: usize = 4 << 20;
+
 /// What a fill in flight counts beside its key and entry: its task and
 /// command.
 const OVERHEAD_BYTES: usize = 512;
 
-/// The bytes the fills in flight hold, within a bound.
-#[derive(Debug)]
+/// The bytes the fills in flight hold, within a bound; clones share it.
+#[derive(Debug, Clone)]
 pub struct Fills {
     in_flight: Arc<Semaphore>,
 }

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use platform::redis::PrimaryConnection;
 use redis::{ErrorKind, FromRedisValue, ServerErrorKind};
 use store::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
 use store::domain::{Key, Record};
@@ -14,7 +15,6 @@ use store::domain::{Key, Record};
 use super::usage::Level;
 use super::{CacheError, CacheWrite, RedisCache};
 use crate::metrics::CacheOperation;
-use platform::redis::PrimaryConnection;
 
 /// A record's cache write, ready to send.
 #[derive(Debug)]

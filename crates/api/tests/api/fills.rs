@@ -59,7 +59,7 @@ async fn a_read_from_the_store_is_answered_before_its_fill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_larger_than_the_fills_in_flight_may_hold_is_filled_before_the_answer() {
-    // Above the fills' bound (`FILLS_IN_FLIGHT_BYTES`, 4 MiB).
+    // Above the fills' bound (`cache::fills::MAX_IN_FLIGHT_BYTES`, 4 MiB).
     let large = "x".repeat(5 << 20);
     let app = app_with_a_record(&large).await;
     let (body, took) = read_while_redis_holds_writes(&app).await;

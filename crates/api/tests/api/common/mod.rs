@@ -307,12 +307,11 @@ impl TestApp {
         .await;
     }
 
-    /// Waits (at most 15 s) until L1 invalidations flow.
     /// Waits until Redis holds a live entry under `key`: a read from the
     /// store answers before its fill lands.
     pub async fn wait_for_fill(&self, key: &str) {
         let redis = self.redis_connection().await;
-        let cache_key = format!("cache:{key}");
+        let cache_key = store::cache::cache_key(key);
         testkit::eventually(&format!("a live entry under {cache_key}"), || {
             let (mut redis, cache_key) = (redis.clone(), cache_key.clone());
             async move {
@@ -328,6 +327,7 @@ impl TestApp {
         .await;
     }
 
+    /// Waits (at most 15 s) until L1 invalidations flow.
     pub async fn wait_for_l1_armed(&self) {
         testkit::eventually("cache_l1_armed 1", || async {
             self.metric("cache_l1_armed").await == Some(1.0)
