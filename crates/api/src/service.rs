@@ -19,7 +19,7 @@ use store::{Store, StoreError};
 use crate::cache::fills::{self, Fills};
 use crate::cache::l1::{Load, LoadOutcome, LoadedRecord, LocalCache, Snapshot, Source};
 use crate::cache::{CacheError, CacheWrite, Found, RedisCache, RedisEntry};
-use crate::metrics::{CacheLevel, Metrics};
+use crate::metrics::{CacheLevel, Metrics, Readings};
 
 /// A read's answer: the record and the level that answered now.
 #[derive(Debug)]
@@ -97,10 +97,14 @@ impl DataService {
         self.cache.as_ref()
     }
 
-    /// Whether L1 is on and takes entries (its invalidations flow; without
-    /// Redis, always), for `cache_l1_armed`.
-    pub fn l1_takes_entries(&self) -> bool {
-        self.l1_enabled && self.l1.is_armed()
+    /// What `/metrics` reads from the service: whether L1 is on and takes
+    /// entries (its invalidations flow; without Redis, always), and what
+    /// the fills in flight hold.
+    pub fn readings(&self) -> Readings {
+        Readings {
+            l1_armed: self.l1_enabled && self.l1.is_armed(),
+            fills_in_flight_bytes: self.fills.in_flight_bytes(),
+        }
     }
 
     /// The live record under `key`, if any, once [`Self::get_from_l1`]
@@ -268,6 +272,7 @@ impl DataService {
         match self.fills.later(cache, &self.l1, key, write) {
             Ok(later) => Some(later),
             Err(write) => {
+                self.metrics.fill_before_answer();
                 fills::send(cache, &self.l1, key, &write).await;
                 None
             }

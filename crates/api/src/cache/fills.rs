@@ -7,6 +7,8 @@
 //! [`platform::single_flight`]). What the fills in flight may hold is
 //! bounded: a fill past the bound is sent before its read is answered, as a
 //! write-through is, so a Redis slower than the store cannot pile them up.
+//! `/metrics` shows what they hold (`cache_fills_in_flight_bytes`) and how
+//! many went out before their answer (`cache_fills_before_answer_total`).
 
 use std::sync::Arc;
 
@@ -27,14 +29,23 @@ const OVERHEAD_BYTES: usize = 512;
 /// The bytes the fills in flight hold, within a bound; clones share it.
 #[derive(Debug, Clone)]
 pub struct Fills {
+    /// One permit a byte, of the bound.
     in_flight: Arc<Semaphore>,
+    max_bytes: usize,
 }
 
 impl Fills {
     pub fn new(max_bytes: usize) -> Self {
         Self {
             in_flight: Arc::new(Semaphore::new(max_bytes)),
+            max_bytes,
         }
+    }
+
+    /// The bytes the fills in flight hold now, their overhead included.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.max_bytes
+            .saturating_sub(self.in_flight.available_permits())
     }
 
     /// The fill of `key` with `write`, to run once the read is answered;
@@ -78,18 +89,22 @@ mod tests {
     #[test]
     fn fills_in_flight_hold_no_more_than_the_bound() {
         let fills = Fills::new(4 * OVERHEAD_BYTES);
+        assert_eq!(fills.in_flight_bytes(), 0);
         let first = fills.reserve(OVERHEAD_BYTES).expect("within the bound");
+        assert_eq!(fills.in_flight_bytes(), 2 * OVERHEAD_BYTES);
         assert!(
             fills.reserve(2 * OVERHEAD_BYTES).is_none(),
             "three overheads over two used"
         );
         let second = fills.reserve(0).expect("one overhead left");
+        assert_eq!(fills.in_flight_bytes(), 3 * OVERHEAD_BYTES);
         drop(first);
         assert!(
             fills.reserve(OVERHEAD_BYTES).is_some(),
             "freed when it lands"
         );
         drop(second);
+        assert_eq!(fills.in_flight_bytes(), 0);
         assert!(fills.reserve(usize::MAX).is_none(), "larger than any bound");
     }
 }

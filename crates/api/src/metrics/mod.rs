@@ -122,7 +122,18 @@ pub struct Metrics {
     outbox_replayed: [Counter; 2],
     outbox_oldest_age: Gauge<f64, AtomicU64>,
     outbox_retention: Gauge,
+    fills_before_answer: Counter,
+    fills_in_flight: Gauge,
     requests: RequestMetrics,
+}
+
+/// What `/metrics` reads from elsewhere at each scrape.
+#[derive(Debug, Clone, Copy)]
+pub struct Readings {
+    /// Whether L1 takes entries, from L1 itself.
+    pub l1_armed: bool,
+    /// The bytes the fills sent after their answers hold.
+    pub fills_in_flight_bytes: usize,
 }
 
 fn latency_histogram() -> Histogram {
@@ -222,6 +233,18 @@ impl Metrics {
             "How long the cache outbox keeps a write before the routine replay applies it (CACHE_OUTBOX_RETENTION_SECONDS; 0 without Redis)",
             outbox_retention.clone(),
         );
+        let fills_before_answer = Counter::default();
+        registry.register(
+            "cache_fills_before_answer",
+            "Fills of Redis sent before their reads were answered, because the fills in flight held all they may",
+            fills_before_answer.clone(),
+        );
+        let fills_in_flight = Gauge::default();
+        registry.register(
+            "cache_fills_in_flight_bytes",
+            "Bytes held by fills of Redis sent after their reads were answered and not yet landed",
+            fills_in_flight.clone(),
+        );
 
         Self {
             registry,
@@ -237,6 +260,8 @@ impl Metrics {
             outbox_replayed,
             outbox_oldest_age,
             outbox_retention,
+            fills_before_answer,
+            fills_in_flight,
             requests,
         }
     }
@@ -310,16 +335,24 @@ impl Metrics {
             .set(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
     }
 
+    /// A fill sent before its read was answered: the fills in flight held
+    /// all they may.
+    pub fn fill_before_answer(&self) {
+        self.fills_before_answer.inc();
+    }
+
     pub fn observe_request(&self, route: RequestRoute, status: u16, seconds: f64) {
         self.requests.observe(route, status, seconds);
     }
 
     /// The exposition for `/metrics`, with the gauges that are read from
-    /// elsewhere (the hit rate from the counters, whether L1 takes entries
-    /// from L1 itself) set as of now.
-    pub fn render(&self, l1_armed: bool) -> Result<String, std::fmt::Error> {
+    /// elsewhere (the hit rate from the counters, the rest from `readings`)
+    /// set as of now.
+    pub fn render(&self, readings: Readings) -> Result<String, std::fmt::Error> {
         self.cache_hit_rate.set(self.hit_rate());
-        self.l1_armed.set(i64::from(l1_armed));
+        self.l1_armed.set(i64::from(readings.l1_armed));
+        self.fills_in_flight
+            .set(i64::try_from(readings.fills_in_flight_bytes).unwrap_or(i64::MAX));
         platform::metrics::render(&self.registry)
     }
 }

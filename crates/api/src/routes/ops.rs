@@ -16,7 +16,7 @@ use crate::config::VERSION;
     responses((status = 200, description = "Prometheus text format 0.0.4",
                content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    platform::metrics::scrape_response(state.metrics.render(state.service.l1_takes_entries()))
+    platform::metrics::scrape_response(state.metrics.render(state.service.readings()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

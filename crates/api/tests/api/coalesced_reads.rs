@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::common::{Engine, Options, TestApp, spawn_app};
 use sqlx::{Connection, Executor, PgConnection};
+use store::cache::cache_key;
 
 const KEY: &str = "held";
 /// The advisory lock the first read of [`KEY`] waits for.
@@ -82,7 +83,7 @@ async fn a_read_after_a_change_never_gets_a_load_from_before_it(redis: bool, cha
         // The first reader must miss Redis to reach the store.
         let mut connection = app.redis_connection().await;
         let _: () = redis::cmd("DEL")
-            .arg(format!("cache:{KEY}"))
+            .arg(cache_key(KEY))
             .query_async(&mut connection)
             .await
             .unwrap();

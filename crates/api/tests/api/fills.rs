@@ -15,6 +15,9 @@ use crate::common::{Engine, Options, TestApp, spawn_app};
 /// failure that takes Redis down.
 const PAUSE: Duration = Duration::from_secs(3);
 
+/// The fills sent before their reads were answered.
+const BEFORE_ANSWER: &str = "cache_fills_before_answer_total";
+
 async fn app_with_a_record(value: &str) -> TestApp {
     let mut options = Options::new(Engine::Sqlite);
     options.redis_timeout_ms = 10_000;
@@ -52,9 +55,22 @@ async fn a_read_from_the_store_is_answered_before_its_fill() {
     let (body, took) = read_while_redis_holds_writes(&app).await;
     assert_eq!(body["value"], "from the store");
     assert!(took < PAUSE / 2, "the read waited {took:?} for its fill");
+    // Held by the pause, the fill counts its key and entry (and its
+    // overhead) until it lands.
+    let held = app.metric("cache_fills_in_flight_bytes").await;
+    let key_and_value = ("cold".len() + "from the store".len()) as f64;
+    assert!(
+        held.is_some_and(|bytes| bytes > key_and_value),
+        "fills in flight hold {held:?} bytes"
+    );
     // The fill lands once Redis takes writes again.
     app.wait_for_fill("cold").await;
     assert_eq!(app.get("cold").await.1["cached"], true);
+    testkit::eventually("the landed fill holds nothing", || async {
+        app.metric("cache_fills_in_flight_bytes").await == Some(0.0)
+    })
+    .await;
+    assert_eq!(app.metric(BEFORE_ANSWER).await, Some(0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,11 +78,13 @@ async fn a_value_larger_than_the_fills_in_flight_may_hold_is_filled_before_the_a
     // Above the fills' bound (`cache::fills::MAX_IN_FLIGHT_BYTES`, 4 MiB).
     let large = "x".repeat(5 << 20);
     let app = app_with_a_record(&large).await;
+    assert_eq!(app.metric(BEFORE_ANSWER).await, Some(0.0));
     let (body, took) = read_while_redis_holds_writes(&app).await;
     assert_eq!(body["value"].as_str().map(str::len), Some(large.len()));
     assert!(
         took >= PAUSE / 2,
         "answered in {took:?}, before its fill could land"
     );
+    assert_eq!(app.metric(BEFORE_ANSWER).await, Some(1.0));
     assert_eq!(app.get("cold").await.1["cached"], true);
 }

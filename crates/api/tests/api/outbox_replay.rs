@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use store::cache::entry;
+use store::cache::{cache_key, entry};
 use store::clock::Clock;
 use store::domain::Key;
 use testkit::Persistence;
@@ -16,7 +16,7 @@ use crate::common::{Engine, Options, TestApp, spawn_app};
 /// The version Redis holds under `key`'s cache key, live or tombstone.
 async fn version_in_redis(app: &TestApp, key: &str) -> Option<i64> {
     let mut redis = app.redis_connection().await;
-    let raw: Option<String> = redis.get(format!("cache:{key}")).await.unwrap();
+    let raw: Option<String> = redis.get(cache_key(key)).await.unwrap();
     raw.map(|raw| entry::decode(&raw).unwrap().version())
 }
 
@@ -25,7 +25,7 @@ async fn version_in_redis(app: &TestApp, key: &str) -> Option<i64> {
 async fn move_redis_behind(app: &TestApp, key: &str, version: i64) {
     let mut redis = app.redis_connection().await;
     let () = redis
-        .set(format!("cache:{key}"), entry::encode_tombstone(version - 1))
+        .set(cache_key(key), entry::encode_tombstone(version - 1))
         .await
         .unwrap();
 }
