@@ -273,7 +273,7 @@ impl DataService {
             Ok(later) => Some(later),
             Err(write) => {
                 self.metrics.fill_before_answer();
-                fills::send(cache, &self.l1, key, &write).await;
+                cache.send_and_note(&self.l1, key, &write).await;
                 None
             }
         }
@@ -285,12 +285,12 @@ impl DataService {
         let Some(cache) = &self.cache else {
             return;
         };
-        if let Err(error) = cache.put(key, record, self.clock.now_ms(), why).await {
-            tracing::debug!(%key, %error, "cache write skipped");
+        match cache.prepare(record, self.clock.now_ms(), why) {
+            Some(write) => cache.send_and_note(&self.l1, key, &write).await,
+            // Nothing to cache; readers that missed Redis before this write
+            // still look again (see `load`).
+            None => self.l1.note_change(key.as_str()),
         }
-        // Readers that missed Redis before this write look again (see
-        // `load`).
-        self.l1.note_change(key.as_str());
     }
 
     /// Stores `value` under `key` and caches it. The cache update may fail;

@@ -62,7 +62,7 @@ impl Fills {
         };
         let (cache, l1, key) = (cache.clone(), l1.clone(), key.clone());
         Ok(Box::pin(async move {
-            send(&cache, &l1, &key, &write).await;
+            cache.send_and_note(&l1, &key, &write).await;
             drop(permit);
         }))
     }
@@ -71,15 +71,6 @@ impl Fills {
         let permits = u32::try_from(bytes.saturating_add(OVERHEAD_BYTES)).ok()?;
         self.in_flight.clone().try_acquire_many_owned(permits).ok()
     }
-}
-
-/// Sends a fill of `key`. Readers that missed Redis before it look again
-/// (see `DataService::load`).
-pub async fn send(cache: &RedisCache, l1: &LocalCache, key: &Key, write: &PreparedWrite) {
-    if let Err(error) = cache.send(key, write).await {
-        tracing::debug!(%key, %error, "cache fill skipped");
-    }
-    l1.note_change(key.as_str());
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use redis::{ErrorKind, FromRedisValue, ServerErrorKind};
 use store::cache::{TOMBSTONE_TTL, cache_key, entry, millis, scripts};
 use store::domain::{Key, Record};
 
+use super::l1::LocalCache;
 use super::usage::Level;
 use super::{CacheError, CacheWrite, RedisCache};
 use crate::metrics::CacheOperation;
@@ -33,26 +34,8 @@ impl PreparedWrite {
 }
 
 impl RedisCache {
-    /// Caches `record` unless Redis already holds a newer version of `key`
-    /// (for [`CacheWrite::FillEmpty`], unless it holds anything; for
-    /// [`CacheWrite::Create`], with `SET NX` when the key is empty). Returns
-    /// whether it was written. Records that have lapsed at `now_ms`
-    /// are not cached.
-    pub async fn put(
-        &self,
-        key: &Key,
-        record: &Record,
-        now_ms: i64,
-        why: CacheWrite,
-    ) -> Result<bool, CacheError> {
-        match self.prepare(record, now_ms, why) {
-            Some(write) => self.send(key, &write).await,
-            None => Ok(false),
-        }
-    }
-
-    /// [`Self::put`]'s write of `record`, to send later with
-    /// [`Self::send`]; none when the record has lapsed at `now_ms`.
+    /// The write of `record` for [`Self::send`]; none when the record has
+    /// lapsed at `now_ms`, since lapsed records are not cached.
     pub fn prepare(&self, record: &Record, now_ms: i64, why: CacheWrite) -> Option<PreparedWrite> {
         let remaining = record
             .expires_at_ms
@@ -66,8 +49,22 @@ impl RedisCache {
         })
     }
 
-    /// Sends `write` under `key`; whether Redis took it.
-    pub async fn send(&self, key: &Key, write: &PreparedWrite) -> Result<bool, CacheError> {
+    /// Sends `write` under `key`, then notes the change in `l1`: readers
+    /// that missed Redis before it look again (see `DataService::load`). A
+    /// failure is logged only: the store holds the record, and the cache
+    /// outbox's replay mends a write-through Redis missed.
+    pub async fn send_and_note(&self, l1: &LocalCache, key: &Key, write: &PreparedWrite) {
+        if let Err(error) = self.send(key, write).await {
+            tracing::debug!(%key, %error, why = ?write.why, "cache write skipped");
+        }
+        l1.note_change(key.as_str());
+    }
+
+    /// Sends `write` under `key` unless Redis already holds a newer version
+    /// of it (for [`CacheWrite::FillEmpty`], unless it holds anything; for
+    /// [`CacheWrite::Create`], with `SET NX` when the key is empty). Returns
+    /// whether it was written.
+    async fn send(&self, key: &Key, write: &PreparedWrite) -> Result<bool, CacheError> {
         let PreparedWrite {
             ref entry,
             version,
