@@ -251,16 +251,17 @@ bare_post() {
 # machine lands in one turn of one server, and the summary takes the
 # median turn of each.
 open_loop() {
-  local port=$1 round=$2 rate bare_pid turn build seconds
+  local port=$1 round=$2 turn build seconds rate
   local turns=${OPEN_LOOP_TURNS:-5}
-  local -A port_of=([current]="$port" [bare]="$(free_port)")
+  local -A port_of=([current]="$port" [bare]="$(free_port)") pid_of=()
   rate=$(python3 scripts/lib/bench_api_summary.py throughput "$work/results" "$round" bare \
     "hot GET, L1 off (Redis)")
   rate=$((rate / 2))
   seconds=$(turn_seconds "$turns")
   start_bare "${port_of[bare]}"
-  bare_pid=$api_pid
+  pid_of[bare]=$api_pid
   variant=current start_api "$port" CACHE_L1_TTL_MS=0
+  pid_of[current]=$api_pid
   # A second of the same load on each, unmeasured: the first turn of a
   # process just started was often its slowest.
   for build in bare current; do
@@ -268,11 +269,11 @@ open_loop() {
   done
   for turn in $(seq "$turns"); do
     for build in $(if [ $((turn % 2)) -eq 1 ]; then echo bare current; else echo current bare; fi); do
-      run_oha "$round" "$turn" "$build" "${port_of[$build]}" "$rate" "$seconds"
+      run_oha "$round" "$turn" "$build" "${port_of[$build]}" "$rate" "$seconds" "${pid_of[$build]}"
     done
   done
   stop_api
-  api_pid=$bare_pid
+  api_pid=${pid_of[bare]}
   stop_api
 }
 

@@ -1,9 +1,11 @@
 """Results of `scripts/bench api`.
 
 Usage:
-  bench_api_summary.py open-loop OHA_JSON ROUND TURN BUILD RATE OUT REDIS_WORST_MS
+  bench_api_summary.py open-loop OHA_JSON ROUND TURN BUILD RATE OUT REDIS_WORST_MS BEFORE AFTER
       one turn of an open-loop run (oha's JSON output): prints it with
-      the worst Redis latency seen during it, and appends
+      the worst Redis latency seen during it and the time the server's
+      threads ran and waited for a core (BEFORE and AFTER: "RAN WAITED"
+      nanoseconds at its start and end), and appends
       `round|turn|build|rate|p50|p99|p99.9|req/s` (latencies in ms) to OUT
   bench_api_summary.py throughput RESULTS ROUND BUILD SCENARIO
       the requests/s SCENARIO of BUILD reached in ROUND, as the summary
@@ -49,7 +51,7 @@ def percent(values):
     return ", ".join(f"{value:.0f}%" for value in values)
 
 
-def open_loop(oha_json, round_, turn, build, rate, out, redis_worst_ms):
+def open_loop(oha_json, round_, turn, build, rate, out, redis_worst_ms, before, after):
     with open(oha_json) as source:
         report = json.load(source)
     percentiles = report["latencyPercentiles"]
@@ -61,12 +63,14 @@ def open_loop(oha_json, round_, turn, build, rate, out, redis_worst_ms):
     failed = sum(count for status, count in statuses.items() if status != "200")
     failed += sum(count for error, count in report["errorDistribution"].items()
                   if "deadline" not in error)
+    ran, waited = (int(now) - int(then) for now, then in zip(after.split(), before.split()))
     with open(out, "a") as lines:
         print(f"{round_}|{turn}|{build}|{rate}|{p50:.3f}|{p99:.3f}|{p999:.3f}|{achieved:.0f}",
               file=lines)
     print(f"  {build:<8} open loop at {int(rate):,} req/s, turn {turn}: p50 {p50:.2f} ms   "
           f"p99 {p99:.2f} ms   p99.9 {p999:.2f} ms   ({achieved:,.0f} req/s, {failed} not answered 200; "
-          f"Redis' worst {redis_worst_ms} ms)")
+          f"Redis' worst {redis_worst_ms} ms; server ran {ran / 1e9:.2f} s, "
+          f"waited {waited / 1e9:.2f} s for a core)")
 
 
 def read_results(path):

@@ -63,6 +63,13 @@ binary_of() {
   if [ "$1" = baseline ]; then echo "$baseline/$2"; else echo "$target/release/$2"; fi
 }
 
+# Nanoseconds the threads of process $1 have run, and have waited runnable
+# for a core, so far (the kernel's schedstat, summed over the threads
+# alive now): "RAN WAITED".
+ran_and_waited_ns() {
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ran += $1; waited += $2} END {printf "%.0f %.0f\n", ran, waited}'
+}
+
 # Process $1's peak resident memory so far, in MiB.
 peak_rss_mib() {
   awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"

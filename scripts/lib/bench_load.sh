@@ -85,16 +85,20 @@ redis_benchmark_turn() {
 }
 
 # oha at $5 requests/s for $6 seconds over hot:1 to hot:999 against the
-# server on port $4; prints and keeps
+# server on port $4, process $7; prints and keeps
 # "round|turn|build|rate|p50|p99|p99.9|req/s" (latencies in ms) in
 # $work/open-loop. The line printed also has the worst Redis latency
-# sampled meanwhile: a turn whose p99 jumps can then be told apart by
-# whether Redis stalled in it too.
+# sampled meanwhile, and how long the server's threads ran and waited for
+# a core: a turn whose p99 jumps can then be told apart by whether Redis
+# stalled in it too, the server had more to do, or the machine kept it
+# from running.
 run_oha() {
-  local round=$1 turn=$2 build=$3 port=$4 rate=$5 seconds=$6
+  local round=$1 turn=$2 build=$3 port=$4 rate=$5 seconds=$6 pid=$7 before after
+  before=$(ran_and_waited_ns "$pid")
   while_sampling_latency "$redis_port" oha_load "$port" "$rate" "$seconds" >"$work/oha.json"
+  after=$(ran_and_waited_ns "$pid")
   python3 scripts/lib/bench_api_summary.py open-loop "$work/oha.json" "$round" "$turn" "$build" \
-    "$rate" "$work/open-loop" "$(cat "$work/latency")"
+    "$rate" "$work/open-loop" "$(cat "$work/latency")" "$before" "$after"
 }
 
 # oha's JSON report of $2 requests/s for $3 seconds over hot:1 to hot:999
