@@ -34,8 +34,8 @@ impl PreparedWrite {
 }
 
 impl RedisCache {
-    /// The write of `record` for [`Self::send`]; none when the record has
-    /// lapsed at `now_ms`, since lapsed records are not cached.
+    /// The write of `record` for [`Self::send_and_note`]; none when the
+    /// record has lapsed at `now_ms`, since lapsed records are not cached.
     pub fn prepare(&self, record: &Record, now_ms: i64, why: CacheWrite) -> Option<PreparedWrite> {
         let remaining = record
             .expires_at_ms
