@@ -29,8 +29,8 @@ use crate::live_index::LiveIndex;
 use crate::report::Tally;
 
 /// One step of the walk: `SCAN cursor MATCH pattern COUNT n` from the
-/// cursor kept in KEYS[1], then the PTTL of every key it returned; a key
-/// with no TTL is unlinked there and then (unless ARGV[3] is `1`, a dry
+/// cursor kept in `KEYS[1]`, then the PTTL of every key it returned; a key
+/// with no TTL is unlinked there and then (unless `ARGV[3]` is `1`, a dry
 /// run). ARGV: pattern, count, dry run. Returns `{next cursor, keys SCAN
 /// returned, keys with a TTL, keys with none}`, the cursor `done` once the
 /// walk is over.

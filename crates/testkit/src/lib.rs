@@ -3,7 +3,7 @@
 //! under Redis Sentinel ([`SentinelGroup`]), an empty database for either
 //! engine (an SQLite file or a fresh PostgreSQL database), a Prometheus
 //! Pushgateway. The programs under test run as processes with a cleared
-//! environment ([`program`]), their metrics read as a scraper reads them
+//! environment ([`mod@program`]), their metrics read as a scraper reads them
 //! ([`sample`]), conditions polled with a limit ([`eventually`]), and the
 //! history checker for the data path ([`history`]).
 //!

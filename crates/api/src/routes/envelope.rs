@@ -1,6 +1,6 @@
 //! What every request goes through around the router, as one service: its
 //! request id, its tracing span, its metrics, and admission with the time
-//! limit ([`admission`](super::admission)).
+//! limit ([`admission`]).
 //!
 //! One hand-written service rather than a stack of tower-http layers and
 //! `axum::middleware::from_fn`: each of those wrapped the request's future

@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use redis::{Cmd, Script};
 
 /// Sets the entry unless the key holds a newer version.
-/// KEYS[1] cache key; ARGV[1] version; ARGV[2] entry; ARGV[3] TTL in ms.
+/// `KEYS[1]` cache key; `ARGV[1]` version; `ARGV[2]` entry; `ARGV[3]` TTL in ms.
 /// Returns 1 when written, 0 when refused.
 pub static SET_UNLESS_NEWER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -67,7 +67,7 @@ pub fn set_if_empty(cache_key: String, entry: &str, ttl_ms: u64) -> Cmd {
 /// Makes sure each key holds nothing older than its version: anything
 /// older (or unreadable, or nothing) is replaced by a tombstone of that
 /// version, which in turn refuses fills older than it.
-/// KEYS the cache keys; ARGV[1] TTL in ms, then per key its version and its
+/// KEYS the cache keys; `ARGV[1]` TTL in ms, then per key its version and its
 /// tombstone. Returns how many tombstones were written.
 pub static RAISE_FLOORS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -87,7 +87,7 @@ return raised
     )
 });
 
-/// KEYS: the cache keys of one batch whose record is gone; ARGV[1] `1` for
+/// KEYS: the cache keys of one batch whose record is gone; `ARGV[1]` `1` for
 /// a dry run. Returns, per key, 1 when it was (or would be) unlinked: a key
 /// gone since, or a delete tombstone, is left alone.
 ///
