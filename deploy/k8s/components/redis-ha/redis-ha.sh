@@ -55,6 +55,12 @@ umask 077
   if [ "$primary" != "$HA_SELF" ]; then
     echo "replicaof ${primary%:*} ${primary##*:}"
   fi
+  # A primary takes writes whether or not its replicas answer, as Redis
+  # does by default; said here because the usual advice against a split
+  # brain is to refuse them (docs/decisions.md, record 63). A primary that
+  # refuses writes still serves reads, and the API's read of a value whose
+  # write-through it refused returns the value before the write.
+  echo "min-replicas-to-write 0"
 } >>"$redis_conf"
 
 {
