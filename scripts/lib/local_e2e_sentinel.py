@@ -34,6 +34,12 @@ def primary_named():
     return None
 
 
+def node_pid(port):
+    """The process id of the data node on `port`, as local-stack wrote it."""
+    with open(f"{local.path}/pids/redis-{nodes[port]}.pid") as f:
+        return int(f.read())
+
+
 def role(port):
     return local.redis_cli(port, "ROLE").split("\n")[0]
 
@@ -82,7 +88,7 @@ step("SIGKILL the primary under load")
 loader = threading.Thread(target=load, daemon=True)
 loader.start()
 time.sleep(1)
-os.kill(int(open(f"{local.path}/pids/redis-{nodes[old]}.pid").read()), signal.SIGKILL)
+os.kill(node_pid(old), signal.SIGKILL)
 killed = time.time()
 new = eventually("a replica promoted", lambda: (lambda port: port if port and port != old else None)(primary_named()))
 probe = f"probe:{int(killed)}"
@@ -127,7 +133,7 @@ keys = [f"silent:{n}" for n in range(4)]
 for key in keys:
     expect(http("POST", f"{apis[0]}/api/v1/data", {"key": key, "value": "before"})[0] == 201, f"POST {key}")
     eventually(f"{key} cached", lambda key=key: http("GET", f"{apis[1]}/api/v1/data/{key}")[1].get("cached") is True)
-replica_pids = [int(open(f"{local.path}/pids/redis-{nodes[port]}.pid").read()) for port in nodes if port != new]
+replica_pids = [node_pid(port) for port in nodes if port != new]
 for pid in replica_pids:
     os.kill(pid, signal.SIGSTOP)
 silenced = time.time()
