@@ -140,8 +140,8 @@ silenced = time.time()
 stale = []
 try:
     n = 0
-    # Longer than the Sentinels' down-after time (5 s), the lag after which
-    # a primary set to need a replica would refuse writes (docs/decisions.md,
+    # Longer than a `min-replicas-max-lag` of a few seconds, after which a
+    # primary set to need a replica refuses writes (docs/decisions.md,
     # record 63).
     while time.time() - silenced < 8:
         n += 1
